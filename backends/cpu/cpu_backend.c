@@ -1,0 +1,144 @@
+/*
+ * The OpenMP CPU backend: always built in, the fallback on machines without a
+ * GPU, and the numerical oracle the other backends are tested against.
+ *
+ * The ISA (avx512, avx2 or generic) is chosen once per process, the first
+ * time a CPU context is created: the best the CPU supports, or the one named
+ * by SWIGLU_CPU_ISA (refused with a message when the CPU lacks it). All three
+ * produce bit-identical results, so the choice only changes speed.
+ */
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/core_internal.h"
+#include "cpu_kernels.h"
+
+typedef struct sg_cpu_isa {
+  const char *name;
+  sg_cpu_kernel_fn forward, backward;
+} sg_cpu_isa;
+
+static const sg_cpu_isa k_isas[] = {
+#if defined(__x86_64__)
+    {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512},
+    {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2},
+#endif
+    {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic},
+};
+
+static int isa_supported(const char *name) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (strcmp(name, "avx512") == 0)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (strcmp(name, "avx2") == 0)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+#endif
+  return strcmp(name, "generic") == 0;
+}
+
+static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
+static const sg_cpu_isa *g_isa;
+static char g_isa_error[SG_MSG_CAP];
+static char g_device_name[128];
+
+static void choose_isa(void) {
+  const char *want = getenv("SWIGLU_CPU_ISA");
+  for (size_t i = 0; i < sizeof k_isas / sizeof *k_isas; ++i) {
+    if (want && *want && strcmp(want, k_isas[i].name) != 0) continue;
+    if (isa_supported(k_isas[i].name)) {
+      g_isa = &k_isas[i];
+      break;
+    }
+    if (want && *want) {
+      snprintf(g_isa_error, sizeof g_isa_error,
+               "SWIGLU_CPU_ISA=%s: this CPU does not support it", want);
+      return;
+    }
+  }
+  if (!g_isa) {
+    snprintf(g_isa_error, sizeof g_isa_error,
+             "SWIGLU_CPU_ISA=%s is not one of avx512, avx2, generic", want ? want : "");
+    return;
+  }
+  snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,
+           omp_get_max_threads());
+  sg_log("cpu: kernels for %s%s", g_isa->name, want && *want ? " (forced by SWIGLU_CPU_ISA)" : "");
+}
+
+static swiglu_status cpu_create(void **state, int device, char *msg, size_t cap) {
+  if (device != 0) {
+    snprintf(msg, cap, "the CPU backend has one device, index 0");
+    return SWIGLU_ERROR_INVALID_ARGUMENT;
+  }
+  pthread_once(&g_isa_once, choose_isa);
+  if (!g_isa) {
+    snprintf(msg, cap, "%s", g_isa_error);
+    return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
+  }
+  *state = (void *)g_isa;
+  return SWIGLU_SUCCESS;
+}
+
+static void cpu_destroy(void *state) { (void)state; }
+
+static const char *cpu_device_name(void *state) {
+  (void)state;
+  return g_device_name;
+}
+
+static swiglu_status cpu_set_stream(void *state, void *stream, char *msg, size_t cap) {
+  (void)state, (void)stream, (void)msg, (void)cap;
+  return SWIGLU_SUCCESS; /* the CPU runs synchronously; the stream is only recorded */
+}
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define SG_PARALLEL_MIN_ELEMENTS (1 << 15)
+
+static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p) {
+  const int64_t chunks = (p->width + SG_CPU_CHUNK - 1) / SG_CPU_CHUNK;
+  const int64_t items = p->rows * chunks;
+  if (p->rows * p->width < SG_PARALLEL_MIN_ELEMENTS || omp_get_max_threads() == 1) {
+    fn(p, 0, items);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
+    if (begin < end) fn(p, begin, end);
+  }
+}
+
+static swiglu_status cpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
+  (void)msg, (void)cap;
+  run_items(((const sg_cpu_isa *)state)->forward, p);
+  return SWIGLU_SUCCESS;
+}
+
+static swiglu_status cpu_glu_backward(void *state, const sg_glu_problem *p, char *msg,
+                                      size_t cap) {
+  (void)msg, (void)cap;
+  run_items(((const sg_cpu_isa *)state)->backward, p);
+  return SWIGLU_SUCCESS;
+}
+
+static const swiglu_backend_iface k_cpu_iface = {
+    .abi_version = SWIGLU_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(swiglu_backend_iface),
+    .name = "cpu",
+    .device_type = SWIGLU_DEVICE_CPU,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .device_name = cpu_device_name,
+    .set_stream = cpu_set_stream,
+    .glu_forward = cpu_glu_forward,
+    .glu_backward = cpu_glu_backward,
+};
+
+const swiglu_backend_iface *swiglu_cpu_backend(void) { return &k_cpu_iface; }

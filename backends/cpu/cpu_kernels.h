@@ -1,0 +1,25 @@
+/* Entry points of the per-ISA CPU kernels (see cpu_kernels_impl.h). */
+#ifndef SWIGLU_CPU_KERNELS_H
+#define SWIGLU_CPU_KERNELS_H
+
+#include "../../core/swiglu_backend.h"
+
+#define SG_ALIGNED __attribute__((aligned(64)))
+
+/* Each processes work items [item0, item1) of a problem, where item i is row
+ * i / chunks, columns [(i % chunks) * 512, +512), chunks = ceil(width / 512). */
+typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t item1);
+
+#define SG_CPU_CHUNK 512
+
+#define SG_DECLARE_ISA(isa)                                                              \
+  void sg_cpu_glu_forward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1); \
+  void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1);
+
+SG_DECLARE_ISA(generic)
+#if defined(__x86_64__)
+SG_DECLARE_ISA(avx2)
+SG_DECLARE_ISA(avx512)
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+/* AVX-512 (F, BW, VL, DQ) build of the CPU kernels: 16 lanes. Compiled with
+ * those flags for this file only; chosen at run time when the CPU has them. */
+#include <immintrin.h>
+
+#define SG_W 16
+#define SG_NAME(x) x##_avx512
+#define SG_EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define SG_ODD_LANES 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define SG_ZIP_LO_LANES 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define SG_ZIP_HI_LANES 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+
+#define sg_v_fma(a, b, c) ((__typeof__(a))_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+
+static inline __m512 sg_load_f16_raw(const void *p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline void sg_store_f16_raw(void *p, __m512 v) {
+  _mm256_storeu_si256((__m256i *)p,
+                      _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#define sg_load_f16(p) ((vf)sg_load_f16_raw(p))
+#define sg_store_f16(p, v) sg_store_f16_raw((p), (__m512)(v))
+
+#include "cpu_kernels_impl.h"

@@ -1,0 +1,261 @@
+/*
+ * swiglu — fused gated-linear-unit kernels with a run-time chosen backend.
+ *
+ * Conventions (shared by every function in this header):
+ *  - Every function that can fail returns a swiglu_status; SWIGLU_SUCCESS is 0.
+ *    Values are pinned: a value once released never changes meaning.
+ *  - Results are returned through the first pointer argument.
+ *  - When a call fails, nothing has been written to any output tensor, and
+ *    swiglu_context_last_error() says what exactly was wrong.
+ *  - Objects come in create/destroy pairs; the caller owns what a create
+ *    function returns and releases it with the matching destroy function.
+ *  - Threading: a context may be used by one thread at a time; any number of
+ *    contexts may be used concurrently from different threads. Functions that
+ *    take no context are thread-safe.
+ *
+ * Numerics of every op are defined in docs/numerics.md.
+ */
+#ifndef SWIGLU_SWIGLU_H
+#define SWIGLU_SWIGLU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define SWIGLU_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define SWIGLU_API __attribute__((visibility("default")))
+#else
+#define SWIGLU_API
+#endif
+
+/* ------------------------------------------------------------------ version */
+
+#define SWIGLU_VERSION_MAJOR 0
+#define SWIGLU_VERSION_MINOR 1
+#define SWIGLU_VERSION_PATCH 0
+/* Encoded as major * 10000 + minor * 100 + patch. */
+#define SWIGLU_VERSION \
+  (SWIGLU_VERSION_MAJOR * 10000 + SWIGLU_VERSION_MINOR * 100 + SWIGLU_VERSION_PATCH)
+
+/* The version of the library actually loaded, encoded like SWIGLU_VERSION. */
+SWIGLU_API int swiglu_version(void);
+/* The same as a static "major.minor.patch" string. */
+SWIGLU_API const char *swiglu_version_string(void);
+
+/* ------------------------------------------------------------------- status */
+
+typedef enum swiglu_status {
+  SWIGLU_SUCCESS = 0,
+  SWIGLU_ERROR_NULL_POINTER = 1,        /* a required pointer argument is NULL */
+  SWIGLU_ERROR_INVALID_ARGUMENT = 2,    /* an enum, flag or scalar is out of range */
+  SWIGLU_ERROR_BAD_SHAPE = 3,           /* rank or extents do not agree */
+  SWIGLU_ERROR_BAD_DTYPE = 4,           /* dtype not accepted for this operand */
+  SWIGLU_ERROR_BAD_STRIDE = 5,          /* strides refused (see the op's doc) */
+  SWIGLU_ERROR_OVERLAP = 6,             /* an output overlaps an input or output */
+  SWIGLU_ERROR_SIZE_OVERFLOW = 7,       /* a byte count or address would overflow */
+  SWIGLU_ERROR_UNSUPPORTED = 8,         /* valid, but this backend does not do it */
+  SWIGLU_ERROR_BACKEND_UNAVAILABLE = 9, /* module missing, refused, or no device */
+  SWIGLU_ERROR_DEVICE_MISMATCH = 10,    /* tensor memory is not on the context's device */
+  SWIGLU_ERROR_OUT_OF_MEMORY = 11,
+  SWIGLU_ERROR_BACKEND_FAILURE = 12,    /* the backend's runtime reported an error */
+  SWIGLU_ERROR_INTERNAL = 13
+} swiglu_status;
+
+/* A static, human-readable name for a status; never NULL. */
+SWIGLU_API const char *swiglu_status_string(swiglu_status status);
+
+/* ------------------------------------------------------- tensor descriptor */
+
+/* Field-for-field compatible with DLPack's DLDevice / DLDataType / DLTensor
+ * (DLPack 1.1), so a DLTensor* can be passed by casting it to swiglu_tensor*. */
+
+typedef enum swiglu_device_type {
+  SWIGLU_DEVICE_CPU = 1,
+  SWIGLU_DEVICE_CUDA = 2,
+  SWIGLU_DEVICE_CUDA_HOST = 3,
+  SWIGLU_DEVICE_ROCM = 10,
+  SWIGLU_DEVICE_ROCM_HOST = 11,
+  SWIGLU_DEVICE_CUDA_MANAGED = 13
+} swiglu_device_type;
+
+typedef struct swiglu_device {
+  int32_t device_type; /* a swiglu_device_type (DLDeviceType) */
+  int32_t device_id;
+} swiglu_device;
+
+typedef enum swiglu_dtype_code {
+  SWIGLU_DTYPE_INT = 0,
+  SWIGLU_DTYPE_UINT = 1,
+  SWIGLU_DTYPE_FLOAT = 2,
+  SWIGLU_DTYPE_BFLOAT = 4,
+  SWIGLU_DTYPE_FLOAT8_E4M3FN = 10,
+  SWIGLU_DTYPE_FLOAT8_E4M3FNUZ = 11,
+  SWIGLU_DTYPE_FLOAT8_E5M2 = 12,
+  SWIGLU_DTYPE_FLOAT8_E5M2FNUZ = 13,
+  SWIGLU_DTYPE_FLOAT8_E8M0FNU = 14,
+  SWIGLU_DTYPE_FLOAT4_E2M1FN = 17
+} swiglu_dtype_code;
+
+typedef struct swiglu_dtype {
+  uint8_t code;   /* a swiglu_dtype_code */
+  uint8_t bits;
+  uint16_t lanes; /* must be 1 for every op in this library */
+} swiglu_dtype;
+
+typedef struct swiglu_tensor {
+  void *data;            /* base pointer; the first element is at data + byte_offset */
+  swiglu_device device;
+  int32_t ndim;
+  swiglu_dtype dtype;
+  int64_t *shape;        /* ndim extents */
+  int64_t *strides;      /* ndim strides in elements; NULL means compact row-major */
+  uint64_t byte_offset;
+} swiglu_tensor;
+
+/* Convenience dtype values (C only: compound literals). */
+#ifndef __cplusplus
+#define SWIGLU_DTYPE_F32 ((swiglu_dtype){SWIGLU_DTYPE_FLOAT, 32, 1})
+#define SWIGLU_DTYPE_F16 ((swiglu_dtype){SWIGLU_DTYPE_FLOAT, 16, 1})
+#define SWIGLU_DTYPE_BF16 ((swiglu_dtype){SWIGLU_DTYPE_BFLOAT, 16, 1})
+#endif
+
+/* ------------------------------------------------------------------ context */
+
+typedef struct swiglu_context swiglu_context;
+
+/*
+ * Creates a context bound to one backend and device.
+ *
+ * backend: NULL or "auto" picks the best usable backend (highest score; the
+ *   CPU when no GPU module is usable) — the environment variable
+ *   SWIGLU_BACKEND, when set, replaces "auto" by the name it holds.
+ *   "cpu", "cuda", "hip", or any other name NAME loads the module
+ *   libswiglu-NAME.so (looked for in each directory of SWIGLU_BACKEND_PATH,
+ *   then beside libswiglu itself, then on the system library path).
+ *   A backend asked for by name that cannot be used returns
+ *   SWIGLU_ERROR_BACKEND_UNAVAILABLE and the reason in *out is not set;
+ *   use swiglu_last_create_error() for the message.
+ * device_index: which device of that backend (0 for the CPU).
+ *
+ * On success *out owns the context; release it with swiglu_context_destroy.
+ */
+SWIGLU_API swiglu_status swiglu_context_create(swiglu_context **out, const char *backend,
+                                               int device_index);
+
+/* Releases a context; NULL is accepted and ignored. */
+SWIGLU_API void swiglu_context_destroy(swiglu_context *ctx);
+
+/* Why the calling thread's last swiglu_context_create failed ("" if it did not). */
+SWIGLU_API const char *swiglu_last_create_error(void);
+
+/* The backend the context got ("cpu", "cuda", ...); static storage. */
+SWIGLU_API const char *swiglu_context_backend(const swiglu_context *ctx);
+/* The device index the context got. */
+SWIGLU_API int swiglu_context_device(const swiglu_context *ctx);
+/* The DLPack device type tensors passed to this context must live on. */
+SWIGLU_API int32_t swiglu_context_device_type(const swiglu_context *ctx);
+/* A short description of what the backend runs on (CPU ISA, GPU name). */
+SWIGLU_API const char *swiglu_context_device_name(const swiglu_context *ctx);
+
+/* Sets the opaque stream (cudaStream_t / hipStream_t; ignored by the CPU) on
+ * which every later call of this context enqueues its work. NULL is the
+ * default stream. The context does not take ownership. */
+SWIGLU_API swiglu_status swiglu_context_set_stream(swiglu_context *ctx, void *stream);
+SWIGLU_API void *swiglu_context_stream(const swiglu_context *ctx);
+
+/* The message describing the last failed call on this context ("" after a
+ * success). Valid until the next call on the context. */
+SWIGLU_API const char *swiglu_context_last_error(const swiglu_context *ctx);
+
+/* --------------------------------------------------------------- logging */
+
+/* Receives registry decisions (modules tried, refused, chosen) and backend
+ * diagnostics. When no callback is set and SWIGLU_LOG=1 is in the
+ * environment, these lines go to stderr. Pass NULL to remove the callback.
+ * Not meant to be changed while other threads create contexts. */
+typedef void (*swiglu_log_fn)(const char *message, void *user_data);
+SWIGLU_API void swiglu_set_log_callback(swiglu_log_fn fn, void *user_data);
+
+/* ------------------------------------------------------------------ GLU ops */
+
+typedef enum swiglu_activation {
+  SWIGLU_ACT_SILU = 0,          /* SwiGLU: silu(g) * u */
+  SWIGLU_ACT_GELU_TANH = 1,     /* GeGLU, tanh approximation */
+  SWIGLU_ACT_GELU_ERF = 2,      /* GeGLU, exact erf form */
+  SWIGLU_ACT_RELU = 3,          /* ReGLU */
+  SWIGLU_ACT_SILU_GPTOSS = 4,   /* g=min(gate,limit), u=clamp(up,-limit,limit),
+                                   h = g*sigmoid(alpha*g)*(u+1) */
+  SWIGLU_ACT_SILU_CLAMPED = 5   /* g=min(gate,limit), u=clamp(up,-limit,limit),
+                                   h = silu(g)*u */
+} swiglu_activation;
+
+typedef enum swiglu_layout {
+  SWIGLU_LAYOUT_SEPARATE = 0,    /* gate and up are two tensors [..., H] */
+  SWIGLU_LAYOUT_GATE_UP = 1,     /* one tensor [..., 2H]: gate = [:H], up = [H:] */
+  SWIGLU_LAYOUT_UP_GATE = 2,     /* one tensor [..., 2H]: up = [:H], gate = [H:] */
+  SWIGLU_LAYOUT_INTERLEAVED = 3  /* one tensor [..., 2H]: gate = [0::2], up = [1::2] */
+} swiglu_layout;
+
+typedef struct swiglu_glu_desc {
+  swiglu_activation activation;
+  swiglu_layout layout;
+  float alpha; /* SILU_GPTOSS only: sigmoid slope (gpt-oss: 1.702) */
+  float limit; /* SILU_GPTOSS / SILU_CLAMPED only: clamp bound, > 0 (gpt-oss: 7) */
+} swiglu_glu_desc;
+
+/* Fills *desc with the activation and layout and the gpt-oss defaults
+ * alpha = 1.702, limit = 7. */
+SWIGLU_API swiglu_status swiglu_glu_desc_init(swiglu_glu_desc *desc, swiglu_activation activation,
+                                              swiglu_layout layout);
+
+/*
+ * Forward: h = act(gate) * up, evaluated in fp32 and rounded once to h's dtype.
+ *
+ * x: with a packed layout, the [..., 2H] input; with SWIGLU_LAYOUT_SEPARATE,
+ *    the gate tensor [..., H].
+ * up: the up tensor [..., H] with SWIGLU_LAYOUT_SEPARATE, else NULL.
+ * h: the output [..., H], same leading extents as x.
+ *
+ * Leading dimensions are any number (0 to 7) of extents with any non-negative
+ * strides (outputs: positive and non-self-overlapping); the last dimension is
+ * the feature dimension and must have stride 1. Input dtypes bf16, fp16, fp32
+ * (gate and up the same); the output dtype is any of the three. h must not
+ * overlap x or up.
+ */
+SWIGLU_API swiglu_status swiglu_glu_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                            const swiglu_tensor *x, const swiglu_tensor *up,
+                                            const swiglu_tensor *h);
+
+/* Backward flags. */
+#define SWIGLU_BACKWARD_IN_PLACE 1u /* the gradients overwrite the inputs */
+
+/*
+ * Backward: from dh, gate and up, dgate = dh * up * act'(gate) and
+ * dup = dh * act(gate) (with the clamps of the clamped activations: zero
+ * gradient where a clamp is active), evaluated in fp32 and rounded once.
+ *
+ * dh: [..., H]. x / up: the forward inputs, as in swiglu_glu_forward.
+ * dx: with a packed layout, the [..., 2H] gradient in the same layout as x;
+ *     with SWIGLU_LAYOUT_SEPARATE, dgate [..., H].
+ * dup: dup [..., H] with SWIGLU_LAYOUT_SEPARATE, else NULL.
+ * h: optional (NULL to skip): also writes the recomputed forward output.
+ * flags: SWIGLU_BACKWARD_IN_PLACE makes dx (and dup) the very same memory as
+ *     x (and up) — same data, offset, shape, strides and dtype — and is the only
+ *     way outputs may overlap inputs.
+ */
+SWIGLU_API swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                             const swiglu_tensor *dh, const swiglu_tensor *x,
+                                             const swiglu_tensor *up, const swiglu_tensor *dx,
+                                             const swiglu_tensor *dup, const swiglu_tensor *h,
+                                             unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWIGLU_SWIGLU_H */

@@ -1,0 +1,387 @@
+/*
+ * The CPU backend against the float64 reference (tests/ref64.c), over every
+ * activation, layout, input/output dtype pair, odd sizes, non-contiguous and
+ * non-collapsible row strides, and inputs that include huge, tiny, zero,
+ * NaN and +-Inf values. Outputs and the padding around them are poisoned
+ * with a signaling-NaN pattern the kernels never produce; every element of
+ * the view must be written and every element outside must be untouched.
+ *
+ * Backward: analytic float64 gradient, a finite-difference check of the
+ * fp32 gradients against the float64 forward, in-place equal to
+ * out-of-place bit for bit, and the optional recomputed h.
+ *
+ * Exit code 77 (CTest SKIP) when the backend or the forced CPU ISA is not
+ * available here.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref64.h"
+
+static const char *const k_act_name[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
+                                         "silu_clamped"};
+static const char *const k_layout_name[] = {"separate", "gate_up", "up_gate", "interleaved"};
+
+/* Tolerances of docs/numerics.md, section "Tolerances": n_ulp and k for
+ * fp32 outputs, by activation; 16-bit outputs use n_ulp = 1 (k as for fp32
+ * in backward, 0 in forward). */
+static const double k_fwd_ulp_f32[] = {4, 4, 6, 0, 4, 4};
+static const double k_fwd_k_f32[] = {0, 4, 0, 0, 4, 0};
+static const double k_bwd_ulp_f32[] = {4, 4, 6, 0, 4, 4};
+static const double k_bwd_k[] = {4, 8, 8, 0, 8, 4};
+
+static long g_checked, g_failed;
+/* Largest observed |got - exact| / ulp(exact) per (op, activation, fp32 out?),
+ * printed so docs/numerics.md can quote measured figures. */
+static double g_max_ulps[3][6][2];
+static void track(int op, int act, int t, double exact, double got, double gate, double up,
+                  double dh) {
+  if (!(fabs(up) < 100 && fabs(dh) < 100)) return; /* keep the subnormal-times-huge cases out */
+  /* only where the ulp term is the whole tolerance (k = 0 acts, normal range) */
+  if (!isfinite(exact) || !isfinite(got) || fabs(exact) < 0x1.0p-126 || fabs(gate) > 80 ||
+      fabs(gate) < 0x1.0p-100)
+    return;
+  double u = fabs(got - exact) / t_ulp(exact, t);
+  int f = t == T_F32;
+  if (u > g_max_ulps[op][act][f]) g_max_ulps[op][act][f] = u;
+}
+static int g_verbose_left = 20;
+
+typedef struct {
+  void *buf;
+  size_t bytes;
+  int t;
+  int64_t shape[3], strides[3];
+  swiglu_tensor d;
+} tbuf;
+
+/* A [d0, d1, w] tensor with row padding pad1 and (non-collapsing) block padding pad0. */
+static void tb_make(tbuf *b, int t, int64_t d0, int64_t d1, int64_t w, int64_t pad1, int64_t pad0) {
+  b->t = t;
+  b->shape[0] = d0, b->shape[1] = d1, b->shape[2] = w;
+  b->strides[2] = 1;
+  b->strides[1] = w + pad1;
+  b->strides[0] = d1 * b->strides[1] + pad0;
+  int64_t n = (d0 - 1) * b->strides[0] + (d1 - 1) * b->strides[1] + w + 5; /* 5: trailing guard */
+  b->bytes = (size_t)n * t_size(t);
+  b->buf = malloc(b->bytes);
+  memset(&b->d, 0, sizeof b->d);
+  b->d.data = b->buf;
+  b->d.device.device_type = SWIGLU_DEVICE_CPU;
+  b->d.ndim = 3;
+  b->d.dtype = t_dtype(t);
+  b->d.shape = b->shape;
+  b->d.strides = b->strides;
+}
+static int64_t tb_index(const tbuf *b, int64_t row, int64_t c) {
+  return (row / b->shape[1]) * b->strides[0] + (row % b->shape[1]) * b->strides[1] + c;
+}
+static int64_t tb_total(const tbuf *b) { return (int64_t)(b->bytes / t_size(b->t)); }
+
+static uint32_t poison_bits(int t) { return t == T_F32 ? 0x7f80dead : 0x7c01 - (t == T_BF16) * (0x7c01 - 0x7f81); }
+static void tb_poison(tbuf *b) {
+  for (int64_t i = 0; i < tb_total(b); ++i) {
+    uint32_t p = poison_bits(b->t);
+    memcpy((char *)b->buf + i * t_size(b->t), &p, t_size(b->t));
+  }
+}
+static int tb_is_poison(const tbuf *b, int64_t i) {
+  uint32_t v = 0;
+  memcpy(&v, (char *)b->buf + i * t_size(b->t), t_size(b->t));
+  return v == poison_bits(b->t);
+}
+/* Every element outside the view must still be poison. */
+static int tb_outside_untouched(const tbuf *b, int64_t rows, int64_t w) {
+  char *mark = calloc((size_t)tb_total(b), 1);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < w; ++c) mark[tb_index(b, r, c)] = 1;
+  int ok = 1;
+  for (int64_t i = 0; i < tb_total(b) && ok; ++i)
+    if (!mark[i] && !tb_is_poison(b, i)) ok = 0;
+  free(mark);
+  return ok;
+}
+
+static void report(int ok, const char *what, const char *ctx_desc, int64_t r, int64_t c,
+                   double gate, double up, double exact, double got) {
+  ++g_checked;
+  if (ok) return;
+  ++g_failed;
+  if (g_verbose_left-- > 0)
+    fprintf(stderr, "FAIL %s [%s] row %lld col %lld: gate=%.9g up=%.9g expected %.9g got %.9g\n",
+            what, ctx_desc, (long long)r, (long long)c, gate, up, exact, got);
+}
+
+typedef struct {
+  int act, layout, tin, tout;
+  int64_t d0, d1, H, pad1, pad0;
+} glu_case;
+
+static void fill_inputs(t_rng *rng, tbuf *x, tbuf *up, const glu_case *k, int64_t rows, int64_t wx,
+                        double limit) {
+  for (int64_t i = 0; i < tb_total(x); ++i) t_write(x->buf, x->t, i, t_sample(rng, x->t, limit));
+  if (up)
+    for (int64_t i = 0; i < tb_total(up); ++i) t_write(up->buf, up->t, i, t_sample(rng, up->t, limit));
+  (void)k, (void)rows, (void)wx;
+}
+
+static void gate_up_at(const glu_case *k, const tbuf *x, const tbuf *up, int64_t r, int64_t c,
+                       double *g, double *u) {
+  const int64_t H = k->H;
+  switch (k->layout) {
+    case SWIGLU_LAYOUT_SEPARATE:
+      *g = t_read(x->buf, x->t, tb_index(x, r, c));
+      *u = t_read(up->buf, up->t, tb_index(up, r, c));
+      break;
+    case SWIGLU_LAYOUT_GATE_UP:
+      *g = t_read(x->buf, x->t, tb_index(x, r, c));
+      *u = t_read(x->buf, x->t, tb_index(x, r, c + H));
+      break;
+    case SWIGLU_LAYOUT_UP_GATE:
+      *u = t_read(x->buf, x->t, tb_index(x, r, c));
+      *g = t_read(x->buf, x->t, tb_index(x, r, c + H));
+      break;
+    default:
+      *g = t_read(x->buf, x->t, tb_index(x, r, 2 * c));
+      *u = t_read(x->buf, x->t, tb_index(x, r, 2 * c + 1));
+      break;
+  }
+}
+
+/* Where the packed gradient of column c lands for gate (which=0) / up (1). */
+static int64_t packed_col(const glu_case *k, int64_t c, int which) {
+  switch (k->layout) {
+    case SWIGLU_LAYOUT_GATE_UP: return which ? c + k->H : c;
+    case SWIGLU_LAYOUT_UP_GATE: return which ? c : c + k->H;
+    default: return 2 * c + which;
+  }
+}
+
+static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
+  swiglu_glu_desc desc;
+  swiglu_glu_desc_init(&desc, (swiglu_activation)k->act, (swiglu_layout)k->layout);
+  const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
+  const int64_t rows = k->d0 * k->d1, H = k->H, wx = sep ? H : 2 * H;
+  char cd[200];
+  snprintf(cd, sizeof cd, "%s %s %s->%s %lldx%lldx%lld pad %lld/%lld", k_act_name[k->act],
+           k_layout_name[k->layout], t_dtype_name[k->tin], t_dtype_name[k->tout],
+           (long long)k->d0, (long long)k->d1, (long long)H, (long long)k->pad1,
+           (long long)k->pad0);
+  tbuf x, up, h, dh, dx, dup, h2;
+  tb_make(&x, k->tin, k->d0, k->d1, wx, k->pad1, k->pad0);
+  if (sep) tb_make(&up, k->tin, k->d0, k->d1, H, k->pad1 + 1, k->pad0);
+  tb_make(&h, k->tout, k->d0, k->d1, H, k->pad1 + 2, k->pad0);
+  tb_make(&dh, k->tin, k->d0, k->d1, H, k->pad1, 0);
+  tb_make(&dx, k->tout, k->d0, k->d1, wx, k->pad1 + 3, k->pad0);
+  if (sep) tb_make(&dup, k->tout, k->d0, k->d1, H, k->pad1, k->pad0 + 1);
+  tb_make(&h2, k->tout, k->d0, k->d1, H, 0, 0);
+  fill_inputs(rng, &x, sep ? &up : NULL, k, rows, wx, desc.limit);
+  for (int64_t i = 0; i < tb_total(&dh); ++i) t_write(dh.buf, dh.t, i, t_sample(rng, dh.t, 1.0));
+
+  /* ---- forward */
+  tb_poison(&h);
+  swiglu_status st = swiglu_glu_forward(ctx, &desc, &x.d, sep ? &up.d : NULL, &h.d);
+  if (st != SWIGLU_SUCCESS) {
+    fprintf(stderr, "FAIL forward [%s]: status %s: %s\n", cd, swiglu_status_string(st),
+            swiglu_context_last_error(ctx));
+    ++g_failed;
+  } else {
+    const double n = k->tout == T_F32 ? k_fwd_ulp_f32[k->act] : 1;
+    const double kk = k->tout == T_F32 ? k_fwd_k_f32[k->act] : 0;
+    report(tb_outside_untouched(&h, rows, H), "forward wrote outside its view", cd, -1, -1, 0, 0, 0, 0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < H; ++c) {
+        double g, u;
+        gate_up_at(k, &x, sep ? &up : NULL, r, c, &g, &u);
+        t_glu_ref ref;
+        t_glu_reference(k->act, desc.alpha, desc.limit, g, u, 0, &ref);
+        int64_t i = tb_index(&h, r, c);
+        double got = t_read(h.buf, h.t, i);
+        int ok = !tb_is_poison(&h, i) && t_accept(ref.h, got, k->tout, n, kk, ref.h_arg, ref.h_abs, ref.h_amb);
+        track(0, k->act, k->tout, ref.h, got, g, u, 0);
+        report(ok, "forward", cd, r, c, g, u, ref.h, got);
+      }
+  }
+
+  /* ---- backward, out of place, with h recomputed */
+  tb_poison(&dx);
+  if (sep) tb_poison(&dup);
+  tb_poison(&h2);
+  st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &dx.d, sep ? &dup.d : NULL,
+                           &h2.d, 0);
+  if (st != SWIGLU_SUCCESS) {
+    fprintf(stderr, "FAIL backward [%s]: status %s: %s\n", cd, swiglu_status_string(st),
+            swiglu_context_last_error(ctx));
+    ++g_failed;
+  } else {
+    const double n = k->tout == T_F32 ? k_bwd_ulp_f32[k->act] : 1;
+    const double kk = k_bwd_k[k->act];
+    report(tb_outside_untouched(&dx, rows, wx), "backward wrote outside dx", cd, -1, -1, 0, 0, 0, 0);
+    if (sep) report(tb_outside_untouched(&dup, rows, H), "backward wrote outside dup", cd, -1, -1, 0, 0, 0, 0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < H; ++c) {
+        double g, u, dhv = t_read(dh.buf, dh.t, tb_index(&dh, r, c));
+        gate_up_at(k, &x, sep ? &up : NULL, r, c, &g, &u);
+        t_glu_ref ref;
+        t_glu_reference(k->act, desc.alpha, desc.limit, g, u, dhv, &ref);
+        int64_t ig = sep ? tb_index(&dx, r, c) : tb_index(&dx, r, packed_col(k, c, 0));
+        const tbuf *ub = sep ? &dup : &dx;
+        int64_t iu = sep ? tb_index(&dup, r, c) : tb_index(&dx, r, packed_col(k, c, 1));
+        double gg = t_read(dx.buf, dx.t, ig), gu = t_read(ub->buf, ub->t, iu);
+        track(1, k->act, k->tout, ref.dgate, gg, g, u, dhv);
+        track(2, k->act, k->tout, ref.dup, gu, g, u, dhv);
+        report(!tb_is_poison(&dx, ig) &&
+                   t_accept(ref.dgate, gg, k->tout, n, kk, ref.dgate_scale, ref.dgate_abs, ref.dgate_amb),
+               "backward dgate", cd, r, c, g, u, ref.dgate, gg);
+        report(!tb_is_poison(ub, iu) && t_accept(ref.dup, gu, k->tout, n, kk, ref.dup_arg, ref.dup_abs, ref.dup_amb),
+               "backward dup", cd, r, c, g, u, ref.dup, gu);
+        /* the recomputed h is the forward's, bit for bit */
+        int64_t ih = tb_index(&h2, r, c), ih1 = tb_index(&h, r, c);
+        report(memcmp((char *)h2.buf + ih * t_size(h2.t), (char *)h.buf + ih1 * t_size(h.t),
+                      t_size(h.t)) == 0,
+               "backward h equals forward h", cd, r, c, g, u, t_read(h.buf, h.t, ih1),
+               t_read(h2.buf, h2.t, ih));
+        /* Finite differences of the float64 forward, for fp32 gradients of
+         * ordinary inputs away from kinks (clamp limits, ReLU's 0). */
+        if (k->tout == T_F32 && isfinite(g) && isfinite(u) && isfinite(dhv) && fabs(g) < 8 &&
+            fabs(dhv) < 1e6 &&
+            fabs(u) < 30 && fabs(g) > 1e-3 && fabs(fabs(g) - desc.limit) > 1e-2 &&
+            fabs(fabs(u) - desc.limit) > 1e-2) {
+          const double e = 1e-6 * (1 + fabs(g)), eu = 1e-6 * (1 + fabs(u));
+          t_glu_ref p1, m1, p2, m2;
+          t_glu_reference(k->act, desc.alpha, desc.limit, g + e, u, 0, &p1);
+          t_glu_reference(k->act, desc.alpha, desc.limit, g - e, u, 0, &m1);
+          t_glu_reference(k->act, desc.alpha, desc.limit, g, u + eu, 0, &p2);
+          t_glu_reference(k->act, desc.alpha, desc.limit, g, u - eu, 0, &m2);
+          double fd_g = dhv * (p1.h - m1.h) / (2 * e), fd_u = dhv * (p2.h - m2.h) / (2 * eu);
+          double tol_g = 1e-5 * (fabs(fd_g) + ref.dgate_scale) + 1e-30;
+          double tol_u = 1e-5 * (fabs(fd_u) + fabs(ref.dup)) + 1e-30;
+          if (fabs(fd_g) < 1e37 && fabs(fd_u) < 1e37) {
+          report(fabs(gg - fd_g) <= tol_g, "dgate vs finite difference", cd, r, c, g, u, fd_g, gg);
+          report(fabs(gu - fd_u) <= tol_u, "dup vs finite difference", cd, r, c, g, u, fd_u, gu);
+          }
+        }
+      }
+  }
+
+  /* ---- backward in place equals out of place, bit for bit */
+  if (k->tout == k->tin) {
+    st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &x.d, sep ? &up.d : NULL,
+                             NULL, SWIGLU_BACKWARD_IN_PLACE);
+    if (st != SWIGLU_SUCCESS) {
+      fprintf(stderr, "FAIL in-place backward [%s]: %s\n", cd, swiglu_context_last_error(ctx));
+      ++g_failed;
+    } else {
+      int same = 1;
+      for (int64_t r = 0; r < rows && same; ++r)
+        for (int64_t c = 0; c < wx && same; ++c)
+          same = memcmp((char *)x.buf + tb_index(&x, r, c) * t_size(x.t),
+                        (char *)dx.buf + tb_index(&dx, r, c) * t_size(dx.t), t_size(x.t)) == 0;
+      if (sep)
+        for (int64_t r = 0; r < rows && same; ++r)
+          for (int64_t c = 0; c < H && same; ++c)
+            same = memcmp((char *)up.buf + tb_index(&up, r, c) * t_size(up.t),
+                          (char *)dup.buf + tb_index(&dup, r, c) * t_size(dup.t), t_size(up.t)) == 0;
+      report(same, "in-place backward equals out-of-place", cd, -1, -1, 0, 0, 0, 0);
+    }
+  }
+  free(x.buf), free(h.buf), free(dh.buf), free(dx.buf), free(h2.buf);
+  if (sep) free(up.buf), free(dup.buf);
+}
+
+/* Exhaustive dtype conversion through the op itself: relu(g) * 1 == g for
+ * g > 0, so every positive fp16/bf16 input must come back exactly in fp32,
+ * and fp32 inputs must come back correctly rounded in fp16/bf16. */
+static void conversion_cases(swiglu_context *ctx, t_rng *rng) {
+  swiglu_glu_desc desc;
+  swiglu_glu_desc_init(&desc, SWIGLU_ACT_RELU, SWIGLU_LAYOUT_SEPARATE);
+  for (int tin = 0; tin < 3; ++tin)
+    for (int tout = 0; tout < 3; ++tout) {
+      const int64_t n = 1 << 16;
+      tbuf g, u, h;
+      tb_make(&g, tin, 1, 1, n, 0, 0);
+      tb_make(&u, tin, 1, 1, n, 0, 0);
+      tb_make(&h, tout, 1, 1, n, 0, 0);
+      for (int64_t i = 0; i < n; ++i) {
+        double v;
+        if (tin == T_F32) {
+          /* fp32 values near the 16-bit formats' rounding boundaries and ranges */
+          v = ldexp(1.0 + t_uniform(rng), (int)(t_uniform(rng) * 70) - 45);
+          if (i % 7 == 0) v = ldexp(1.0 + (double)(t_next(rng) % 2048) / 2048 + 0x1.0p-11, (int)(i % 60) - 40);
+        } else {
+          uint16_t bits = (uint16_t)(i & 0x7fff); /* every positive pattern */
+          memcpy((char *)g.buf + 2 * i, &bits, 2);
+          v = t_read(g.buf, tin, i);
+          if (!(v > 0) || isinf(v)) v = 1.0;
+        }
+        t_write(g.buf, tin, i, v);
+        t_write(u.buf, tin, i, 1.0);
+      }
+      tb_poison(&h);
+      swiglu_status st = swiglu_glu_forward(ctx, &desc, &g.d, &u.d, &h.d);
+      char cd[64];
+      snprintf(cd, sizeof cd, "conversion %s->%s", t_dtype_name[tin], t_dtype_name[tout]);
+      if (st) {
+        report(0, "conversion call", cd, -1, -1, 0, 0, 0, 0);
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          double in = t_read(g.buf, tin, i), got = t_read(h.buf, tout, i);
+          double want = t_round(in, tout);
+          report(got == want || (isnan(want) && isnan(got)), "conversion", cd, 0, i, in, 1, want, got);
+        }
+      }
+      free(g.buf), free(u.buf), free(h.buf);
+    }
+}
+
+int main(int argc, char **argv) {
+  const char *backend = "cpu";
+  uint64_t seed = 20261121;
+  int quick = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 0);
+    else if (!strcmp(argv[i], "--quick")) quick = 1;
+  }
+  swiglu_context *ctx;
+  swiglu_status st = swiglu_context_create(&ctx, backend, 0);
+  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
+    printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
+    return 77;
+  }
+  if (st) {
+    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
+    return 1;
+  }
+  printf("backend %s on %s, seed %llu\n", swiglu_context_backend(ctx),
+         swiglu_context_device_name(ctx), (unsigned long long)seed);
+  t_rng rng = {seed};
+  conversion_cases(ctx, &rng);
+  static const int64_t shapes[][5] = {
+      /* d0, d1, H, pad1, pad0 */
+      {1, 1, 1, 0, 0},   {1, 3, 7, 0, 0},  {2, 3, 33, 5, 0}, {3, 2, 100, 0, 7},
+      {1, 2, 1029, 3, 0}, {2, 2, 16, 1, 3}, {1, 1, 520, 0, 0},
+  };
+  const int nshapes = quick ? 4 : (int)(sizeof shapes / sizeof *shapes);
+  long cases = 0;
+  for (int act = 0; act < 6; ++act)
+    for (int layout = 0; layout < 4; ++layout)
+      for (int tin = 0; tin < 3; ++tin)
+        for (int tout = 0; tout < 3; ++tout)
+          for (int s = 0; s < nshapes; ++s) {
+            glu_case k = {act, layout, tin, tout, shapes[s][0], shapes[s][1], shapes[s][2],
+                          shapes[s][3], shapes[s][4]};
+            run_case(ctx, &k, &rng);
+            ++cases;
+          }
+  swiglu_context_destroy(ctx);
+  static const char *const op_name[] = {"h", "dgate", "dup"};
+  for (int op = 0; op < 3; ++op)
+    for (int act = 0; act < 6; ++act)
+      printf("max error %-5s %-12s fp32 out: %6.2f ulp   16-bit out: %5.2f ulp\n", op_name[op],
+             k_act_name[act], g_max_ulps[op][act][1], g_max_ulps[op][act][0]);
+  printf("%ld cases, %ld element checks, %ld failed\n", cases, g_checked, g_failed);
+  return g_failed ? 1 : 0;
+}
