@@ -69,7 +69,7 @@ static void *open_module_file(const char *name, char *msg, size_t msg_cap) {
         snprintf(path, sizeof path, "%.*s/%s", (int)len, p, file);
         void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (h) return h;
-        sg_log("backend %s: %s", name, dlerror());
+        sg_log("backend '%s': %s", name, dlerror());
         snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s ", path);
       }
       p += len + (p[len] == ':');
@@ -81,13 +81,13 @@ static void *open_module_file(const char *name, char *msg, size_t msg_cap) {
     snprintf(path, sizeof path, "%s/%s", dir, file);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (h) return h;
-    sg_log("backend %s: %s", name, dlerror());
+    sg_log("backend '%s': %s", name, dlerror());
     snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s ", path);
   }
   void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
   if (h) return h;
   const char *err = dlerror();
-  sg_log("backend %s: %s", name, err ? err : "not found");
+  sg_log("backend '%s': %s", name, err ? err : "not found");
   snprintf(msg, msg_cap, "backend '%s': module %s not found or not loadable (tried %ssystem path)",
            name, file, tried);
   return NULL;
