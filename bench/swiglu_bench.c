@@ -1,0 +1,267 @@
+/*
+ * swiglu-bench: times each op, shape and dtype on the chosen backend and
+ * compares it with a plain copy of the same number of bytes measured in the
+ * same run (and, on the CPU, with oneDNN's eltwise + binary pair).
+ *
+ * Bytes counted for an op are the bytes it must move: inputs read once,
+ * outputs written once. The copy reads B/2 bytes and writes B/2 bytes with
+ * ordinary stores (each written line is first read into the cache, as it is
+ * for the kernels), so a kernel that reads more than it writes can exceed
+ * ratio 1.0. Times are medians over --reps runs after a warm-up.
+ *
+ *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all]
+ *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "swiglu/swiglu.h"
+#ifdef SWIGLU_BENCH_ONEDNN
+#include "onednn_glu.h"
+#endif
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct {
+  int reps;
+} bench_cfg;
+
+/* Median time of fn(arg) in ms, after one warm-up run. */
+static double time_median(void (*fn)(void *), void *arg, int reps) {
+  double t[256];
+  if (reps > 256) reps = 256;
+  fn(arg);
+  for (int i = 0; i < reps; ++i) {
+    double t0 = now_ms();
+    fn(arg);
+    t[i] = now_ms() - t0;
+  }
+  qsort(t, (size_t)reps, sizeof *t, cmp_double);
+  return t[reps / 2];
+}
+
+/* ------------------------------------------------------------------ copy */
+typedef struct {
+  const float *src;
+  float *dst;
+  size_t n;
+} copy_arg;
+
+/* A plain load/store loop. The optimize attribute keeps GCC from turning it
+ * into a memcpy call, whose large-size path uses non-temporal stores. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) static void copy_run(void *p) {
+  copy_arg *c = p;
+  const float *restrict s = c->src;
+  float *restrict d = c->dst;
+  const size_t n = c->n;
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) d[i] = s[i];
+}
+
+/* ------------------------------------------------------------------ ops */
+typedef struct {
+  swiglu_context *ctx;
+  swiglu_glu_desc desc;
+  swiglu_tensor x, h, dh, dx;
+  int backward;
+  swiglu_status st;
+} op_arg;
+
+static void op_run(void *p) {
+  op_arg *o = p;
+  if (o->backward)
+    o->st = swiglu_glu_backward(o->ctx, &o->desc, &o->dh, &o->x, NULL, &o->dx, NULL, NULL, 0);
+  else
+    o->st = swiglu_glu_forward(o->ctx, &o->desc, &o->x, NULL, &o->h);
+}
+
+#ifdef SWIGLU_BENCH_ONEDNN
+typedef struct {
+  odnn_glu *g;
+  void *gate, *up, *tmp, *tmp2, *h, *dh, *dg, *du;
+  int backward;
+} peer_arg;
+static void peer_run(void *p) {
+  peer_arg *a = p;
+  if (a->backward)
+    odnn_glu_backward(a->g, a->dh, a->gate, a->up, a->dg, a->du, a->tmp, a->tmp2);
+  else
+    odnn_glu_forward(a->g, a->gate, a->up, a->tmp, a->h);
+}
+#endif
+
+static swiglu_dtype dtype_of(const char *s) {
+  swiglu_dtype d = {SWIGLU_DTYPE_FLOAT, 32, 1};
+  if (!strcmp(s, "bf16")) d.code = SWIGLU_DTYPE_BFLOAT, d.bits = 16;
+  if (!strcmp(s, "f16")) d.bits = 16;
+  return d;
+}
+
+static void fill(void *p, size_t n, swiglu_dtype dt, unsigned seed) {
+  /* moderate values; the op's speed does not depend on them */
+  for (size_t i = 0; i < n; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    float v = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 8.0f;
+    if (dt.bits == 32) {
+      ((float *)p)[i] = v;
+    } else if (dt.code == SWIGLU_DTYPE_BFLOAT) {
+      uint32_t u;
+      memcpy(&u, &v, 4);
+      ((uint16_t *)p)[i] = (uint16_t)(u >> 16);
+    } else {
+      _Float16 hv = (_Float16)v;
+      memcpy((uint16_t *)p + i, &hv, 2);
+    }
+  }
+}
+
+static void *xmalloc(size_t n) {
+  void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (!p) {
+    fprintf(stderr, "out of memory (%zu bytes)\n", n);
+    exit(1);
+  }
+  return p;
+}
+
+int main(int argc, char **argv) {
+  const char *backend = "auto", *ops = "all", *dtypes = "all", *json = NULL;
+  const char *shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
+  int reps = 15, peer = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+    else if (!strcmp(argv[i], "--op") && i + 1 < argc) ops = argv[++i];
+    else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtypes = argv[++i];
+    else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    else if (!strcmp(argv[i], "--no-peer")) peer = 0;
+    else {
+      fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all] "
+                      "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (reps < 1) reps = 1;
+  swiglu_context *ctx;
+  swiglu_status st = swiglu_context_create(&ctx, backend, 0);
+  if (st) {
+    fprintf(stderr, "backend '%s': %s: %s\n", backend, swiglu_status_string(st), swiglu_last_create_error());
+    return 1;
+  }
+  if (swiglu_context_device_type(ctx) != SWIGLU_DEVICE_CPU) {
+    fprintf(stderr, "backend '%s' needs device memory; this build of swiglu-bench times host backends only\n",
+            swiglu_context_backend(ctx));
+    return 1;
+  }
+  FILE *jf = NULL;
+  if (json) jf = !strcmp(json, "-") ? stdout : fopen(json, "w");
+  printf("swiglu %s, backend %s on %s, %d threads, median of %d\n", swiglu_version_string(),
+         swiglu_context_backend(ctx), swiglu_context_device_name(ctx), omp_get_max_threads(), reps);
+  printf("%-4s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
+         "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
+  const char *dt_list[] = {"bf16", "f16", "f32"};
+  for (int opi = 0; opi < 2; ++opi) {
+    if (strcmp(ops, "all") && strcmp(ops, opi ? "bwd" : "fwd")) continue;
+    for (int di = 0; di < 3; ++di) {
+      if (strcmp(dtypes, "all") && strcmp(dtypes, dt_list[di])) continue;
+      swiglu_dtype dt = dtype_of(dt_list[di]);
+      const size_t es = dt.bits / 8;
+      char *list = strdup(shapes);
+      for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        long long T = 0, H = 0;
+        if (sscanf(tok, "%lldx%lld", &T, &H) != 2 || T <= 0 || H <= 0) continue;
+        const size_t n = (size_t)T * (size_t)H;
+        op_arg o;
+        memset(&o, 0, sizeof o);
+        o.ctx = ctx;
+        o.backward = opi;
+        swiglu_glu_desc_init(&o.desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+        int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
+        void *x = xmalloc(2 * n * es), *h = xmalloc(n * es), *dh = NULL, *dx = NULL;
+        fill(x, 2 * n, dt, 1);
+        memset(h, 0, n * es);
+        o.x = (swiglu_tensor){x, {SWIGLU_DEVICE_CPU, 0}, 2, dt, xs, NULL, 0};
+        o.h = (swiglu_tensor){h, {SWIGLU_DEVICE_CPU, 0}, 2, dt, hs, NULL, 0};
+        size_t bytes = 3 * n * es; /* read gate and up, write h */
+        if (opi) {
+          dh = xmalloc(n * es);
+          dx = xmalloc(2 * n * es);
+          fill(dh, n, dt, 2);
+          memset(dx, 0, 2 * n * es);
+          o.dh = (swiglu_tensor){dh, {SWIGLU_DEVICE_CPU, 0}, 2, dt, hs, NULL, 0};
+          o.dx = (swiglu_tensor){dx, {SWIGLU_DEVICE_CPU, 0}, 2, dt, xs, NULL, 0};
+          bytes = 5 * n * es; /* read dh, gate, up; write dgate, dup */
+        }
+        double ms = time_median(op_run, &o, reps);
+        if (o.st) {
+          fprintf(stderr, "%s: %s\n", swiglu_status_string(o.st), swiglu_context_last_error(ctx));
+          return 1;
+        }
+        copy_arg c = {NULL, NULL, bytes / 2 / 4};
+        c.src = xmalloc(c.n * 4);
+        c.dst = xmalloc(c.n * 4);
+        memset((void *)c.src, 1, c.n * 4);
+        memset(c.dst, 0, c.n * 4);
+        double copy_ms = time_median(copy_run, &c, reps);
+        free((void *)c.src), free(c.dst);
+        double gbps = bytes / ms / 1e6, copy_gbps = bytes / copy_ms / 1e6;
+        double peer_ms = NAN;
+        char peer_note[256] = "";
+#ifdef SWIGLU_BENCH_ONEDNN
+        if (peer) {
+          /* oneDNN takes gate and up as two dense tensors */
+          int bf16 = dt.code == SWIGLU_DTYPE_BFLOAT, use = dt.bits == 32 || bf16;
+          odnn_glu *g = use ? odnn_glu_create(SWIGLU_ACT_SILU, T, H, bf16, peer_note, sizeof peer_note) : NULL;
+          if (!use) snprintf(peer_note, sizeof peer_note, "oneDNN has no fp16 eltwise on CPU");
+          if (g) {
+            peer_arg a = {g, xmalloc(n * es), xmalloc(n * es), xmalloc(n * es), xmalloc(n * es),
+                          xmalloc(n * es), xmalloc(n * es), xmalloc(n * es), xmalloc(n * es), opi};
+            fill(a.gate, n, dt, 3), fill(a.up, n, dt, 4), fill(a.dh, n, dt, 5);
+            peer_ms = time_median(peer_run, &a, reps);
+            free(a.gate), free(a.up), free(a.tmp), free(a.tmp2), free(a.h), free(a.dh), free(a.dg), free(a.du);
+            odnn_glu_destroy(g);
+          }
+        }
+#endif
+        (void)peer;
+        double peer_gbps = bytes / peer_ms / 1e6;
+        printf("%-4s %-5s %6lld %6lld %9.3f %8.2f %8.2f %6.3f %9.3f %8.2f %6.3f%s%s\n", opi ? "bwd" : "fwd",
+               dt_list[di], T, H, ms, gbps, copy_gbps, gbps / copy_gbps, peer_ms, peer_gbps,
+               peer_gbps / copy_gbps, peer_note[0] ? "  peer: " : "", peer_note);
+        if (jf) {
+          fprintf(jf,
+                  "{\"op\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,"
+                  "\"cols\":%lld,\"bytes\":%zu,\"ms\":%.6f,\"gbps\":%.4f,\"copy_gbps\":%.4f,"
+                  "\"ratio\":%.4f",
+                  opi ? "glu_backward" : "glu_forward", swiglu_context_backend(ctx),
+                  swiglu_context_device_name(ctx), dt_list[di], T, H, bytes, ms, gbps, copy_gbps,
+                  gbps / copy_gbps);
+          if (!isnan(peer_ms))
+            fprintf(jf, ",\"peer\":\"onednn eltwise+binary\",\"peer_ms\":%.6f,\"peer_gbps\":%.4f,\"peer_ratio\":%.4f",
+                    peer_ms, peer_gbps, peer_gbps / copy_gbps);
+          fprintf(jf, "}\n");
+          fflush(jf);
+        }
+        free(x), free(h), free(dh), free(dx);
+      }
+      free(list);
+    }
+  }
+  if (jf && jf != stdout) fclose(jf);
+  swiglu_context_destroy(ctx);
+  return 0;
+}
