@@ -11,6 +11,7 @@
  *
  *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
+ *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped]
  */
 #include <math.h>
 #include <omp.h>
@@ -140,7 +141,9 @@ static void *xmalloc(size_t n) {
 int main(int argc, char **argv) {
   const char *backend = "auto", *ops = "all", *dtypes = "all", *json = NULL;
   const char *shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
-  int reps = 15, peer = 1;
+  int reps = 15, peer = 1, act = SWIGLU_ACT_SILU;
+  static const char *const act_names[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
+                                          "silu_clamped"};
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
     else if (!strcmp(argv[i], "--op") && i + 1 < argc) ops = argv[++i];
@@ -149,9 +152,19 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else if (!strcmp(argv[i], "--no-peer")) peer = 0;
+    else if (!strcmp(argv[i], "--act") && i + 1 < argc) {
+      ++i;
+      act = -1;
+      for (int a = 0; a < 6; ++a)
+        if (!strcmp(argv[i], act_names[a])) act = a;
+      if (act < 0) {
+        fprintf(stderr, "unknown activation %s\n", argv[i]);
+        return 2;
+      }
+    }
     else {
       fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all] "
-                      "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer]\n", argv[0]);
+                      "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
       return 2;
     }
   }
@@ -169,8 +182,9 @@ int main(int argc, char **argv) {
   }
   FILE *jf = NULL;
   if (json) jf = !strcmp(json, "-") ? stdout : fopen(json, "w");
-  printf("swiglu %s, backend %s on %s, %d threads, median of %d\n", swiglu_version_string(),
-         swiglu_context_backend(ctx), swiglu_context_device_name(ctx), omp_get_max_threads(), reps);
+  printf("swiglu %s, backend %s on %s, %d threads, activation %s, median of %d\n",
+         swiglu_version_string(), swiglu_context_backend(ctx), swiglu_context_device_name(ctx),
+         omp_get_max_threads(), act_names[act], reps);
   printf("%-4s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
          "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   const char *dt_list[] = {"bf16", "f16", "f32"};
@@ -189,7 +203,7 @@ int main(int argc, char **argv) {
         memset(&o, 0, sizeof o);
         o.ctx = ctx;
         o.backward = opi;
-        swiglu_glu_desc_init(&o.desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+        swiglu_glu_desc_init(&o.desc, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
         int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
         void *x = xmalloc(2 * n * es), *h = xmalloc(n * es), *dh = NULL, *dx = NULL;
         fill(x, 2 * n, dt, 1);
@@ -225,7 +239,7 @@ int main(int argc, char **argv) {
         if (peer) {
           /* oneDNN takes gate and up as two dense tensors */
           int bf16 = dt.code == SWIGLU_DTYPE_BFLOAT, use = dt.bits == 32 || bf16;
-          odnn_glu *g = use ? odnn_glu_create(SWIGLU_ACT_SILU, T, H, bf16, peer_note, sizeof peer_note) : NULL;
+          odnn_glu *g = use ? odnn_glu_create(act, T, H, bf16, peer_note, sizeof peer_note) : NULL;
           if (!use) snprintf(peer_note, sizeof peer_note, "oneDNN has no fp16 eltwise on CPU");
           if (g) {
             peer_arg a = {g, xmalloc(n * es), xmalloc(n * es), xmalloc(n * es), xmalloc(n * es),
@@ -244,10 +258,10 @@ int main(int argc, char **argv) {
                peer_gbps / copy_gbps, peer_note[0] ? "  peer: " : "", peer_note);
         if (jf) {
           fprintf(jf,
-                  "{\"op\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,"
+                  "{\"op\":\"%s\",\"act\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,"
                   "\"cols\":%lld,\"bytes\":%zu,\"ms\":%.6f,\"gbps\":%.4f,\"copy_gbps\":%.4f,"
                   "\"ratio\":%.4f",
-                  opi ? "glu_backward" : "glu_forward", swiglu_context_backend(ctx),
+                  opi ? "glu_backward" : "glu_forward", act_names[act], swiglu_context_backend(ctx),
                   swiglu_context_device_name(ctx), dt_list[di], T, H, bytes, ms, gbps, copy_gbps,
                   gbps / copy_gbps);
           if (!isnan(peer_ms))

@@ -100,31 +100,39 @@ static swiglu_status cpu_set_stream(void *state, void *stream, char *msg, size_t
 /* Below this many elements a parallel region costs more than it saves. */
 #define SG_PARALLEL_MIN_ELEMENTS (1 << 15)
 
-static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p) {
+/* Outputs larger than this are written with streaming stores: they cannot
+ * stay in the caches anyway, and skipping the read-for-ownership saves a
+ * third of the traffic of a bf16 forward. */
+#define SG_STREAM_MIN_BYTES ((int64_t)32 << 20)
+
+static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p, int64_t out_bytes_per_elem) {
   const int64_t chunks = (p->width + SG_CPU_CHUNK - 1) / SG_CPU_CHUNK;
   const int64_t items = p->rows * chunks;
+  const int stream = p->rows * p->width * out_bytes_per_elem >= SG_STREAM_MIN_BYTES;
   if (p->rows * p->width < SG_PARALLEL_MIN_ELEMENTS || omp_get_max_threads() == 1) {
-    fn(p, 0, items);
+    fn(p, 0, items, stream);
     return;
   }
 #pragma omp parallel
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
-    if (begin < end) fn(p, begin, end);
+    if (begin < end) fn(p, begin, end, stream);
   }
 }
 
 static swiglu_status cpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   (void)msg, (void)cap;
-  run_items(((const sg_cpu_isa *)state)->forward, p);
+  run_items(((const sg_cpu_isa *)state)->forward, p, (int64_t)sg_dtype_size(p->h.dtype));
   return SWIGLU_SUCCESS;
 }
 
 static swiglu_status cpu_glu_backward(void *state, const sg_glu_problem *p, char *msg,
                                       size_t cap) {
   (void)msg, (void)cap;
-  run_items(((const sg_cpu_isa *)state)->backward, p);
+  int64_t out = (int64_t)(sg_dtype_size(p->dgate.dtype) + sg_dtype_size(p->dup.dtype));
+  if (p->h.base) out += (int64_t)sg_dtype_size(p->h.dtype);
+  run_items(((const sg_cpu_isa *)state)->backward, p, out);
   return SWIGLU_SUCCESS;
 }
 

@@ -7,14 +7,16 @@
 #define SG_ALIGNED __attribute__((aligned(64)))
 
 /* Each processes work items [item0, item1) of a problem, where item i is row
- * i / chunks, columns [(i % chunks) * 512, +512), chunks = ceil(width / 512). */
-typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t item1);
+ * i / chunks, columns [(i % chunks) * 512, +512), chunks = ceil(width / 512).
+ * stream != 0 writes the outputs with non-temporal stores (for outputs far
+ * larger than the caches: no read-for-ownership of lines never read again). */
+typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t item1, int stream);
 
 #define SG_CPU_CHUNK 512
 
-#define SG_DECLARE_ISA(isa)                                                              \
-  void sg_cpu_glu_forward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1); \
-  void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1);
+#define SG_DECLARE_ISA(isa)                                                                      \
+  void sg_cpu_glu_forward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt); \
+  void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt);
 
 SG_DECLARE_ISA(generic)
 #if defined(__x86_64__)

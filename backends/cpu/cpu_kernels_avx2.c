@@ -20,4 +20,22 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
 #define sg_load_f16(p) ((vf)sg_load_f16_raw(p))
 #define sg_store_f16(p, v) sg_store_f16_raw((p), (__m256)(v))
 
+#define sg_stream_f32(p, v) _mm256_stream_si256((__m256i *)(p), (__m256i)(v))
+#define sg_stream_half(p, h) _mm_stream_si128((__m128i *)(p), (__m128i)(h))
+#define sg_stream_fence() _mm_sfence()
+#define sg_to_f16(v) (vh) _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT)
+#define sg_v_any(m) (_mm256_movemask_ps((__m256)(m)) != 0)
+
+/* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
+ * argument passes through, as in the portable v_sel form. */
+#define sg_v_max(bound, x) ((vf)_mm256_max_ps((__m256)(bound), (__m256)(x)))
+#define sg_v_min(bound, x) ((vf)_mm256_min_ps((__m256)(bound), (__m256)(x)))
+
+#define sg_widen_u16(p) ((vu)_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))))
+/* values are <= 0xffff, so unsigned saturation is a plain narrowing */
+static inline __m128i sg_narrow_u16_raw(__m256i u) {
+  return _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+#define sg_narrow_u16(u) ((vh)sg_narrow_u16_raw((__m256i)(u)))
+
 #include "cpu_kernels_impl.h"

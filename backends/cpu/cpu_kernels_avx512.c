@@ -21,4 +21,19 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 #define sg_load_f16(p) ((vf)sg_load_f16_raw(p))
 #define sg_store_f16(p, v) sg_store_f16_raw((p), (__m512)(v))
 
+#define sg_stream_f32(p, v) _mm512_stream_si512((void *)(p), (__m512i)(v))
+#define sg_stream_half(p, h) _mm256_stream_si256((__m256i *)(p), (__m256i)(h))
+#define sg_stream_fence() _mm_sfence()
+#define sg_to_f16(v) (vh) _mm512_cvtps_ph((__m512)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define sg_v_any(m) (_mm512_test_epi32_mask((__m512i)(m), (__m512i)(m)) != 0)
+
+/* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
+ * argument passes through, as in the portable v_sel form. */
+#define sg_v_max(bound, x) ((vf)_mm512_max_ps((__m512)(bound), (__m512)(x)))
+#define sg_v_min(bound, x) ((vf)_mm512_min_ps((__m512)(bound), (__m512)(x)))
+
+/* One vpmovzxwd / vpmovdw each (GCC splits the generic conversions). */
+#define sg_widen_u16(p) ((vu)_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))))
+#define sg_narrow_u16(u) ((vh)_mm512_cvtepi32_epi16((__m512i)(u)))
+
 #include "cpu_kernels_impl.h"

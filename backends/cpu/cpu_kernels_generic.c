@@ -39,7 +39,7 @@ static inline sg_vf4 sg_load_f16(const void *p) {
   return (sg_vf4)(mag | sign);
 }
 
-static inline void sg_store_f16(void *p, sg_vf4 v) {
+static inline sg_vh4 sg_to_f16(sg_vf4 v) {
   sg_vu4 u = (sg_vu4)v;
   sg_vu4 sign = (u >> 16) & 0x8000u;
   sg_vu4 a = u & 0x7fffffffu;
@@ -55,8 +55,28 @@ static inline void sg_store_f16(void *p, sg_vf4 v) {
   const sg_vi4 inf = {0x7c00, 0x7c00, 0x7c00, 0x7c00};
   r = (inf & overflow) | (r & ~overflow);
   r = ((sg_vi4)nanv & nan) | (r & ~nan);
-  sg_vh4 h = __builtin_convertvector((sg_vu4)r | sign, sg_vh4);
+  return __builtin_convertvector((sg_vu4)r | sign, sg_vh4);
+}
+static inline void sg_store_f16(void *p, sg_vf4 v) {
+  sg_vh4 h = sg_to_f16(v);
   memcpy(p, &h, sizeof h);
 }
+
+/* No portable streaming store: plain stores. */
+#define sg_stream_f32(p, v) memcpy((p), &(v), 16)
+#define sg_stream_half(p, h) sg_store_raw8((p), (h))
+static inline void sg_store_raw8(void *p, sg_vh4 h) { memcpy(p, &h, sizeof h); }
+#define sg_stream_fence() ((void)0)
+static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+
+#define sg_v_max(bound, x) v_max_keepnan((x), (bound))
+#define sg_v_min(bound, x) v_min_keepnan((x), (bound))
+
+static inline sg_vu4 sg_widen_u16(const void *p) {
+  sg_vh4 h;
+  memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, sg_vu4);
+}
+#define sg_narrow_u16(u) __builtin_convertvector((u), sg_vh4)
 
 #include "cpu_kernels_impl.h"

@@ -18,6 +18,7 @@
 
 #include "cpu_kernels.h"
 
+
 typedef float vf __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef int32_t vi __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef uint32_t vu __attribute__((vector_size(SG_W * 4), aligned(4)));
@@ -43,19 +44,18 @@ static inline vf v_load_f32(const void *p) {
 }
 static inline void v_store_f32(void *p, vf v) { memcpy(p, &v, sizeof v); }
 
-static inline vf v_load_bf16(const void *p) {
-  vh h;
-  memcpy(&h, p, sizeof h);
-  return (vf)(__builtin_convertvector(h, vu) << 16);
-}
+static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
 /* Round to nearest even; NaN stays NaN (quiet bit set). */
-static inline void v_store_bf16(void *p, vf v) {
+static inline vh v_to_bf16(vf v) {
   vu u = (vu)v;
   vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   vu q = (u >> 16) | 0x40u;
   vi nan = v != v;
   r = (vu)(((vi)q & nan) | ((vi)r & ~nan));
-  vh h = __builtin_convertvector(r, vh);
+  return sg_narrow_u16(r);
+}
+static inline void v_store_bf16(void *p, vf v) {
+  vh h = v_to_bf16(v);
   memcpy(p, &h, sizeof h);
 }
 
@@ -73,92 +73,33 @@ static inline void v_store(char *p, int32_t dt, vf v) {
     v_store_f32(p, v);
 }
 
-/* Reads n (<= SG_CHUNK) consecutive elements into dst (fp32), zero-padding
- * to a multiple of SG_W. */
-static void load_row(float *dst, const char *src, int32_t dt, int64_t n) {
-  const size_t es = sg_dtype_size(dt);
-  int64_t i = 0;
-  for (; i + SG_W <= n; i += SG_W) v_store_f32(dst + i, v_load(src + i * es, dt));
-  if (i < n) {
-    char tmp[SG_W * 4] = {0};
-    memcpy(tmp, src + i * es, (size_t)(n - i) * es);
-    v_store_f32(dst + i, v_load(tmp, dt));
-  }
-}
-
-/* Interleaved pairs (gate0, up0, gate1, up1, ...): splits 2n elements. */
-static void load_pairs(float *ga, float *ua, const char *src, int32_t dt, int64_t n) {
-  const size_t es = sg_dtype_size(dt);
-  for (int64_t i = 0; i < n; i += SG_W) {
-    vf a, b;
-    if (i + SG_W <= n) {
-      a = v_load(src + 2 * i * es, dt);
-      b = v_load(src + (2 * i + SG_W) * es, dt);
-    } else {
-      char tmp[2 * SG_W * 4] = {0};
-      memcpy(tmp, src + 2 * i * es, (size_t)(2 * (n - i)) * es);
-      a = v_load(tmp, dt);
-      b = v_load(tmp + SG_W * es, dt);
-    }
-    v_store_f32(ga + i, __builtin_shufflevector(a, b, SG_EVEN_LANES));
-    v_store_f32(ua + i, __builtin_shufflevector(a, b, SG_ODD_LANES));
-  }
-}
-
-static void store_row(char *dst, int32_t dt, const float *src, int64_t n) {
-  const size_t es = sg_dtype_size(dt);
-  int64_t i = 0;
-  for (; i + SG_W <= n; i += SG_W) v_store(dst + i * es, dt, v_load_f32(src + i));
-  if (i < n) {
-    char tmp[SG_W * 4];
-    v_store(tmp, dt, v_load_f32(src + i));
-    memcpy(dst + i * es, tmp, (size_t)(n - i) * es);
-  }
-}
-
-static void store_pairs(char *dst, int32_t dt, const float *ga, const float *ua, int64_t n) {
-  const size_t es = sg_dtype_size(dt);
-  for (int64_t i = 0; i < n; i += SG_W) {
-    vf g = v_load_f32(ga + i), u = v_load_f32(ua + i);
-    vf a = __builtin_shufflevector(g, u, SG_ZIP_LO_LANES);
-    vf b = __builtin_shufflevector(g, u, SG_ZIP_HI_LANES);
-    if (i + SG_W <= n) {
-      v_store(dst + 2 * i * es, dt, a);
-      v_store(dst + (2 * i + SG_W) * es, dt, b);
-    } else {
-      char tmp[2 * SG_W * 4];
-      v_store(tmp, dt, a);
-      v_store(tmp + SG_W * es, dt, b);
-      memcpy(dst + 2 * i * es, tmp, (size_t)(2 * (n - i)) * es);
-    }
-  }
-}
-
 /* ------------------------------------------------------------------ math */
 
-/* exp(a + b) for a + b <= 0, as p * 2^n with p in about [0.7, 1.42] and
- * n <= 0; b is a small correction term (the low half of an
- * argument that was computed exactly as a + b). Cody-Waite reduction with a
- * two-part ln 2 keeps r accurate to an ulp; the degree-7 Taylor polynomial
- * has a truncation error below 5e-9 on |r| <= ln(2)/2. a must be >= -170 so
- * that both halves of 2^n stay normal (v_pow2_split). */
-static inline vf v_exp_parts(vf a, vf b, vi *n) {
+/* exp(a + b) for |a + b| <= 170, as p * 2^n with p in about [0.7, 1.42];
+ * b is a small correction term (the low half of an argument that was
+ * computed exactly as a + b). Cody-Waite reduction with a two-part ln 2 keeps
+ * r accurate to an ulp; p = 1 + r + r^2 Q(r) with Q the degree-4 polynomial
+ * fitted for minimal relative error on |r| <= ln(2)/2 (3.1e-9; 6.3e-8 when
+ * evaluated in fp32), the 1 added last so it is rounded once. */
+static inline vf v_exp_reduce(vf a, vf arg, vi *n) {
   const vf shifter = v_set(12582912.0f); /* 1.5 * 2^23: rounds to an integer */
-  vf t = sg_v_fma(a + b, v_set(1.44269504088896341f), shifter);
+  vf t = sg_v_fma(arg, v_set(1.44269504088896341f), shifter);
   vf k = t - shifter;
   *n = (vi)t - (vi)shifter;
   vf r = sg_v_fma(k, v_set(-0.693145751953125f), a);
-  r = sg_v_fma(k, v_set(-1.428606765330187e-06f), r);
-  r = r + b;
-  vf q = v_set(1.0f / 5040.0f);
-  q = sg_v_fma(q, r, v_set(1.0f / 720.0f));
-  q = sg_v_fma(q, r, v_set(1.0f / 120.0f));
-  q = sg_v_fma(q, r, v_set(1.0f / 24.0f));
-  q = sg_v_fma(q, r, v_set(1.0f / 6.0f));
-  q = sg_v_fma(q, r, v_set(0.5f));
-  q = sg_v_fma(q, r * r, r); /* r + r^2 q: the 1 is added last, once */
+  return sg_v_fma(k, v_set(-1.428606765330187e-06f), r);
+}
+static inline vf v_exp_poly(vf r) {
+  vf q = v_set(0.001381457899697125f);
+  q = sg_v_fma(q, r, v_set(0.008368730545043945f));
+  q = sg_v_fma(q, r, v_set(0.04166838899254799f));
+  q = sg_v_fma(q, r, v_set(0.1666652113199234f));
+  q = sg_v_fma(q, r, v_set(0.4999999403953552f));
+  q = sg_v_fma(q, r * r, r);
   return q + 1.0f;
 }
+static inline vf v_exp_parts(vf a, vf b, vi *n) { return v_exp_poly(v_exp_reduce(a, a + b, n) + b); }
+static inline vf v_exp_parts1(vf a, vi *n) { return v_exp_poly(v_exp_reduce(a, a, n)); }
 
 /* 2^n for n in [-250, 0] as two normal factors, so that x * s1 * s2 rounds
  * once even when the result is subnormal. */
@@ -177,7 +118,10 @@ typedef struct {
   vi far; /* |z| > 150: exp(-|z|) and every product with it round to 0 in fp32 */
 } sg_logistic;
 
-static inline sg_logistic v_logistic(vf x, vf za, vf zb) {
+/* The general evaluation, valid for every z: exp(-|z|) as p * 2^n with the
+ * scale applied in two normal halves, so results deep in the subnormal range
+ * are rounded once. Used for the lanes with z < -87. */
+static inline sg_logistic v_logistic_wide(vf x, vf za, vf zb) {
   vi neg = za < 0.0f;
   vf a = v_sel(neg, za, -za); /* a + b = -|z| */
   vf b = v_sel(neg, zb, -zb);
@@ -203,6 +147,38 @@ static inline sg_logistic v_logistic(vf x, vf za, vf zb) {
   vf xs = v_sel(neg, negv, pos);
   o.xs = v_sel(far & neg, v_signbit(x), xs); /* x * 0, without inf * 0 = NaN */
   o.far = far;
+  return o;
+}
+
+/* The common case, z >= -87: den = 1 + exp(-z) stays finite (exp(-z) <=
+ * e^87 < 2^126 is one normal scale factor) and xs = x / den is one correctly
+ * rounded division. (zb, the low part of z, matters only in the tails and is
+ * used by the wide path alone.) For z > 87 the clamp leaves den == 1 exactly, which is
+ * the right answer. Lanes below -87 are recomputed by v_logistic_wide; the
+ * choice is per lane, so every ISA gives every lane the same bits. */
+static inline sg_logistic v_logistic(vf x, vf za, vf zb, int want_grad) {
+  vf z = sg_v_max(v_set(-87.0f), sg_v_min(v_set(87.0f), za));
+  vi n;
+  vf p = v_exp_parts1(-z, &n);
+  vf e = p * (vf)((n + 127) << 23); /* exp(-z) */
+  vf den = 1.0f + e;
+  sg_logistic o;
+  o.xs = x / den;
+  if (want_grad) {
+    o.sig = 1.0f / den;
+    o.sigc = e * o.sig;
+  }
+  o.far = za > 150.0f; /* the lower tail is the wide path's */
+  vi low = za < -87.0f;
+  if (__builtin_expect(sg_v_any(low), 0)) {
+    sg_logistic w = v_logistic_wide(x, za, zb);
+    o.xs = v_sel(low, w.xs, o.xs);
+    if (want_grad) {
+      o.sig = v_sel(low, w.sig, o.sig);
+      o.sigc = v_sel(low, w.sigc, o.sigc);
+    }
+    o.far = o.far | (low & w.far);
+  }
   return o;
 }
 
@@ -252,7 +228,7 @@ typedef struct {
   vf a, m, da, dm;
 } sg_act;
 
-static inline sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
+static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
                                   int want_grad) {
   sg_act o;
   o.m = up;
@@ -260,7 +236,7 @@ static inline sg_act v_activation(int act, float alpha, float limit, vf gate, vf
   switch (act) {
     case 0: /* SiLU */
     default: {
-      sg_logistic l = v_logistic(gate, gate, v_set(0.0f));
+      sg_logistic l = v_logistic(gate, gate, v_set(0.0f), want_grad);
       o.a = l.xs;
       /* far: keeps inf * 0 out of the limits silu'(+inf) = 1, silu'(-inf) = 0 */
       if (want_grad) o.da = v_sel(l.far, l.sig, sg_v_fma(l.xs, l.sigc, l.sig));
@@ -270,7 +246,7 @@ static inline sg_act v_activation(int act, float alpha, float limit, vf gate, vf
       vf x2 = gate * gate;
       vf inner = sg_v_fma(0.044715f * x2, gate, gate);
       vf z = inner * 1.5957691216057308f;
-      sg_logistic l = v_logistic(gate, z, v_set(0.0f));
+      sg_logistic l = v_logistic(gate, z, v_set(0.0f), want_grad);
       o.a = l.xs;
       if (want_grad) {
         vf dz = sg_v_fma(x2, v_set(3.0f * 0.044715f * 1.5957691216057308f),
@@ -302,7 +278,7 @@ static inline sg_act v_activation(int act, float alpha, float limit, vf gate, vf
       vf g = v_min_keepnan(gate, lim);
       vf u = v_max_keepnan(v_min_keepnan(up, lim), -lim);
       float al = act == 4 ? alpha : 1.0f;
-      sg_logistic l = v_logistic(g, g * al, v_set(0.0f));
+      sg_logistic l = v_logistic(g, g * al, v_set(0.0f), want_grad);
       o.a = l.xs;
       o.m = act == 4 ? u + 1.0f : u;
       if (want_grad) {
@@ -321,70 +297,209 @@ static inline sg_act v_activation(int act, float alpha, float limit, vf gate, vf
 
 /* ----------------------------------------------------------------- driver */
 
-typedef struct {
-  SG_ALIGNED float g[SG_CHUNK], u[SG_CHUNK], dh[SG_CHUNK], o1[SG_CHUNK], o2[SG_CHUNK],
-      o3[SG_CHUNK];
-} sg_scratch;
-
-static void load_gate_up(const sg_glu_problem *p, int64_t r, int64_t c0, int64_t n,
-                         sg_scratch *s) {
-  const char *gp = p->gate.base +
-                   (sg_row_offset(&p->gate, r) + c0 * p->gate.col_step) * (int64_t)sg_dtype_size(p->gate.dtype);
-  const char *upp = p->up.base +
-                    (sg_row_offset(&p->up, r) + c0 * p->up.col_step) * (int64_t)sg_dtype_size(p->up.dtype);
-  if (p->gate.col_step == 2) {
-    load_pairs(s->g, s->u, gp, p->gate.dtype, n);
+/* Loads the gate and up vectors at gp / up (interleaved: pairs at gp). */
+static inline __attribute__((always_inline)) void load_gu(const char *gp, const char *up,
+                                                          int32_t gd, int32_t ud, int il, vf *g,
+                                                          vf *u) {
+  if (il) {
+    vf a = v_load(gp, gd), b = v_load(gp + SG_W * sg_dtype_size(gd), gd);
+    *g = __builtin_shufflevector(a, b, SG_EVEN_LANES);
+    *u = __builtin_shufflevector(a, b, SG_ODD_LANES);
   } else {
-    load_row(s->g, gp, p->gate.dtype, n);
-    load_row(s->u, upp, p->up.dtype, n);
+    *g = v_load(gp, gd);
+    *u = v_load(up, ud);
   }
 }
 
-static char *out_ptr(const sg_operand *o, int64_t r, int64_t c0) {
-  return o->base + (sg_row_offset(o, r) + c0 * o->col_step) * (int64_t)sg_dtype_size(o->dtype);
-}
-
-void SG_NAME(sg_cpu_glu_forward)(const sg_glu_problem *p, int64_t item0, int64_t item1) {
-  sg_scratch s;
-  const int64_t chunks = (p->width + SG_CHUNK - 1) / SG_CHUNK;
-  for (int64_t it = item0; it < item1; ++it) {
-    const int64_t r = it / chunks, c0 = (it % chunks) * SG_CHUNK;
-    const int64_t n = p->width - c0 < SG_CHUNK ? p->width - c0 : SG_CHUNK;
-    load_gate_up(p, r, c0, n, &s);
-    for (int64_t i = 0; i < n; i += SG_W) {
-      sg_act a = v_activation(p->activation, p->alpha, p->limit, v_load_f32(s.g + i),
-                              v_load_f32(s.u + i), 0);
-      v_store_f32(s.o1 + i, a.a * a.m);
-    }
-    store_row(out_ptr(&p->h, r, c0), p->h.dtype, s.o1, n);
+/* Stores one vector, streaming past the caches when asked and aligned. */
+static inline __attribute__((always_inline)) void store_v(char *p, int32_t dt, vf v, int nt) {
+  if (nt && ((uintptr_t)p & (SG_W * sg_dtype_size(dt) - 1)) == 0) {
+    if (dt == SG_F32)
+      sg_stream_f32(p, v);
+    else
+      sg_stream_half(p, dt == SG_BF16 ? v_to_bf16(v) : sg_to_f16(v));
+  } else {
+    v_store(p, dt, v);
   }
 }
 
-void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_t item1) {
-  sg_scratch s;
-  const int64_t chunks = (p->width + SG_CHUNK - 1) / SG_CHUNK;
-  const int want_h = p->h.base != NULL;
-  for (int64_t it = item0; it < item1; ++it) {
-    const int64_t r = it / chunks, c0 = (it % chunks) * SG_CHUNK;
-    const int64_t n = p->width - c0 < SG_CHUNK ? p->width - c0 : SG_CHUNK;
-    load_gate_up(p, r, c0, n, &s);
-    load_row(s.dh, out_ptr(&p->dh, r, c0), p->dh.dtype, n);
-    for (int64_t i = 0; i < n; i += SG_W) {
-      sg_act a = v_activation(p->activation, p->alpha, p->limit, v_load_f32(s.g + i),
-                              v_load_f32(s.u + i), 1);
-      vf dh = v_load_f32(s.dh + i);
-      v_store_f32(s.o1 + i, (dh * a.m) * a.da);
-      v_store_f32(s.o2 + i, (dh * a.a) * a.dm);
-      if (want_h) v_store_f32(s.o3 + i, a.a * a.m);
-    }
-    /* The inputs of this chunk are all in scratch now, so in-place stores
-     * cannot clobber anything still to be read. */
-    if (p->dgate.col_step == 2) {
-      store_pairs(out_ptr(&p->dgate, r, c0), p->dgate.dtype, s.o1, s.o2, n);
-    } else {
-      store_row(out_ptr(&p->dgate, r, c0), p->dgate.dtype, s.o1, n);
-      store_row(out_ptr(&p->dup, r, c0), p->dup.dtype, s.o2, n);
-    }
-    if (want_h) store_row(out_ptr(&p->h, r, c0), p->h.dtype, s.o3, n);
+typedef struct {
+  const char *g, *u, *dh;
+  char *h, *dg, *du;
+} sg_rowptrs;
+
+static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int backward,
+                            sg_rowptrs *q) {
+#define SG_AT(op) ((op).base + (sg_row_offset(&(op), r) + c0 * (op).col_step) * (int64_t)sg_dtype_size((op).dtype))
+  q->g = SG_AT(p->gate);
+  q->u = SG_AT(p->up);
+  q->h = p->h.base ? SG_AT(p->h) : NULL;
+  if (backward) {
+    q->dh = SG_AT(p->dh);
+    q->dg = SG_AT(p->dgate);
+    q->du = SG_AT(p->dup);
   }
+#undef SG_AT
+}
+
+/* Forward over n columns starting at q. The last partial vector goes through
+ * the same code on zero-padded copies. */
+static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem *p, const int act,
+                                                           const int32_t gd, const int32_t ud,
+                                                           sg_rowptrs q, int64_t n, int nt) {
+  const int32_t hd = p->h.dtype;
+  const int il = p->gate.col_step == 2;
+  const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
+  const int64_t gstep = il ? 2 : 1;
+  int64_t i = 0;
+  for (; i + SG_W <= n; i += SG_W) {
+    vf g, u;
+    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
+    sg_act a = v_activation(act, p->alpha, p->limit, g, u, 0);
+    store_v(q.h + i * hes, hd, a.a * a.m, nt);
+  }
+  if (i < n) {
+    const int64_t rem = n - i;
+    SG_ALIGNED char gt[2 * SG_W * 4] = {0}, ut[SG_W * 4] = {0}, ht[SG_W * 4];
+    memcpy(gt, q.g + i * gstep * ges, (size_t)(rem * gstep) * ges);
+    if (!il) memcpy(ut, q.u + i * ues, (size_t)rem * ues);
+    vf g, u;
+    load_gu(gt, ut, gd, ud, il, &g, &u);
+    sg_act a = v_activation(act, p->alpha, p->limit, g, u, 0);
+    v_store(ht, hd, a.a * a.m);
+    memcpy(q.h + i * hes, ht, (size_t)rem * hes);
+  }
+}
+
+typedef struct {
+  vf dg, du, h;
+} sg_bwd_out;
+
+static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const sg_glu_problem *p,
+                                                                const int act, vf g, vf u, vf dh) {
+  sg_act a = v_activation(act, p->alpha, p->limit, g, u, 1);
+  sg_bwd_out o;
+  o.dg = (dh * a.m) * a.da;
+  o.du = (dh * a.a) * a.dm;
+  o.h = a.a * a.m;
+  return o;
+}
+
+static inline __attribute__((always_inline)) void store_bwd(const sg_glu_problem *p, char *dgp,
+                                                            char *dup, char *hp, sg_bwd_out o,
+                                                            int nt) {
+  const int32_t dt = p->dgate.dtype;
+  if (p->dgate.col_step == 2) {
+    store_v(dgp, dt, __builtin_shufflevector(o.dg, o.du, SG_ZIP_LO_LANES), nt);
+    store_v(dgp + SG_W * sg_dtype_size(dt), dt, __builtin_shufflevector(o.dg, o.du, SG_ZIP_HI_LANES), nt);
+  } else {
+    store_v(dgp, dt, o.dg, nt);
+    store_v(dup, p->dup.dtype, o.du, nt);
+  }
+  if (hp) store_v(hp, p->h.dtype, o.h, nt);
+}
+
+/* Backward over n columns. Each vector's inputs are loaded before its
+ * outputs are stored, and vectors do not overlap, so in place is safe. */
+static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem *p, const int act,
+                                                           const int32_t gd, const int32_t ud,
+                                                           sg_rowptrs q, int64_t n, int nt) {
+  const int32_t dhd = p->dh.dtype;
+  const int il = p->gate.col_step == 2, oil = p->dgate.col_step == 2;
+  const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
+  const size_t dges = sg_dtype_size(p->dgate.dtype), dues = sg_dtype_size(p->dup.dtype);
+  const size_t hes = p->h.base ? sg_dtype_size(p->h.dtype) : 0;
+  const int64_t gstep = il ? 2 : 1, ostep = oil ? 2 : 1;
+  int64_t i = 0;
+  for (; i + SG_W <= n; i += SG_W) {
+    vf g, u;
+    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
+    sg_bwd_out o = bwd_vec(p, act, g, u, v_load(q.dh + i * dhes, dhd));
+    store_bwd(p, q.dg + i * ostep * dges, q.du + i * dues, q.h ? q.h + i * hes : NULL, o, nt);
+  }
+  if (i < n) {
+    const int64_t rem = n - i;
+    SG_ALIGNED char gt[2 * SG_W * 4] = {0}, ut[SG_W * 4] = {0}, dht[SG_W * 4] = {0};
+    SG_ALIGNED char dgt[2 * SG_W * 4], dut[SG_W * 4], ht[SG_W * 4];
+    memcpy(gt, q.g + i * gstep * ges, (size_t)(rem * gstep) * ges);
+    if (!il) memcpy(ut, q.u + i * ues, (size_t)rem * ues);
+    memcpy(dht, q.dh + i * dhes, (size_t)rem * dhes);
+    vf g, u;
+    load_gu(gt, ut, gd, ud, il, &g, &u);
+    sg_bwd_out o = bwd_vec(p, act, g, u, v_load(dht, dhd));
+    store_bwd(p, dgt, dut, q.h ? ht : NULL, o, 0);
+    memcpy(q.dg + i * ostep * dges, dgt, (size_t)(rem * ostep) * dges);
+    if (!oil) memcpy(q.du + i * dues, dut, (size_t)rem * dues);
+    if (q.h) memcpy(q.h + i * hes, ht, (size_t)rem * hes);
+  }
+}
+
+/* Work item it covers row it / chunks, columns [(it % chunks) * SG_CHUNK, +SG_CHUNK). */
+#define SG_ITEMS_LOOP(body)                                                          \
+  const int64_t chunks = (p->width + SG_CHUNK - 1) / SG_CHUNK;                       \
+  for (int64_t it = item0; it < item1; ++it) {                                       \
+    const int64_t r = it / chunks, c0 = (it % chunks) * SG_CHUNK;                    \
+    const int64_t n = p->width - c0 < SG_CHUNK ? p->width - c0 : SG_CHUNK;           \
+    sg_rowptrs q;                                                                    \
+    body                                                                             \
+  }
+
+/* The loops are instantiated once per activation and input dtype (the
+ * branches on them then fold away, and the activation's constants stay in
+ * registers); mixed gate/up dtypes take a general instance. */
+#define SG_AI __attribute__((always_inline)) inline
+
+static SG_AI void fwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
+                            int64_t item0, int64_t item1, int nt) {
+  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 0, &q); fwd_cols(p, act, in_dt, in_dt, q, n, nt);)
+}
+static SG_AI void bwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
+                            int64_t item0, int64_t item1, int nt) {
+  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 1, &q); bwd_cols(p, act, in_dt, in_dt, q, n, nt);)
+}
+static void fwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
+  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 0, &q);
+                fwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt);)
+}
+static void bwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
+  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 1, &q);
+                bwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt);)
+}
+
+#define SG_DEFINE_ACT(dir, act)                                                              \
+  static void dir##_act##act(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) { \
+    switch (p->gate.dtype) {                                                                 \
+      case SG_BF16: dir##_items(p, act, SG_BF16, item0, item1, nt); break;                   \
+      case SG_F16: dir##_items(p, act, SG_F16, item0, item1, nt); break;                     \
+      default: dir##_items(p, act, SG_F32, item0, item1, nt); break;                         \
+    }                                                                                        \
+  }
+#define SG_DEFINE_DIR(dir)                                                                     \
+  SG_DEFINE_ACT(dir, 0) SG_DEFINE_ACT(dir, 1) SG_DEFINE_ACT(dir, 2) SG_DEFINE_ACT(dir, 3)     \
+  SG_DEFINE_ACT(dir, 4) SG_DEFINE_ACT(dir, 5)                                                \
+  static void dir##_dispatch(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) { \
+    if (p->gate.dtype != p->up.dtype) {                                                      \
+      dir##_items_mixed(p, item0, item1, nt);                                                \
+      return;                                                                                \
+    }                                                                                        \
+    switch (p->activation) {                                                                 \
+      case 0: dir##_act0(p, item0, item1, nt); break;                                        \
+      case 1: dir##_act1(p, item0, item1, nt); break;                                        \
+      case 2: dir##_act2(p, item0, item1, nt); break;                                        \
+      case 3: dir##_act3(p, item0, item1, nt); break;                                        \
+      case 4: dir##_act4(p, item0, item1, nt); break;                                        \
+      default: dir##_act5(p, item0, item1, nt); break;                                       \
+    }                                                                                        \
+  }
+SG_DEFINE_DIR(fwd)
+SG_DEFINE_DIR(bwd)
+
+void SG_NAME(sg_cpu_glu_forward)(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
+  fwd_dispatch(p, item0, item1, nt);
+  if (nt) sg_stream_fence();
+}
+
+void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
+  bwd_dispatch(p, item0, item1, nt);
+  if (nt) sg_stream_fence();
 }
