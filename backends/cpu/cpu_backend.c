@@ -2,7 +2,7 @@
  * The OpenMP CPU backend: always built in, the fallback on machines without a
  * GPU, and the numerical oracle the other backends are tested against.
  *
- * The ISA (avx512, avx2 or generic) is chosen once per process, the first
+ * The ISA (avx512bf16, avx512, avx2 or generic) is chosen once per process, the first
  * time a CPU context is created: the best the CPU supports, or the one named
  * by SWIGLU_CPU_ISA (refused with a message when the CPU lacks it). All three
  * produce bit-identical results, so the choice only changes speed.
@@ -23,6 +23,7 @@ typedef struct sg_cpu_isa {
 
 static const sg_cpu_isa k_isas[] = {
 #if defined(__x86_64__)
+    {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16},
     {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512},
     {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2},
 #endif
@@ -32,7 +33,8 @@ static const sg_cpu_isa k_isas[] = {
 static int isa_supported(const char *name) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (strcmp(name, "avx512") == 0)
+  if (strcmp(name, "avx512bf16") == 0 && !__builtin_cpu_supports("avx512bf16")) return 0;
+  if (strcmp(name, "avx512") == 0 || strcmp(name, "avx512bf16") == 0)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (strcmp(name, "avx2") == 0)
@@ -63,7 +65,7 @@ static void choose_isa(void) {
   }
   if (!g_isa) {
     snprintf(g_isa_error, sizeof g_isa_error,
-             "SWIGLU_CPU_ISA=%s is not one of avx512, avx2, generic", want ? want : "");
+             "SWIGLU_CPU_ISA=%s is not one of avx512bf16, avx512, avx2, generic", want ? want : "");
     return;
   }
   snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,

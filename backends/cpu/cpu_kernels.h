@@ -22,6 +22,7 @@ SG_DECLARE_ISA(generic)
 #if defined(__x86_64__)
 SG_DECLARE_ISA(avx2)
 SG_DECLARE_ISA(avx512)
+SG_DECLARE_ISA(avx512bf16)
 #endif
 
 #endif

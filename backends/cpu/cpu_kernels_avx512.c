@@ -1,9 +1,16 @@
 /* AVX-512 (F, BW, VL, DQ) build of the CPU kernels: 16 lanes. Compiled with
- * those flags for this file only; chosen at run time when the CPU has them. */
+ * those flags for this file only; chosen at run time when the CPU has them.
+ * cpu_kernels_avx512bf16.c compiles it again with AVX512_BF16 for the
+ * one-instruction fp32 -> bf16 rounding. */
 #include <immintrin.h>
 
 #define SG_W 16
+#ifdef __AVX512BF16__
+#define SG_NAME(x) x##_avx512bf16
+#define SG_BF16_NATIVE(v) ((vh)_mm512_cvtneps_pbh((__m512)(v)))
+#else
 #define SG_NAME(x) x##_avx512
+#endif
 #define SG_EVEN_LANES 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
 #define SG_ODD_LANES 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
 #define SG_ZIP_LO_LANES 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23

@@ -47,6 +47,12 @@ static inline void v_store_f32(void *p, vf v) { memcpy(p, &v, sizeof v); }
 static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
 /* Round to nearest even; NaN stays NaN (quiet bit set). */
 static inline vh v_to_bf16(vf v) {
+#ifdef SG_BF16_NATIVE
+  /* The instruction rounds and quiets NaN exactly as below but reads fp32
+   * subnormals as zero: vectors holding one take the integer path. */
+  vi tiny = (v_abs(v) < 0x1p-126f) & (v != 0.0f);
+  if (__builtin_expect(!sg_v_any(tiny), 1)) return SG_BF16_NATIVE(v);
+#endif
   vu u = (vu)v;
   vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   vu q = (u >> 16) | 0x40u;
