@@ -81,5 +81,7 @@ int main(void) {
   }
   printf("%d element checks; %d passed, %d failed\n", checks, 4 - failed, failed);
   swiglu_context_destroy(ctx);
+  free(g), free(u), free(dh), free(h1), free(h2), free(tmp), free(tmp2);
+  free(dg1), free(du1), free(dg2), free(du2);
   return failed ? 1 : 0;
 }

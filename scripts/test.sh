@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The quick start's second command and what CI runs: install what is missing,
+# build, run the whole CTest suite, then build again with AddressSanitizer and
+# UndefinedBehaviorSanitizer and run the suite once more. Backends absent on
+# this machine show as SKIPPED (CTest's "Not Run"/skip), never as passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs="$(nproc)"
+
+echo "== build (Release) and test"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSWIGLU_ONEDNN=ON >/dev/null
+cmake --build build -j "$jobs" >/dev/null
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== build with address,undefined sanitizers and test"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWIGLU_SANITIZE=address,undefined \
+  -DSWIGLU_ONEDNN=ON -DSWIGLU_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs" >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs"
