@@ -14,7 +14,7 @@ swiglu_status swiglu_glu_desc_init(swiglu_glu_desc *desc, swiglu_activation acti
   return SWIGLU_SUCCESS;
 }
 
-static swiglu_status check_desc(swiglu_context *ctx, const swiglu_glu_desc *d) {
+swiglu_status sg_glu_check_desc(swiglu_context *ctx, const swiglu_glu_desc *d) {
   if (!d) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "desc is NULL");
   if ((unsigned)d->activation > SWIGLU_ACT_SILU_CLAMPED)
     return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "desc->activation %d is not a swiglu_activation",
@@ -33,7 +33,7 @@ static swiglu_status check_desc(swiglu_context *ctx, const swiglu_glu_desc *d) {
 
 /* Splits the GLU input(s) into gate and up operands and checks their shapes.
  * *width receives H. */
-static swiglu_status check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
+swiglu_status sg_glu_check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
                                   const swiglu_tensor *x, const swiglu_tensor *up,
                                   sg_checked *cx, sg_checked *cup, int64_t *width,
                                   sg_operand *gate_op, sg_operand *up_op) {
@@ -79,12 +79,12 @@ swiglu_status swiglu_glu_forward(swiglu_context *ctx, const swiglu_glu_desc *des
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
   ctx->last_error[0] = '\0';
   swiglu_status st;
-  if ((st = check_desc(ctx, desc))) return st;
+  if ((st = sg_glu_check_desc(ctx, desc))) return st;
   sg_glu_problem p;
   memset(&p, 0, sizeof p);
   sg_checked cx, cup, ch;
   memset(&cup, 0, sizeof cup);
-  if ((st = check_inputs(ctx, desc, x, up, &cx, &cup, &p.width, &p.gate, &p.up))) return st;
+  if ((st = sg_glu_check_inputs(ctx, desc, x, up, &cx, &cup, &p.width, &p.gate, &p.up))) return st;
   if ((st = sg_check_tensor(ctx, h, "h", 1, &ch))) return st;
   if ((st = sg_check_same_rows(ctx, &cx, &ch, p.width, "H"))) return st;
   if ((st = sg_check_disjoint(ctx, &ch, &cx))) return st;
@@ -109,7 +109,7 @@ swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_glu_desc *de
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
   ctx->last_error[0] = '\0';
   swiglu_status st;
-  if ((st = check_desc(ctx, desc))) return st;
+  if ((st = sg_glu_check_desc(ctx, desc))) return st;
   if (flags & ~SWIGLU_BACKWARD_IN_PLACE)
     return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "flags 0x%x has unknown bits", flags);
   const int in_place = (flags & SWIGLU_BACKWARD_IN_PLACE) != 0;
@@ -120,7 +120,7 @@ swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_glu_desc *de
   memset(&cup, 0, sizeof cup);
   memset(&cdup, 0, sizeof cdup);
   memset(&ch, 0, sizeof ch);
-  if ((st = check_inputs(ctx, desc, x, up, &cx, &cup, &p.width, &p.gate, &p.up))) return st;
+  if ((st = sg_glu_check_inputs(ctx, desc, x, up, &cx, &cup, &p.width, &p.gate, &p.up))) return st;
   if ((st = sg_check_tensor(ctx, dh, "dh", 0, &cdh))) return st;
   if ((st = sg_check_same_rows(ctx, &cx, &cdh, p.width, "H"))) return st;
   const char *dx_name = separate ? "dgate" : "dx";

@@ -28,8 +28,9 @@ extern "C" {
 #define SG_MAX_LEAD_DIMS 7
 #define SG_MSG_CAP 512
 
-/* Element types the GLU kernels read and write. */
-typedef enum sg_dtype { SG_F32 = 0, SG_F16 = 1, SG_BF16 = 2 } sg_dtype;
+/* Element types the kernels read and write. The GLU ops use the first three;
+ * the quantizing op writes byte codes and reads int32 expert counts. */
+typedef enum sg_dtype { SG_F32 = 0, SG_F16 = 1, SG_BF16 = 2, SG_U8 = 3, SG_I8 = 4, SG_I32 = 5 } sg_dtype;
 
 /* One operand as a matrix of `rows` rows (all leading dimensions flattened in
  * row-major order) by `width` columns. Element (r, c) is at
@@ -58,7 +59,9 @@ static inline int64_t sg_row_offset(const sg_operand *op, int64_t r) {
   return off;
 }
 
-static inline size_t sg_dtype_size(int32_t dtype) { return dtype == SG_F32 ? 4u : 2u; }
+static inline size_t sg_dtype_size(int32_t dtype) {
+  return (dtype == SG_F32 || dtype == SG_I32) ? 4u : (dtype == SG_U8 || dtype == SG_I8) ? 1u : 2u;
+}
 
 typedef struct sg_glu_problem {
   int32_t activation; /* swiglu_activation */
@@ -70,6 +73,36 @@ typedef struct sg_glu_problem {
   sg_operand dgate, dup; /* backward outputs */
   int32_t in_place;      /* backward: dgate/dup alias gate/up element for element */
 } sg_glu_problem;
+
+/* GLU + quantization, after validation. Rows are the flattened leading
+ * dimensions; with expert counts they are E blocks of M rows. Scale element
+ * (e, m, c) — c a group, or a word of 4 groups for UE8M0_PACKED — is at
+ * scales + scale_index(e, m, c) * scale_elem_size. */
+typedef struct sg_quant_problem {
+  sg_glu_problem glu;   /* activation, rows, width, gate, up (h, dh, dgate, dup unused) */
+  sg_operand q;         /* codes: dtype SG_U8 or SG_I8, width H (NVFP4: H / 2 bytes) */
+  int32_t format;       /* swiglu_quant_format */
+  int32_t granularity;  /* swiglu_scale_granularity */
+  int32_t encoding;     /* swiglu_scale_encoding */
+  int32_t layout;       /* swiglu_scale_layout */
+  int32_t flags;        /* SWIGLU_QUANT_* */
+  int32_t round_dtype;  /* sg_dtype h is rounded to first, or -1 */
+  float amax_floor;
+  int64_t group;        /* features per scale (PER_ROW: H; PER_TENSOR: H) */
+  int64_t groups;       /* groups per row */
+  int64_t scale_cols;   /* groups, or words of 4 groups for UE8M0_PACKED */
+  int64_t experts, rows_per_expert, rows_padded; /* E (1 unless masked), M, M rounded up to 4 */
+  char *scales;         /* NULL for PER_TENSOR */
+  const float *tensor_scale;  /* PER_TENSOR scale or NVFP4 global scale, else NULL */
+  const float *row_weight;    /* [rows] compact, or NULL */
+  const int32_t *expert_counts; /* [E], or NULL */
+} sg_quant_problem;
+
+static inline int64_t sg_scale_index(const sg_quant_problem *p, int64_t e, int64_t m, int64_t c) {
+  if (p->layout == SWIGLU_SCALE_ROW_MAJOR) return (e * p->rows_per_expert + m) * p->scale_cols + c;
+  const int64_t ld = p->layout == SWIGLU_SCALE_COL_MAJOR_TMA ? p->rows_padded : p->rows_per_expert;
+  return (e * p->scale_cols + c) * ld + m;
+}
 
 typedef struct swiglu_backend_iface {
   uint32_t abi_version; /* SWIGLU_BACKEND_ABI_VERSION */
@@ -83,6 +116,9 @@ typedef struct swiglu_backend_iface {
   swiglu_status (*set_stream)(void *state, void *stream, char *msg, size_t msg_cap);
   swiglu_status (*glu_forward)(void *state, const sg_glu_problem *p, char *msg, size_t msg_cap);
   swiglu_status (*glu_backward)(void *state, const sg_glu_problem *p, char *msg, size_t msg_cap);
+  /* May be NULL: the op is then reported as unsupported. Data-dependent
+   * checks (expert counts <= M) are the backend's, before it writes. */
+  swiglu_status (*glu_quant)(void *state, const sg_quant_problem *p, char *msg, size_t msg_cap);
 } swiglu_backend_iface;
 
 /* The two symbols every loadable module exports (extern "C"). */

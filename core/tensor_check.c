@@ -12,11 +12,18 @@ static int mul_overflows(int64_t a, int64_t b, int64_t *out) {
   return __builtin_mul_overflow(a, b, out);
 }
 
-static int dtype_to_sg(swiglu_dtype d, int32_t *out) {
+const sg_dtype_rule sg_float_dtypes[] = {{SWIGLU_DTYPE_FLOAT, 32, SG_F32},
+                                         {SWIGLU_DTYPE_FLOAT, 16, SG_F16},
+                                         {SWIGLU_DTYPE_BFLOAT, 16, SG_BF16},
+                                         {0, 0, -1}};
+
+static int dtype_to_sg(swiglu_dtype d, const sg_dtype_rule *allowed, int32_t *out) {
   if (d.lanes != 1) return 0;
-  if (d.code == SWIGLU_DTYPE_FLOAT && d.bits == 32) { *out = SG_F32; return 1; }
-  if (d.code == SWIGLU_DTYPE_FLOAT && d.bits == 16) { *out = SG_F16; return 1; }
-  if (d.code == SWIGLU_DTYPE_BFLOAT && d.bits == 16) { *out = SG_BF16; return 1; }
+  for (; allowed->bits; ++allowed)
+    if (d.code == allowed->code && d.bits == allowed->bits) {
+      *out = allowed->sg;
+      return 1;
+    }
   return 0;
 }
 
@@ -33,6 +40,12 @@ static int device_accepted(const swiglu_context *ctx, swiglu_device dev) {
 
 swiglu_status sg_check_tensor(swiglu_context *ctx, const swiglu_tensor *t, const char *name,
                               int is_output, sg_checked *c) {
+  return sg_check_tensor_as(ctx, t, name, is_output, sg_float_dtypes, "bf16, fp16 or fp32", c);
+}
+
+swiglu_status sg_check_tensor_as(swiglu_context *ctx, const swiglu_tensor *t, const char *name,
+                                 int is_output, const sg_dtype_rule *allowed,
+                                 const char *allowed_text, sg_checked *c) {
   memset(c, 0, sizeof *c);
   c->t = t;
   c->name = name;
@@ -42,10 +55,10 @@ swiglu_status sg_check_tensor(swiglu_context *ctx, const swiglu_tensor *t, const
                    SG_MAX_LEAD_DIMS + 1);
   if (!t->shape) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "%s: shape is NULL", name);
   int32_t dt;
-  if (!dtype_to_sg(t->dtype, &dt))
+  if (!dtype_to_sg(t->dtype, allowed, &dt))
     return sg_fail(ctx, SWIGLU_ERROR_BAD_DTYPE,
-                   "%s: dtype (code %u, bits %u, lanes %u) is not bf16, fp16 or fp32", name,
-                   t->dtype.code, t->dtype.bits, t->dtype.lanes);
+                   "%s: dtype (code %u, bits %u, lanes %u) is not %s", name, t->dtype.code,
+                   t->dtype.bits, t->dtype.lanes, allowed_text);
   if (!device_accepted(ctx, t->device))
     return sg_fail(ctx, SWIGLU_ERROR_DEVICE_MISMATCH,
                    "%s: memory on device type %d id %d, but the context's backend '%s' reads "
@@ -134,6 +147,12 @@ swiglu_status sg_check_tensor(swiglu_context *ctx, const swiglu_tensor *t, const
       __builtin_add_overflow((uintptr_t)t->data, (uintptr_t)end_bytes, &hi))
     return sg_fail(ctx, SWIGLU_ERROR_SIZE_OVERFLOW,
                    "%s: data + byte_offset + extent passes the end of the address space", name);
+  c->compact = 1;
+  int64_t expect_stride = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    if (t->shape[i] > 1 && strides[i] != expect_stride) c->compact = 0;
+    expect_stride *= t->shape[i] > 0 ? t->shape[i] : 1;
+  }
   if (t->byte_offset % es != 0 || lo % es != 0)
     return sg_fail(ctx, SWIGLU_ERROR_BAD_STRIDE, "%s: first element is not aligned to %zu bytes",
                    name, es);

@@ -19,15 +19,16 @@
 typedef struct sg_cpu_isa {
   const char *name;
   sg_cpu_kernel_fn forward, backward;
+  sg_cpu_quant_fn quant;
 } sg_cpu_isa;
 
 static const sg_cpu_isa k_isas[] = {
 #if defined(__x86_64__)
-    {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16},
-    {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512},
-    {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2},
+    {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16},
+    {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512},
+    {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2, sg_cpu_glu_quant_avx2},
 #endif
-    {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic},
+    {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic, sg_cpu_glu_quant_generic},
 };
 
 static int isa_supported(const char *name) {
@@ -138,6 +139,61 @@ static swiglu_status cpu_glu_backward(void *state, const sg_glu_problem *p, char
   return SWIGLU_SUCCESS;
 }
 
+/* Per-thread scratch for the quantizing op's fp32 row, grown as needed and
+ * kept for the thread's life: no allocation per call once warm. */
+static _Thread_local float *t_scratch;
+static _Thread_local size_t t_scratch_cap;
+
+static float *thread_scratch(size_t floats) {
+  if (floats > t_scratch_cap) {
+    free(t_scratch);
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    t_scratch = aligned_alloc(64, bytes);
+    t_scratch_cap = t_scratch ? floats : 0;
+  }
+  return t_scratch;
+}
+
+static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char *msg, size_t cap) {
+  const sg_cpu_isa *isa = state;
+  if (p->expert_counts)
+    for (int64_t e = 0; e < p->experts; ++e)
+      if (p->expert_counts[e] < 0 || p->expert_counts[e] > p->rows_per_expert) {
+        snprintf(msg, cap, "expert_counts[%lld] = %d is outside [0, M = %lld]", (long long)e,
+                 p->expert_counts[e], (long long)p->rows_per_expert);
+        return SWIGLU_ERROR_INVALID_ARGUMENT;
+      }
+  const size_t need = SG_QUANT_SCRATCH(p->glu.width);
+  int failed = 0;
+  if (p->glu.rows * p->glu.width < SG_PARALLEL_MIN_ELEMENTS || omp_get_max_threads() == 1) {
+    float *h = thread_scratch(need);
+    if (h) isa->quant(p, 0, p->glu.rows, h);
+    failed = !h;
+  } else {
+#pragma omp parallel reduction(| : failed)
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t begin = p->glu.rows * t / nt, end = p->glu.rows * (t + 1) / nt;
+      float *h = thread_scratch(need);
+      if (!h) failed = 1;
+      else if (begin < end) isa->quant(p, begin, end, h);
+    }
+  }
+  if (failed) {
+    snprintf(msg, cap, "cannot allocate %zu bytes of scratch", need * sizeof(float));
+    return SWIGLU_ERROR_OUT_OF_MEMORY;
+  }
+  /* the TMA layout's padding rows are always written, as zero */
+  if (p->scales && p->layout == SWIGLU_SCALE_COL_MAJOR_TMA) {
+    const size_t es = (p->encoding == SWIGLU_SCALE_E8M0 || p->encoding == SWIGLU_SCALE_E4M3) ? 1 : 4;
+    for (int64_t e = 0; e < p->experts; ++e)
+      for (int64_t c = 0; c < p->scale_cols; ++c)
+        for (int64_t m = p->rows_per_expert; m < p->rows_padded; ++m)
+          memset(p->scales + sg_scale_index(p, e, m, c) * (int64_t)es, 0, es);
+  }
+  return SWIGLU_SUCCESS;
+}
+
 static const swiglu_backend_iface k_cpu_iface = {
     .abi_version = SWIGLU_BACKEND_ABI_VERSION,
     .struct_size = sizeof(swiglu_backend_iface),
@@ -149,6 +205,7 @@ static const swiglu_backend_iface k_cpu_iface = {
     .set_stream = cpu_set_stream,
     .glu_forward = cpu_glu_forward,
     .glu_backward = cpu_glu_backward,
+    .glu_quant = cpu_glu_quant,
 };
 
 const swiglu_backend_iface *swiglu_cpu_backend(void) { return &k_cpu_iface; }

@@ -14,9 +14,15 @@ typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t
 
 #define SG_CPU_CHUNK 512
 
+/* Quantizing op: rows [row0, row1), h a per-thread scratch of
+ * SG_QUANT_SCRATCH(width) floats, 64-byte aligned. */
+typedef void (*sg_cpu_quant_fn)(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h);
+#define SG_QUANT_SCRATCH(width) ((size_t)(width) + 64 + SG_CPU_CHUNK)
+
 #define SG_DECLARE_ISA(isa)                                                                      \
   void sg_cpu_glu_forward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt); \
-  void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt);
+  void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt); \
+  void sg_cpu_glu_quant_##isa(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h);
 
 SG_DECLARE_ISA(generic)
 #if defined(__x86_64__)

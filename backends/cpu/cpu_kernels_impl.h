@@ -509,3 +509,247 @@ void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_
   bwd_dispatch(p, item0, item1, nt);
   if (nt) sg_stream_fence();
 }
+
+/* ------------------------------------------------------------ quantization */
+
+typedef uint8_t vb __attribute__((vector_size(SG_W), aligned(1)));
+
+/* A float target format: fraction bits, exponent bias, largest finite value,
+ * its code, the NaN code, the sign bit's position, and no negative zero
+ * (FNUZ). */
+typedef struct {
+  int mbits, bias;
+  float fmax;
+  uint32_t nan_code, sign_shift;
+  int fnuz;
+} sg_fmt;
+
+static const sg_fmt k_fmt_e4m3fn = {3, 7, 448.0f, 0x7f, 7, 0};
+static const sg_fmt k_fmt_e4m3fnuz = {3, 8, 240.0f, 0x80, 7, 1};
+static const sg_fmt k_fmt_e5m2 = {2, 15, 57344.0f, 0x7e, 7, 0};
+static const sg_fmt k_fmt_e2m1 = {1, 1, 6.0f, 0x00, 3, 0}; /* no NaN: NaN encodes as 0 */
+
+/* Round to nearest even into the format, saturating to +-fmax (Inf too). */
+static inline __attribute__((always_inline)) vu v_encode(vf x, const sg_fmt f) {
+  vu sign = ((vu)x >> 31) << f.sign_shift;
+  vi nan = x != x;
+  vf a = v_abs(x);
+  a = v_sel(a > f.fmax, v_set(f.fmax), a);
+  vu ab = (vu)a;
+  const int sh = 23 - f.mbits;
+  vu normal = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
+              (uint32_t)((127 - f.bias) << f.mbits);
+  /* below the smallest normal, the float sum a + c (ulp(c) = the format's
+   * subnormal spacing) rounds a onto the subnormal grid, ties to even */
+  const float c = __builtin_ldexpf(1.0f, 1 - f.bias - f.mbits + 23);
+  vu sub = (vu)(a + c) - (vu)v_set(c);
+  vi is_norm = a >= __builtin_ldexpf(1.0f, 1 - f.bias);
+  vu code = (vu)(((vi)normal & is_norm) | ((vi)sub & ~is_norm));
+  if (f.fnuz) sign = (vu)((vi)sign & (code != 0u)); /* no negative zero */
+  code |= sign;
+  const vu nanc = (vu){0} + f.nan_code;
+  return (vu)(((vi)code & ~nan) | ((vi)nanc & nan));
+}
+
+static inline __attribute__((always_inline)) vu v_encode_int8(vf x) {
+  vi nan = x != x;
+  x = v_sel(x > 127.0f, v_set(127.0f), v_sel(x < -127.0f, v_set(-127.0f), x));
+  vf r = (x + 12582912.0f) - 12582912.0f; /* round to nearest even */
+  vi i = __builtin_convertvector(r, vi);
+  return (vu)(i & ~nan) & 0xffu;
+}
+
+static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, int format) {
+  switch (format) {
+    case SWIGLU_QUANT_FP8_E4M3FNUZ: return v_encode(x, k_fmt_e4m3fnuz);
+    case SWIGLU_QUANT_FP8_E5M2: return v_encode(x, k_fmt_e5m2);
+    case SWIGLU_QUANT_INT8: return v_encode_int8(x);
+    case SWIGLU_QUANT_NVFP4: return v_encode(x, k_fmt_e2m1);
+    default: return v_encode(x, k_fmt_e4m3fn);
+  }
+}
+
+/* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
+static float amax_finite(const float *h, int64_t n) {
+  vf acc = v_set(0.0f);
+  int64_t i = 0;
+  for (; i + SG_W <= n; i += SG_W) {
+    vf a = v_abs(v_load_f32(h + i));
+    acc = v_sel((a <= 3.40282347e38f) & (a > acc), a, acc);
+  }
+  float m = 0.0f;
+  for (int l = 0; l < SG_W; ++l) m = acc[l] > m ? acc[l] : m;
+  for (; i < n; ++i) {
+    float a = __builtin_fabsf(h[i]);
+    if (a <= 3.40282347e38f && a > m) m = a;
+  }
+  return m;
+}
+
+/* Codes for h[0, n) / div, written to out (NVFP4: n / 2 bytes, low nibble first). */
+static void encode_group(const float *h, int64_t n, float div, int format, int zero, uint8_t *out) {
+  int64_t i = 0;
+  uint8_t tmp[SG_W];
+  for (; i < n; i += SG_W) {
+    vf x;
+    if (i + SG_W <= n) {
+      x = v_load_f32(h + i);
+    } else {
+      SG_ALIGNED float t[SG_W] = {0};
+      memcpy(t, h + i, (size_t)(n - i) * 4);
+      x = v_load_f32(t);
+    }
+    vu c = zero ? (vu){0} : v_encode_fmt(x / div, format);
+    vb bytes = __builtin_convertvector(c, vb);
+    const int64_t k = n - i < SG_W ? n - i : SG_W;
+    if (format == SWIGLU_QUANT_NVFP4) {
+      memcpy(tmp, &bytes, sizeof bytes);
+      for (int64_t j = 0; j < k; j += 2) out[(i + j) / 2] = (uint8_t)(tmp[j] | (tmp[j + 1] << 4));
+    } else {
+      memcpy(out + i, &bytes, (size_t)k);
+    }
+  }
+}
+
+static inline uint32_t f2u(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static inline float u2f(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* The biased exponent of s rounded up to a power of two, clamped to [1, 254]. */
+static inline uint32_t ue8m0_of(float s) {
+  uint32_t u = f2u(s) & 0x7fffffffu;
+  uint32_t e = (u >> 23) + ((u & 0x7fffffu) != 0);
+  return e < 1 ? 1 : e > 254 ? 254 : e;
+}
+
+static float decode_e4m3fn(uint32_t c) {
+  uint32_t e = (c >> 3) & 15, m = c & 7;
+  float v = e ? __builtin_ldexpf(1.0f + m / 8.0f, (int)e - 7) : __builtin_ldexpf((float)m, -9);
+  return (c & 0x80) ? -v : v;
+}
+
+static void write_scale(const sg_quant_problem *p, int64_t e, int64_t m, int64_t g, float f,
+                        uint32_t byte) {
+  if (p->encoding == SWIGLU_SCALE_UE8M0_PACKED) {
+    p->scales[sg_scale_index(p, e, m, g / 4) * 4 + g % 4] = (char)byte;
+    return;
+  }
+  const int64_t idx = sg_scale_index(p, e, m, g);
+  if (p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0)
+    memcpy(p->scales + idx * 4, &f, 4);
+  else
+    p->scales[idx] = (char)byte;
+}
+
+/* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
+static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
+                             const int32_t ud, int64_t row0, int64_t row1, float *h) {
+  const int64_t H = p->glu.width, G = p->group, M = p->rows_per_expert;
+  sg_glu_problem fp = p->glu; /* the forward op, writing h into the scratch */
+  const int32_t hd = p->round_dtype >= 0 ? p->round_dtype : SG_F32;
+  fp.h.dtype = hd;
+  uint16_t *h16 = (uint16_t *)(h + H + 2 * SG_W); /* SG_CHUNK halves; unused for fp32 */
+  for (int64_t r = row0; r < row1; ++r) {
+    const int64_t e = r / M, m = r % M;
+    if (p->expert_counts && m >= p->expert_counts[e]) continue;
+    sg_rowptrs q;
+    row_ptrs(&fp, r, 0, 0, &q);
+    if (hd == SG_F32) {
+      q.h = (char *)h;
+      fwd_cols(&fp, act, gd, ud, q, H, 0);
+    } else {
+      /* exactly the forward op's rounding to the input dtype, then widened */
+      for (int64_t c0 = 0; c0 < H; c0 += SG_CHUNK) {
+        const int64_t n = H - c0 < SG_CHUNK ? H - c0 : SG_CHUNK;
+        sg_rowptrs qc;
+        row_ptrs(&fp, r, c0, 0, &qc);
+        qc.h = (char *)h16;
+        fwd_cols(&fp, act, gd, ud, qc, n, 0);
+        for (int64_t i = 0; i < n; i += SG_W) v_store_f32(h + c0 + i, v_load((char *)(h16 + i), hd));
+      }
+    }
+    if (p->row_weight) {
+      const vf w = v_set(p->row_weight[r]);
+      for (int64_t i = 0; i < H; i += SG_W) v_store_f32(h + i, v_load_f32(h + i) * w);
+    }
+    uint8_t *qrow = (uint8_t *)p->q.base + sg_row_offset(&p->q, r);
+    for (int64_t g = 0; g < p->groups; ++g) {
+      const float *hg = h + g * G;
+      uint8_t *qg = qrow + (p->format == SWIGLU_QUANT_NVFP4 ? g * G / 2 : g * G);
+      float div, sf = 0.0f;
+      uint32_t sb = 0;
+      int zero = 0;
+      if (p->granularity == SWIGLU_SCALE_PER_TENSOR) {
+        div = *p->tensor_scale;
+      } else if (p->format == SWIGLU_QUANT_MXFP8) {
+        const float amax = amax_finite(hg, G);
+        if (p->flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
+          sb = ue8m0_of(amax / 448.0f);
+        } else {
+          /* OCP MX: 2^(floor(log2 amax) - 8), with amax = 0 read as 2^-126 */
+          int32_t sh = amax < 0x1p-126f ? -127 : (int32_t)(f2u(amax) >> 23) - 127 - 8;
+          sb = (uint32_t)((sh < -127 ? -127 : sh > 127 ? 127 : sh) + 127);
+        }
+        div = sb ? u2f(sb << 23) : 0x1p-127f;
+      } else if (p->format == SWIGLU_QUANT_NVFP4) {
+        const float amax = amax_finite(hg, G), gs = *p->tensor_scale;
+        vf t = v_set(amax / (6.0f * gs));
+        sb = v_encode(t, k_fmt_e4m3fn)[0];
+        div = decode_e4m3fn(sb) * gs;
+        zero = div == 0.0f;
+      } else {
+        float amax = amax_finite(hg, G);
+        if (amax < p->amax_floor) amax = p->amax_floor;
+        const float fmax = p->format == SWIGLU_QUANT_INT8 ? 127.0f
+                           : p->format == SWIGLU_QUANT_FP8_E4M3FNUZ ? 240.0f
+                           : p->format == SWIGLU_QUANT_FP8_E5M2 ? 57344.0f
+                                                                 : 448.0f;
+        const float s = amax / fmax;
+        if (p->encoding == SWIGLU_SCALE_FP32) {
+          div = sf = s;
+        } else {
+          sb = ue8m0_of(s);
+          div = sf = u2f(sb << 23);
+        }
+      }
+      encode_group(hg, G, div, p->format, zero, qg);
+      if (p->scales) write_scale(p, e, m, g, sf, sb);
+    }
+    /* the unused bytes of a row's last packed word are padding: zero */
+    if (p->encoding == SWIGLU_SCALE_UE8M0_PACKED && p->scales)
+      for (int64_t g = p->groups; g < 4 * p->scale_cols; ++g) write_scale(p, e, m, g, 0.0f, 0);
+  }
+}
+
+#define SG_DEFINE_QUANT_ACT(act)                                                              \
+  static void quant_act##act(const sg_quant_problem *p, int64_t r0, int64_t r1, float *h) {   \
+    const int32_t gd = p->glu.gate.dtype, ud = p->glu.up.dtype;                               \
+    if (gd != ud) quant_rows(p, act, gd, ud, r0, r1, h);                                      \
+    else if (gd == SG_BF16) quant_rows(p, act, SG_BF16, SG_BF16, r0, r1, h);                  \
+    else if (gd == SG_F16) quant_rows(p, act, SG_F16, SG_F16, r0, r1, h);                     \
+    else quant_rows(p, act, SG_F32, SG_F32, r0, r1, h);                                       \
+  }
+SG_DEFINE_QUANT_ACT(0)
+SG_DEFINE_QUANT_ACT(1)
+SG_DEFINE_QUANT_ACT(2)
+SG_DEFINE_QUANT_ACT(3)
+SG_DEFINE_QUANT_ACT(4)
+SG_DEFINE_QUANT_ACT(5)
+
+void SG_NAME(sg_cpu_glu_quant)(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h) {
+  switch (p->glu.activation) {
+    case 0: quant_act0(p, row0, row1, h); break;
+    case 1: quant_act1(p, row0, row1, h); break;
+    case 2: quant_act2(p, row0, row1, h); break;
+    case 3: quant_act3(p, row0, row1, h); break;
+    case 4: quant_act4(p, row0, row1, h); break;
+    default: quant_act5(p, row0, row1, h); break;
+  }
+}

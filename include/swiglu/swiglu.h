@@ -254,6 +254,96 @@ SWIGLU_API swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_g
                                              const swiglu_tensor *dup, const swiglu_tensor *h,
                                              unsigned flags);
 
+
+/* ------------------------------------------------------------- GLU + quant */
+
+typedef enum swiglu_quant_format {
+  SWIGLU_QUANT_FP8_E4M3FN = 0,   /* max 448, NaN 0x7f (OCP / NVIDIA) */
+  SWIGLU_QUANT_FP8_E4M3FNUZ = 1, /* max 240, NaN 0x80, no -0 (AMD MI300) */
+  SWIGLU_QUANT_FP8_E5M2 = 2,     /* max 57344, NaN 0x7e */
+  SWIGLU_QUANT_INT8 = 3,         /* symmetric, codes in [-127, 127] */
+  SWIGLU_QUANT_MXFP8 = 4,        /* E4M3FN codes, one E8M0 scale byte per 32 (OCP MX v1.0) */
+  SWIGLU_QUANT_NVFP4 = 5         /* E2M1 codes two per byte, E4M3FN scale per 16, fp32 global */
+} swiglu_quant_format;
+
+typedef enum swiglu_scale_granularity {
+  SWIGLU_SCALE_PER_TENSOR = 0, /* a given static scale (args.tensor_scale) */
+  SWIGLU_SCALE_PER_ROW = 1,    /* one scale per token */
+  SWIGLU_SCALE_PER_GROUP = 2   /* one per group_size consecutive features of a row */
+} swiglu_scale_granularity;
+
+typedef enum swiglu_scale_encoding {
+  SWIGLU_SCALE_FP32 = 0,         /* float: amax / format max */
+  SWIGLU_SCALE_FP32_UE8M0 = 1,   /* float rounded up to a power of two */
+  SWIGLU_SCALE_UE8M0_PACKED = 2, /* int32 words, each the exponent bytes of 4 consecutive
+                                    groups of one row, first group in the low byte (DeepGEMM) */
+  SWIGLU_SCALE_E8M0 = 3,         /* one exponent byte per group (MX; or UE8M0 bytes for FP8/INT8) */
+  SWIGLU_SCALE_E4M3 = 4          /* one E4M3FN byte per group (NVFP4) */
+} swiglu_scale_encoding;
+
+typedef enum swiglu_scale_layout {
+  SWIGLU_SCALE_ROW_MAJOR = 0,     /* [rows, groups] (packed: [rows, ceil(groups/4)] words) */
+  SWIGLU_SCALE_COL_MAJOR = 1,     /* [groups, rows] */
+  SWIGLU_SCALE_COL_MAJOR_TMA = 2  /* [groups, rows rounded up to a multiple of 4]; the padding
+                                     rows are written as zero. With UE8M0_PACKED this is the
+                                     layout DeepGEMM reads. */
+} swiglu_scale_layout;
+
+#define SWIGLU_QUANT_ROUND_H 1u          /* round h to the input dtype before quantizing, so the
+                                            result equals forward-then-quantize bit for bit */
+#define SWIGLU_QUANT_MX_SCALE_ROUND_UP 2u /* MXFP8: scale 2^ceil(log2(amax/448)) (no saturation)
+                                            instead of OCP's 2^(floor(log2 amax) - 8) */
+
+typedef struct swiglu_quant_desc {
+  swiglu_quant_format format;
+  swiglu_scale_granularity granularity;
+  int32_t group_size;          /* PER_GROUP: divides H, multiple of 8; MXFP8 32, NVFP4 16 */
+  swiglu_scale_encoding scale_encoding;
+  swiglu_scale_layout scale_layout;
+  float amax_floor;            /* > 0; group amax is at least this (FP8/INT8 only) */
+  uint32_t flags;              /* SWIGLU_QUANT_* */
+} swiglu_quant_desc;
+
+/* Fills *desc for the format and granularity with the defaults: the format's
+ * group size for MXFP8 / NVFP4 (else group_size), its scale encoding (E8M0,
+ * E4M3; FP32 otherwise), row-major scales, amax floor 1e-10, no flags. */
+SWIGLU_API swiglu_status swiglu_quant_desc_init(swiglu_quant_desc *desc, swiglu_quant_format format,
+                                                swiglu_scale_granularity granularity,
+                                                int32_t group_size);
+
+typedef struct swiglu_quant_args {
+  const swiglu_tensor *x;      /* as in swiglu_glu_forward (packed input, or gate) */
+  const swiglu_tensor *up;     /* SWIGLU_LAYOUT_SEPARATE only */
+  const swiglu_tensor *q;      /* out: codes [..., H] (NVFP4: uint8 [..., H/2], element 2j in
+                                  the low nibble) */
+  const swiglu_tensor *scales; /* out: per-row / per-group scales in the chosen encoding and
+                                  layout; NULL for PER_TENSOR */
+  const swiglu_tensor *tensor_scale; /* in: fp32, one element: the static scale (PER_TENSOR)
+                                        or the global decode scale (NVFP4) */
+  const swiglu_tensor *row_weight;   /* in, optional: fp32 per row (top-k routing weight),
+                                        multiplies h before quantization */
+  const swiglu_tensor *expert_counts; /* in, optional: int32 [E]; x is then [E, M, *] and rows
+                                         m >= counts[e] are neither read nor written */
+} swiglu_quant_args;
+
+/*
+ * h = act(gate) * up, then quantized in the same pass (docs/numerics.md,
+ * "GLU + quantization"): h stays fp32 (or is rounded to the input dtype with
+ * SWIGLU_QUANT_ROUND_H), is multiplied by the row weight if given, and each
+ * row or group gets scale = max(amax, floor) / format max and codes
+ * round-to-nearest-even(h / scale) saturated to the format's finite range.
+ *
+ * Scale tensors have shape [rows, groups] / [groups, rows] / [groups,
+ * rows_pad4] by layout ([E, ...] with expert_counts), compact, dtype float32
+ * (FP32, FP32_UE8M0), int32 (UE8M0_PACKED: groups counted in words), uint8
+ * or float8_e8m0fnu (E8M0), uint8 or float8_e4m3fn (E4M3).
+ * Codes: float8_e4m3fn / e4m3fnuz / e5m2 or uint8 for the FP8 formats, int8
+ * for INT8, uint8 for NVFP4.
+ */
+SWIGLU_API swiglu_status swiglu_glu_quant(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                          const swiglu_quant_desc *qdesc,
+                                          const swiglu_quant_args *args);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,311 @@
+/*
+ * GLU + quantization on the CPU backend against tests/ref_quant.c, bit for
+ * bit on codes and scales: every format, granularity, scale encoding and
+ * layout, several group sizes, odd row counts, masked MoE with counts 0, 1,
+ * M-1 and M, row weights, NaN / Inf / huge inputs, and the ROUND_H flag.
+ * h itself comes from the forward op (already checked against float64), so
+ * "fused equals forward-then-quantize" is what every case asserts; with
+ * ROUND_H the forward runs in the input dtype, as the two-kernel path does.
+ * Outputs and padding start poisoned: padding must come back zero, rows past
+ * an expert's count untouched. Also: dequantized values within the format's
+ * rounding bound, and bad inputs refused with nothing written.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref64.h"
+#include "ref_quant.h"
+
+static long g_checks, g_failed;
+static int g_shown;
+static swiglu_context *ctx;
+
+static void fail(const char *what, const char *cd, long long a, long long b, double want, double got) {
+  ++g_failed;
+  if (g_shown++ < 25)
+    fprintf(stderr, "FAIL %s [%s] at %lld,%lld: want %.9g got %.9g\n", what, cd, a, b, want, got);
+}
+
+static const char *const fmt_name[] = {"e4m3fn", "e4m3fnuz", "e5m2", "int8", "mxfp8", "nvfp4"};
+static const char *const enc_name[] = {"fp32", "fp32_ue8m0", "ue8m0_packed", "e8m0", "e4m3"};
+static const char *const lay_name[] = {"row", "col", "col_tma"};
+
+typedef struct {
+  int act, layout, tin, format, gran, enc, slayout, round_h, weight, masked, mx_up;
+  int64_t E, M, H, G;
+} qcase;
+
+static swiglu_dtype code_dtype(int f) {
+  if (f == SWIGLU_QUANT_INT8) return (swiglu_dtype){SWIGLU_DTYPE_INT, 8, 1};
+  if (f == SWIGLU_QUANT_FP8_E4M3FN || f == SWIGLU_QUANT_MXFP8) return (swiglu_dtype){SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1};
+  return (swiglu_dtype){SWIGLU_DTYPE_UINT, 8, 1};
+}
+
+static int64_t sidx(const qcase *k, int64_t groups_or_words, int64_t e, int64_t m, int64_t c) {
+  const int64_t Mp = (k->M + 3) / 4 * 4;
+  if (k->slayout == SWIGLU_SCALE_ROW_MAJOR) return (e * k->M + m) * groups_or_words + c;
+  if (k->slayout == SWIGLU_SCALE_COL_MAJOR) return (e * groups_or_words + c) * k->M + m;
+  return (e * groups_or_words + c) * Mp + m;
+}
+
+static void run(const qcase *k, t_rng *rng) {
+  char cd[256];
+  snprintf(cd, sizeof cd, "act %d layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld%s%s%s%s",
+           k->act, k->layout, t_dtype_name[k->tin], fmt_name[k->format], k->gran, enc_name[k->enc],
+           lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
+           k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
+           k->mx_up ? " mx_round_up" : "");
+  const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
+  const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
+  const int64_t wx = sep ? H : 2 * H;
+  const size_t es = t_size(k->tin);
+  char *x = malloc((size_t)(rows * wx) * es), *u = sep ? malloc((size_t)(rows * H) * es) : NULL;
+  for (int64_t i = 0; i < rows * wx; ++i) t_write(x, k->tin, i, t_sample(rng, k->tin, 7.0) * (i % 3 ? 1 : 0.01));
+  if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
+  /* one all-zero group per case, for the amax floor */
+  for (int64_t j = 0; j < (k->G < H ? k->G : H) && !sep; ++j) t_write(x, k->tin, j, 0.0), t_write(x, k->tin, H + j, 1.0);
+  int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
+  swiglu_glu_desc gd;
+  swiglu_glu_desc_init(&gd, (swiglu_activation)k->act, (swiglu_layout)k->layout);
+  swiglu_tensor tx = {x, {SWIGLU_DEVICE_CPU, 0}, 3, t_dtype(k->tin), xs3, NULL, 0};
+  swiglu_tensor tu = {u, {SWIGLU_DEVICE_CPU, 0}, 3, t_dtype(k->tin), hs3, NULL, 0};
+
+  /* h from the forward op: fp32, or the input dtype under ROUND_H */
+  const int th = k->round_h ? k->tin : T_F32;
+  char *hbuf = malloc((size_t)(rows * H) * t_size(th));
+  swiglu_tensor thh = {hbuf, {SWIGLU_DEVICE_CPU, 0}, 3, t_dtype(th), hs3, NULL, 0};
+  if (swiglu_glu_forward(ctx, &gd, &tx, sep ? &tu : NULL, &thh)) {
+    fail("forward", cd, 0, 0, 0, 0);
+    return;
+  }
+  float *h = malloc(sizeof(float) * (size_t)(rows * H));
+  float *w = malloc(sizeof(float) * (size_t)rows);
+  for (int64_t r = 0; r < rows; ++r) w[r] = (float)(0.05 + t_uniform(rng));
+  for (int64_t i = 0; i < rows * H; ++i) {
+    h[i] = (float)t_read(hbuf, th, i);
+    if (k->weight) h[i] = h[i] * w[i / H];
+  }
+  int32_t *counts = malloc(sizeof(int32_t) * (size_t)E);
+  static const int pattern[4] = {0, 1, -1, -2}; /* 0, 1, M-1, M */
+  for (int64_t e = 0; e < E; ++e) {
+    int p = pattern[e % 4];
+    counts[e] = p >= 0 ? (p > M ? (int)M : p) : (int)(p == -1 ? M - 1 : M);
+    if (!k->masked) counts[e] = (int)M;
+  }
+
+  swiglu_quant_desc qd;
+  swiglu_quant_desc_init(&qd, (swiglu_quant_format)k->format, (swiglu_scale_granularity)k->gran, (int32_t)k->G);
+  qd.scale_encoding = (swiglu_scale_encoding)k->enc;
+  qd.scale_layout = (swiglu_scale_layout)k->slayout;
+  qd.flags = (k->round_h ? SWIGLU_QUANT_ROUND_H : 0) | (k->mx_up ? SWIGLU_QUANT_MX_SCALE_ROUND_UP : 0);
+  const int nv = k->format == SWIGLU_QUANT_NVFP4;
+  const int64_t G = k->gran == SWIGLU_SCALE_PER_GROUP ? k->G : H, groups = H / G;
+  const int packed = k->enc == SWIGLU_SCALE_UE8M0_PACKED;
+  const int64_t cols = packed ? (groups + 3) / 4 : groups, Mp = (M + 3) / 4 * 4;
+  const size_t ses = (k->enc == SWIGLU_SCALE_E8M0 || k->enc == SWIGLU_SCALE_E4M3) ? 1 : 4;
+  const int64_t qw = nv ? H / 2 : H;
+  const int64_t nscale = E * cols * (k->slayout == SWIGLU_SCALE_COL_MAJOR_TMA ? Mp : M);
+  uint8_t *q = malloc((size_t)(rows * qw));
+  uint8_t *sc = malloc((size_t)nscale * ses + 1);
+  memset(q, 0xA5, (size_t)(rows * qw));
+  memset(sc, 0xA5, (size_t)nscale * ses);
+  int64_t qs3[3] = {E, M, qw}, ss[3];
+  int snd = 0;
+  if (k->masked) ss[snd++] = E;
+  if (k->slayout == SWIGLU_SCALE_ROW_MAJOR) ss[snd++] = k->masked ? M : E * M, ss[snd++] = cols;
+  else ss[snd++] = cols, ss[snd++] = k->slayout == SWIGLU_SCALE_COL_MAJOR_TMA ? Mp : M;
+  if (!k->masked && E != 1) { fprintf(stderr, "test bug: unmasked cases use E = 1\n"); exit(1); }
+  swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
+  if (packed) sdt = (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1};
+  if (ses == 1) sdt = (swiglu_dtype){SWIGLU_DTYPE_UINT, 8, 1};
+  float tscale = nv ? 0.0137f : 0.0625f;
+  int64_t one = 1, ne = E, nw = rows;
+  swiglu_tensor tq = {q, {SWIGLU_DEVICE_CPU, 0}, 3, code_dtype(k->format), qs3, NULL, 0};
+  swiglu_tensor ts = {sc, {SWIGLU_DEVICE_CPU, 0}, snd, sdt, ss, NULL, 0};
+  swiglu_tensor tts = {&tscale, {SWIGLU_DEVICE_CPU, 0}, 1, {SWIGLU_DTYPE_FLOAT, 32, 1}, &one, NULL, 0};
+  swiglu_tensor tw = {w, {SWIGLU_DEVICE_CPU, 0}, 1, {SWIGLU_DTYPE_FLOAT, 32, 1}, &nw, NULL, 0};
+  swiglu_tensor tc = {counts, {SWIGLU_DEVICE_CPU, 0}, 1, {SWIGLU_DTYPE_INT, 32, 1}, &ne, NULL, 0};
+  swiglu_quant_args a = {&tx, sep ? &tu : NULL, &tq, k->gran == SWIGLU_SCALE_PER_TENSOR ? NULL : &ts,
+                         (k->gran == SWIGLU_SCALE_PER_TENSOR || nv) ? &tts : NULL, k->weight ? &tw : NULL,
+                         k->masked ? &tc : NULL};
+  swiglu_status st = swiglu_glu_quant(ctx, &gd, &qd, &a);
+  ++g_checks;
+  if (st) {
+    fprintf(stderr, "FAIL quant [%s]: %s: %s\n", cd, swiglu_status_string(st), swiglu_context_last_error(ctx));
+    ++g_failed;
+    goto out;
+  }
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t m = 0; m < M; ++m) {
+      const int64_t r = e * M + m;
+      const int live = m < counts[e];
+      for (int64_t g = 0; g < groups; ++g) {
+        float div, sf;
+        uint8_t sb;
+        rq_group_scale(&qd, h + r * H + g * G, G, tscale, &div, &sf, &sb);
+        for (int64_t j = 0; j < G; ++j) {
+          const int64_t c = g * G + j;
+          uint8_t want = div == 0 ? 0 : rq_encode(k->format, (double)(float)((double)h[r * H + c] / div));
+          uint8_t got = nv ? (uint8_t)((q[r * qw + c / 2] >> (4 * (c & 1))) & 15) : q[r * qw + c];
+          if (!live) want = nv ? (0xA5 >> (4 * (c & 1))) & 15 : 0xA5; /* untouched */
+          ++g_checks;
+          if (got != want) fail("code", cd, r, c, want, got);
+          /* dequantized within the rounding bound of the format */
+          if (live && div != 0 && isfinite(h[r * H + c]) && g_checks % 7 == 0) {
+            double qv = rq_decode(k->format, got) * div, x = h[r * H + c];
+            double fmax = rq_format_max(k->format);
+            double y = fabs(x / div);
+            double step = y >= fmax ? 0 : k->format == SWIGLU_QUANT_INT8 ? 0.5
+                          : fabs(rq_decode(k->format, rq_encode(k->format, y)) - y) * 0 +
+                                0.5 * ldexp(1.0, (int)floor(log2(y > 0 ? y : 1)) - (k->format == SWIGLU_QUANT_FP8_E5M2 ? 2 : k->format == SWIGLU_QUANT_NVFP4 ? 1 : 3));
+            double sub = k->format == SWIGLU_QUANT_NVFP4 ? 0.25 : k->format == SWIGLU_QUANT_FP8_E5M2 ? ldexp(1, -17) : ldexp(1, -10);
+            double bound = (y >= fmax ? (y - fmax) : (step > sub ? step : sub)) * div * (1 + 1e-6) + 1e-30;
+            ++g_checks;
+            if (!(fabs(qv - x) <= bound)) fail("dequantized error", cd, r, c, x, qv);
+          }
+        }
+        if (k->gran == SWIGLU_SCALE_PER_TENSOR) continue;
+        int64_t idx = sidx(k, cols, e, m, packed ? g / 4 : g);
+        ++g_checks;
+        if (!live) {
+          if (packed ? sc[idx * 4 + g % 4] != 0xA5 : sc[idx * ses] != 0xA5) fail("scale of a masked row written", cd, r, g, 0xA5, 0);
+          continue;
+        }
+        if (packed) {
+          if (sc[idx * 4 + g % 4] != sb) fail("packed scale byte", cd, r, g, sb, sc[idx * 4 + g % 4]);
+        } else if (ses == 1) {
+          if (sc[idx] != sb) fail("scale byte", cd, r, g, sb, sc[idx]);
+        } else {
+          float gotf;
+          memcpy(&gotf, sc + idx * 4, 4);
+          if (memcmp(&gotf, &sf, 4)) fail("fp32 scale", cd, r, g, sf, gotf);
+        }
+      }
+      if (packed && live)
+        for (int64_t g = groups; g < 4 * cols; ++g) {
+          ++g_checks;
+          if (sc[sidx(k, cols, e, m, g / 4) * 4 + g % 4] != 0) fail("packed word padding", cd, r, g, 0, sc[sidx(k, cols, e, m, g / 4) * 4 + g % 4]);
+        }
+    }
+  if (k->gran != SWIGLU_SCALE_PER_TENSOR && k->slayout == SWIGLU_SCALE_COL_MAJOR_TMA)
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t c = 0; c < cols; ++c)
+        for (int64_t m = M; m < Mp; ++m)
+          for (size_t b = 0; b < ses; ++b) {
+            ++g_checks;
+            if (sc[sidx(k, cols, e, m, c) * ses + b] != 0) fail("TMA padding", cd, e, m, 0, sc[sidx(k, cols, e, m, c) * ses + b]);
+          }
+out:
+  free(x), free(u), free(hbuf), free(h), free(w), free(counts), free(q), free(sc);
+}
+
+/* Bad inputs: a specific status, and neither codes nor scales written. */
+static void bad_inputs(void) {
+  enum { R = 4, H = 64 };
+  static float x[R][2 * H], sc[R][H / 8];
+  static uint8_t q[R][H];
+  static int32_t counts[2] = {2, 3};
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 2 * H; ++c) x[r][c] = (float)(c % 11) - 5.0f;
+  int64_t xs[2] = {R, 2 * H}, qs[2] = {R, H}, ss[2] = {R, H / 32};
+  swiglu_glu_desc gd;
+  swiglu_glu_desc_init(&gd, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+  struct {
+    const char *what;
+    int group, enc, layout, masked, bad_counts, ss1, qdt;
+    swiglu_status want;
+  } cases[] = {
+      {"group does not divide H", 48, SWIGLU_SCALE_FP32, 0, 0, 0, 2, 0, SWIGLU_ERROR_BAD_SHAPE},
+      {"group not a multiple of 8", 12, SWIGLU_SCALE_FP32, 0, 0, 0, 5, 0, SWIGLU_ERROR_INVALID_ARGUMENT},
+      {"scales shape too small", 32, SWIGLU_SCALE_FP32, 0, 0, 0, 1, 0, SWIGLU_ERROR_BAD_SHAPE},
+      {"scales dtype int32 for fp32 encoding", 32, SWIGLU_SCALE_FP32, 0, 0, 0, 2, 0, SWIGLU_ERROR_BAD_DTYPE},
+      {"TMA scales buffer smaller than padded", 32, SWIGLU_SCALE_FP32, SWIGLU_SCALE_COL_MAJOR_TMA, 0, 0, 2, 0, SWIGLU_ERROR_BAD_SHAPE},
+      {"codes dtype fp32", 32, SWIGLU_SCALE_FP32, 0, 0, 0, 2, 1, SWIGLU_ERROR_BAD_DTYPE},
+      {"expert count larger than M", 32, SWIGLU_SCALE_FP32, 0, 1, 1, 2, 0, SWIGLU_ERROR_INVALID_ARGUMENT},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) {
+    memset(q, 0x5A, sizeof q);
+    memset(sc, 0x5A, sizeof sc);
+    swiglu_quant_desc qd;
+    swiglu_quant_desc_init(&qd, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, cases[i].group);
+    qd.scale_encoding = cases[i].enc;
+    qd.scale_layout = cases[i].layout;
+    int64_t s2[3];
+    int snd = 2;
+    s2[0] = ss[0], s2[1] = cases[i].ss1;
+    if (cases[i].layout) s2[0] = cases[i].ss1, s2[1] = R - 1; /* needs R rounded up to 4 */
+    swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
+    if (i == 3) sdt = (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1};
+    swiglu_dtype qdt = cases[i].qdt ? (swiglu_dtype){SWIGLU_DTYPE_FLOAT, 32, 1} : (swiglu_dtype){SWIGLU_DTYPE_UINT, 8, 1};
+    int64_t x3[3] = {2, 2, 2 * H}, q3[3] = {2, 2, H}, s3[3] = {2, 2, 2};
+    int64_t ne = 2;
+    swiglu_tensor tx = {x, {SWIGLU_DEVICE_CPU, 0}, 2, {SWIGLU_DTYPE_FLOAT, 32, 1}, xs, NULL, 0};
+    swiglu_tensor tq = {q, {SWIGLU_DEVICE_CPU, 0}, 2, qdt, qs, NULL, 0};
+    swiglu_tensor ts = {sc, {SWIGLU_DEVICE_CPU, 0}, snd, sdt, s2, NULL, 0};
+    swiglu_tensor tc = {counts, {SWIGLU_DEVICE_CPU, 0}, 1, {SWIGLU_DTYPE_INT, 32, 1}, &ne, NULL, 0};
+    if (cases[i].masked) tx.ndim = 3, tx.shape = x3, tq.ndim = 3, tq.shape = q3, ts.ndim = 3, ts.shape = s3;
+    swiglu_quant_args a = {&tx, NULL, &tq, &ts, NULL, NULL, cases[i].masked ? &tc : NULL};
+    swiglu_status st = swiglu_glu_quant(ctx, &gd, &qd, &a);
+    int untouched = 1;
+    for (size_t b = 0; b < sizeof q; ++b) untouched &= ((uint8_t *)q)[b] == 0x5A;
+    for (size_t b = 0; b < sizeof sc; ++b) untouched &= ((uint8_t *)sc)[b] == 0x5A;
+    ++g_checks;
+    if (st != cases[i].want || !untouched || !swiglu_context_last_error(ctx)[0]) {
+      ++g_failed;
+      printf("FAIL bad input '%s': got %s (%s), outputs %s\n", cases[i].what, swiglu_status_string(st),
+             swiglu_context_last_error(ctx), untouched ? "untouched" : "WRITTEN");
+    } else {
+      printf("ok   bad input '%s': %s: %s\n", cases[i].what, swiglu_status_string(st), swiglu_context_last_error(ctx));
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  const char *backend = argc > 2 && !strcmp(argv[1], "--backend") ? argv[2] : "cpu";
+  swiglu_status st = swiglu_context_create(&ctx, backend, 0);
+  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
+    printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
+    return 77;
+  }
+  if (st) return 1;
+  printf("backend %s on %s\n", swiglu_context_backend(ctx), swiglu_context_device_name(ctx));
+  t_rng rng = {424242};
+  long cases = 0;
+  /* every format x granularity x encoding x layout, with rotating dtype,
+   * activation, layout, group size, flags and shapes */
+  for (int f = 0; f < 6; ++f)
+    for (int gran = 0; gran < 3; ++gran)
+      for (int enc = 0; enc < 5; ++enc)
+        for (int sl = 0; sl < 3; ++sl)
+          for (int variant = 0; variant < 6; ++variant) {
+            const int mx = f == SWIGLU_QUANT_MXFP8, nv = f == SWIGLU_QUANT_NVFP4;
+            if ((mx || nv) && (gran != SWIGLU_SCALE_PER_GROUP || enc != (mx ? SWIGLU_SCALE_E8M0 : SWIGLU_SCALE_E4M3))) continue;
+            if (!mx && !nv && enc == SWIGLU_SCALE_E4M3) continue;
+            if (gran == SWIGLU_SCALE_PER_TENSOR && (enc || sl)) continue;
+            static const int64_t groups[] = {32, 64, 128, 8, 48, 16};
+            qcase k;
+            memset(&k, 0, sizeof k);
+            k.format = f, k.gran = gran, k.enc = enc, k.slayout = sl;
+            k.tin = (variant + f) % 3;
+            k.act = (int)((variant * 5 + f + enc) % 6);
+            k.layout = (variant + sl) % 4;
+            k.G = mx ? 32 : nv ? 16 : groups[(variant + enc) % 6];
+            k.H = k.G * (1 + (variant % 3)) * (variant == 5 ? 5 : 1);
+            if (k.H % 2) k.H *= 2;
+            k.masked = variant % 2 == 1 && k.layout != SWIGLU_LAYOUT_SEPARATE ? 1 : 0;
+            if (k.masked) k.layout = k.layout == SWIGLU_LAYOUT_SEPARATE ? SWIGLU_LAYOUT_GATE_UP : k.layout;
+            k.E = k.masked ? 5 : 1;
+            k.M = k.masked ? 1 + variant + (sl == 2) * 2 : (variant % 3 == 0 ? 1 : 7 + 26 * (variant % 2));
+            k.round_h = variant % 3 == 2;
+            k.weight = variant % 4 == 1;
+            k.mx_up = mx && variant >= 3;
+            run(&k, &rng);
+            ++cases;
+          }
+  bad_inputs();
+  swiglu_context_destroy(ctx);
+  printf("%ld cases; %ld checks, %ld failed\n", cases, g_checks, g_failed);
+  return g_failed ? 1 : 0;
+}
