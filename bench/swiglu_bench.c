@@ -9,7 +9,7 @@
  * for the kernels), so a kernel that reads more than it writes can exceed
  * ratio 1.0. Times are medians over --reps runs after a warm-up.
  *
- *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all]
+ *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|all] [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
  *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped]
  */
@@ -91,13 +91,17 @@ typedef struct {
   swiglu_context *ctx;
   swiglu_glu_desc desc;
   swiglu_tensor x, h, dh, dx;
-  int backward;
+  int backward; /* 0 forward, 1 backward, 2 quant */
+  swiglu_quant_desc qdesc;
+  swiglu_quant_args qargs;
   swiglu_status st;
 } op_arg;
 
 static void op_run(void *p) {
   op_arg *o = p;
-  if (o->backward)
+  if (o->backward == 2)
+    o->st = swiglu_glu_quant(o->ctx, &o->desc, &o->qdesc, &o->qargs);
+  else if (o->backward)
     o->st = swiglu_glu_backward(o->ctx, &o->desc, &o->dh, &o->x, NULL, &o->dx, NULL, NULL, 0);
   else
     o->st = swiglu_glu_forward(o->ctx, &o->desc, &o->x, NULL, &o->h);
@@ -177,7 +181,7 @@ int main(int argc, char **argv) {
       }
     }
     else {
-      fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|all] [--dtype bf16|f16|f32|all] "
+      fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|all] [--dtype bf16|f16|f32|all] "
                       "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
       return 2;
     }
@@ -199,11 +203,14 @@ int main(int argc, char **argv) {
   printf("swiglu %s, backend %s on %s, %d threads, activation %s, median of %d\n",
          swiglu_version_string(), swiglu_context_backend(ctx), swiglu_context_device_name(ctx),
          omp_get_max_threads(), act_names[act], reps);
-  printf("%-4s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
+  printf("%-10s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
          "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   const char *dt_list[] = {"bf16", "f16", "f32"};
-  for (int opi = 0; opi < 2; ++opi) {
-    if (strcmp(ops, "all") && strcmp(ops, opi ? "bwd" : "fwd")) continue;
+  /* quant variants: FP8 E4M3 group 128 with three scale layouts */
+  static const char *const qnames[] = {"q-rowmajor", "q-tma", "q-ue8m0pk"};
+  for (int opi = 0; opi < 5; ++opi) {
+    const char *opname = opi == 0 ? "fwd" : opi == 1 ? "bwd" : qnames[opi - 2];
+    if (strcmp(ops, "all") && strcmp(ops, opname) && !(opi >= 2 && !strcmp(ops, "quant"))) continue;
     for (int di = 0; di < 3; ++di) {
       if (strcmp(dtypes, "all") && strcmp(dtypes, dt_list[di])) continue;
       swiglu_dtype dt = dtype_of(dt_list[di]);
@@ -216,7 +223,7 @@ int main(int argc, char **argv) {
         op_arg o;
         memset(&o, 0, sizeof o);
         o.ctx = ctx;
-        o.backward = opi;
+        o.backward = opi < 2 ? opi : 2;
         swiglu_glu_desc_init(&o.desc, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
         int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
         void *x = xmalloc(2 * n * es), *h = xmalloc(n * es), *dh = NULL, *dx = NULL;
@@ -225,7 +232,38 @@ int main(int argc, char **argv) {
         o.x = (swiglu_tensor){x, {SWIGLU_DEVICE_CPU, 0}, 2, dt, xs, NULL, 0};
         o.h = (swiglu_tensor){h, {SWIGLU_DEVICE_CPU, 0}, 2, dt, hs, NULL, 0};
         size_t bytes = 3 * n * es; /* read gate and up, write h */
-        if (opi) {
+        void *qbuf = NULL, *sbuf = NULL;
+        int64_t qs[2] = {T, H}, ss[2];
+        if (opi >= 2) {
+          /* reads gate and up, writes one byte per element and the scales */
+          const int64_t groups = H / 128, Tp = (T + 3) / 4 * 4;
+          swiglu_quant_desc_init(&o.qdesc, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, 128);
+          swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
+          size_t sbytes;
+          if (opi == 2) {
+            ss[0] = T, ss[1] = groups;
+            sbytes = (size_t)(T * groups) * 4;
+          } else if (opi == 3) {
+            o.qdesc.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
+            ss[0] = groups, ss[1] = Tp;
+            sbytes = (size_t)(groups * Tp) * 4;
+          } else {
+            o.qdesc.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
+            o.qdesc.scale_encoding = SWIGLU_SCALE_UE8M0_PACKED;
+            sdt = (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1};
+            ss[0] = (groups + 3) / 4, ss[1] = Tp;
+            sbytes = (size_t)(ss[0] * Tp) * 4;
+          }
+          qbuf = xmalloc(n);
+          sbuf = xmalloc(sbytes);
+          memset(qbuf, 0, n);
+          memset(sbuf, 0, sbytes);
+          static swiglu_tensor tq, ts;
+          tq = (swiglu_tensor){qbuf, {SWIGLU_DEVICE_CPU, 0}, 2, {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1}, qs, NULL, 0};
+          ts = (swiglu_tensor){sbuf, {SWIGLU_DEVICE_CPU, 0}, 2, sdt, ss, NULL, 0};
+          o.qargs = (swiglu_quant_args){&o.x, NULL, &tq, &ts, NULL, NULL, NULL};
+          bytes = 2 * n * es + n + sbytes;
+        } else if (opi) {
           dh = xmalloc(n * es);
           dx = xmalloc(2 * n * es);
           fill(dh, n, dt, 2);
@@ -250,7 +288,7 @@ int main(int argc, char **argv) {
         double peer_ms = NAN;
         char peer_note[256] = "";
 #ifdef SWIGLU_BENCH_ONEDNN
-        if (peer) {
+        if (peer && opi < 2) {
           /* oneDNN takes gate and up as two dense tensors */
           int bf16 = dt.code == SWIGLU_DTYPE_BFLOAT, use = dt.bits == 32 || bf16;
           odnn_glu *g = use ? odnn_glu_create(act, T, H, bf16, peer_note, sizeof peer_note) : NULL;
@@ -267,7 +305,7 @@ int main(int argc, char **argv) {
 #endif
         (void)peer;
         double peer_gbps = bytes / peer_ms / 1e6;
-        printf("%-4s %-5s %6lld %6lld %9.3f %8.2f %8.2f %6.3f %9.3f %8.2f %6.3f%s%s\n", opi ? "bwd" : "fwd",
+        printf("%-10s %-5s %6lld %6lld %9.3f %8.2f %8.2f %6.3f %9.3f %8.2f %6.3f%s%s\n", opname,
                dt_list[di], T, H, ms, gbps, copy_gbps, gbps / copy_gbps, peer_ms, peer_gbps,
                peer_gbps / copy_gbps, peer_note[0] ? "  peer: " : "", peer_note);
         if (jf) {
@@ -275,7 +313,7 @@ int main(int argc, char **argv) {
                   "{\"op\":\"%s\",\"act\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,"
                   "\"cols\":%lld,\"bytes\":%zu,\"ms\":%.6f,\"gbps\":%.4f,\"copy_gbps\":%.4f,"
                   "\"ratio\":%.4f",
-                  opi ? "glu_backward" : "glu_forward", act_names[act], swiglu_context_backend(ctx),
+                  opi == 0 ? "glu_forward" : opi == 1 ? "glu_backward" : opname, act_names[act], swiglu_context_backend(ctx),
                   swiglu_context_device_name(ctx), dt_list[di], T, H, bytes, ms, gbps, copy_gbps,
                   gbps / copy_gbps);
           if (!isnan(peer_ms))
@@ -284,7 +322,7 @@ int main(int argc, char **argv) {
           fprintf(jf, "}\n");
           fflush(jf);
         }
-        free(x), free(h), free(dh), free(dx);
+        free(x), free(h), free(dh), free(dx), free(qbuf), free(sbuf);
       }
       free(list);
     }

@@ -1,6 +1,7 @@
 /* AVX2 + FMA + F16C build of the CPU kernels: 8 lanes. Compiled with those
  * flags for this file only; chosen at run time when the CPU has them. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #define SG_W 8
 #define SG_NAME(x) x##_avx2
@@ -37,5 +38,18 @@ static inline __m128i sg_narrow_u16_raw(__m256i u) {
   return _mm_packus_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
 }
 #define sg_narrow_u16(u) ((vh)sg_narrow_u16_raw((__m256i)(u)))
+
+/* codes are < 256: two saturating packs keep them, a permute restores order */
+static inline __m128i sg_narrow_u8_raw(__m256i u) {
+  __m256i w = _mm256_packus_epi32(u, u);   /* 0123 0123 | 4567 4567 as u16 */
+  __m256i b = _mm256_packus_epi16(w, w);   /* bytes, same lane pattern */
+  b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+  return _mm256_castsi256_si128(b);
+}
+#define sg_narrow_u8(u) sg_narrow_u8_vb(sg_narrow_u8_raw((__m256i)(u)))
+static inline __attribute__((always_inline)) uint64_t sg_narrow_u8_bits(__m128i b) {
+  return (uint64_t)_mm_cvtsi128_si64(b);
+}
+#define sg_narrow_u8_vb(b) ((vb)sg_narrow_u8_bits(b))
 
 #include "cpu_kernels_impl.h"

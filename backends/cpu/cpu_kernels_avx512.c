@@ -43,4 +43,6 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 #define sg_widen_u16(p) ((vu)_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))))
 #define sg_narrow_u16(u) ((vh)_mm512_cvtepi32_epi16((__m512i)(u)))
 
+#define sg_narrow_u8(u) ((vb)_mm512_cvtepi32_epi8((__m512i)(u)))
+
 #include "cpu_kernels_impl.h"

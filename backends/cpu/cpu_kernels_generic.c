@@ -79,4 +79,6 @@ static inline sg_vu4 sg_widen_u16(const void *p) {
 }
 #define sg_narrow_u16(u) __builtin_convertvector((u), sg_vh4)
 
+#define sg_narrow_u8(u) __builtin_convertvector((u), vb)
+
 #include "cpu_kernels_impl.h"

@@ -127,7 +127,7 @@ typedef struct {
 /* The general evaluation, valid for every z: exp(-|z|) as p * 2^n with the
  * scale applied in two normal halves, so results deep in the subnormal range
  * are rounded once. Used for the lanes with z < -87. */
-static inline sg_logistic v_logistic_wide(vf x, vf za, vf zb) {
+static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb) {
   vi neg = za < 0.0f;
   vf a = v_sel(neg, za, -za); /* a + b = -|z| */
   vf b = v_sel(neg, zb, -zb);
@@ -162,7 +162,8 @@ static inline sg_logistic v_logistic_wide(vf x, vf za, vf zb) {
  * used by the wide path alone.) For z > 87 the clamp leaves den == 1 exactly, which is
  * the right answer. Lanes below -87 are recomputed by v_logistic_wide; the
  * choice is per lane, so every ISA gives every lane the same bits. */
-static inline sg_logistic v_logistic(vf x, vf za, vf zb, int want_grad) {
+static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za, vf zb,
+                                                                   int want_grad) {
   vf z = sg_v_max(v_set(-87.0f), sg_v_min(v_set(87.0f), za));
   vi n;
   vf p = v_exp_parts1(-z, &n);
@@ -570,12 +571,12 @@ static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, int format) {
 }
 
 /* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
-static float amax_finite(const float *h, int64_t n) {
+static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n) {
   vf acc = v_set(0.0f);
   int64_t i = 0;
   for (; i + SG_W <= n; i += SG_W) {
     vf a = v_abs(v_load_f32(h + i));
-    acc = v_sel((a <= 3.40282347e38f) & (a > acc), a, acc);
+    acc = sg_v_max(acc, v_sel(a <= 3.40282347e38f, a, v_set(0.0f))); /* NaN and Inf count as 0 */
   }
   float m = 0.0f;
   for (int l = 0; l < SG_W; ++l) m = acc[l] > m ? acc[l] : m;
@@ -587,9 +588,12 @@ static float amax_finite(const float *h, int64_t n) {
 }
 
 /* Codes for h[0, n) / div, written to out (NVFP4: n / 2 bytes, low nibble first). */
-static void encode_group(const float *h, int64_t n, float div, int format, int zero, uint8_t *out) {
+static inline __attribute__((always_inline)) void encode_group_as(const float *h, int64_t n,
+                                                                  float div, const int format,
+                                                                  int zero, uint8_t *out) {
   int64_t i = 0;
   uint8_t tmp[SG_W];
+  const vf d = v_set(div);
   for (; i < n; i += SG_W) {
     vf x;
     if (i + SG_W <= n) {
@@ -599,15 +603,27 @@ static void encode_group(const float *h, int64_t n, float div, int format, int z
       memcpy(t, h + i, (size_t)(n - i) * 4);
       x = v_load_f32(t);
     }
-    vu c = zero ? (vu){0} : v_encode_fmt(x / div, format);
-    vb bytes = __builtin_convertvector(c, vb);
+    vu c = zero ? (vu){0} : v_encode_fmt(x / d, format);
+    vb bytes = sg_narrow_u8(c);
     const int64_t k = n - i < SG_W ? n - i : SG_W;
     if (format == SWIGLU_QUANT_NVFP4) {
       memcpy(tmp, &bytes, sizeof bytes);
       for (int64_t j = 0; j < k; j += 2) out[(i + j) / 2] = (uint8_t)(tmp[j] | (tmp[j + 1] << 4));
+    } else if (k == SG_W) {
+      memcpy(out + i, &bytes, sizeof bytes);
     } else {
       memcpy(out + i, &bytes, (size_t)k);
     }
+  }
+}
+
+static void encode_group(const float *h, int64_t n, float div, int format, int zero, uint8_t *out) {
+  switch (format) {
+    case SWIGLU_QUANT_FP8_E4M3FNUZ: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E4M3FNUZ, zero, out); break;
+    case SWIGLU_QUANT_FP8_E5M2: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E5M2, zero, out); break;
+    case SWIGLU_QUANT_INT8: encode_group_as(h, n, div, SWIGLU_QUANT_INT8, zero, out); break;
+    case SWIGLU_QUANT_NVFP4: encode_group_as(h, n, div, SWIGLU_QUANT_NVFP4, zero, out); break;
+    default: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E4M3FN, zero, out); break;
   }
 }
 
