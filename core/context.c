@@ -87,3 +87,43 @@ swiglu_status swiglu_context_set_stream(swiglu_context *ctx, void *stream) {
   ctx->stream = stream;
   return SWIGLU_SUCCESS;
 }
+
+swiglu_status swiglu_context_malloc(swiglu_context *ctx, size_t bytes, void **out) {
+  if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
+  ctx->last_error[0] = '\0';
+  if (!out) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "out is NULL");
+  *out = NULL;
+  char msg[SG_MSG_CAP] = "";
+  swiglu_status st = ctx->backend->mem_alloc(ctx->state, bytes ? bytes : 1, out, msg, sizeof msg);
+  return st ? sg_fail(ctx, st, "malloc of %zu bytes: %s", bytes, msg) : SWIGLU_SUCCESS;
+}
+
+swiglu_status swiglu_context_free(swiglu_context *ctx, void *ptr) {
+  if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
+  ctx->last_error[0] = '\0';
+  if (!ptr) return SWIGLU_SUCCESS;
+  char msg[SG_MSG_CAP] = "";
+  swiglu_status st = ctx->backend->mem_free(ctx->state, ptr, msg, sizeof msg);
+  return st ? sg_fail(ctx, st, "free: %s", msg) : SWIGLU_SUCCESS;
+}
+
+swiglu_status swiglu_context_copy(swiglu_context *ctx, void *dst, const void *src, size_t bytes,
+                                  swiglu_copy_kind kind) {
+  if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
+  ctx->last_error[0] = '\0';
+  if ((!dst || !src) && bytes) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "dst or src is NULL");
+  if ((unsigned)kind > SWIGLU_COPY_DEVICE_TO_DEVICE)
+    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "copy kind %d is not valid", (int)kind);
+  if (!bytes) return SWIGLU_SUCCESS;
+  char msg[SG_MSG_CAP] = "";
+  swiglu_status st = ctx->backend->mem_copy(ctx->state, dst, src, bytes, (int)kind, msg, sizeof msg);
+  return st ? sg_fail(ctx, st, "copy of %zu bytes: %s", bytes, msg) : SWIGLU_SUCCESS;
+}
+
+swiglu_status swiglu_context_synchronize(swiglu_context *ctx) {
+  if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
+  ctx->last_error[0] = '\0';
+  char msg[SG_MSG_CAP] = "";
+  swiglu_status st = ctx->backend->synchronize(ctx->state, msg, sizeof msg);
+  return st ? sg_fail(ctx, st, "synchronize: %s", msg) : SWIGLU_SUCCESS;
+}

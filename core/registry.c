@@ -100,7 +100,12 @@ static swiglu_status load_module(const char *name, const swiglu_backend_iface **
     if (strcmp(g_modules[i].name, name) == 0) {
       *iface = g_modules[i].iface;
       *score = g_modules[i].score;
-      if (*score == 0) snprintf(msg, msg_cap, "%s", g_modules[i].refusal);
+      if (*score == 0) {
+        snprintf(msg, msg_cap, "%s", g_modules[i].refusal);
+        sg_log("%s (module already loaded)", g_modules[i].refusal);
+      } else {
+        sg_log("backend '%s': usable, score %d (module already loaded)", name, *score);
+      }
       return SWIGLU_SUCCESS;
     }
   }

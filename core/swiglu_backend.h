@@ -25,6 +25,13 @@ extern "C" {
 #endif
 
 #define SWIGLU_BACKEND_ABI_VERSION 1u
+
+/* Helpers below are shared with the GPU kernels. */
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define SG_HD __host__ __device__
+#else
+#define SG_HD
+#endif
 #define SG_MAX_LEAD_DIMS 7
 #define SG_MSG_CAP 512
 
@@ -48,7 +55,7 @@ typedef struct sg_operand {
   int64_t lead_stride[SG_MAX_LEAD_DIMS];
 } sg_operand;
 
-static inline int64_t sg_row_offset(const sg_operand *op, int64_t r) {
+SG_HD static inline int64_t sg_row_offset(const sg_operand *op, int64_t r) {
   if (op->row_stride >= 0) return r * op->row_stride;
   int64_t off = 0;
   for (int i = op->nlead - 1; i >= 0; --i) {
@@ -59,7 +66,7 @@ static inline int64_t sg_row_offset(const sg_operand *op, int64_t r) {
   return off;
 }
 
-static inline size_t sg_dtype_size(int32_t dtype) {
+SG_HD static inline size_t sg_dtype_size(int32_t dtype) {
   return (dtype == SG_F32 || dtype == SG_I32) ? 4u : (dtype == SG_U8 || dtype == SG_I8) ? 1u : 2u;
 }
 
@@ -98,7 +105,7 @@ typedef struct sg_quant_problem {
   const int32_t *expert_counts; /* [E], or NULL */
 } sg_quant_problem;
 
-static inline int64_t sg_scale_index(const sg_quant_problem *p, int64_t e, int64_t m, int64_t c) {
+SG_HD static inline int64_t sg_scale_index(const sg_quant_problem *p, int64_t e, int64_t m, int64_t c) {
   if (p->layout == SWIGLU_SCALE_ROW_MAJOR) return (e * p->rows_per_expert + m) * p->scale_cols + c;
   const int64_t ld = p->layout == SWIGLU_SCALE_COL_MAJOR_TMA ? p->rows_padded : p->rows_per_expert;
   return (e * p->scale_cols + c) * ld + m;
@@ -119,6 +126,12 @@ typedef struct swiglu_backend_iface {
   /* May be NULL: the op is then reported as unsupported. Data-dependent
    * checks (expert counts <= M) are the backend's, before it writes. */
   swiglu_status (*glu_quant)(void *state, const sg_quant_problem *p, char *msg, size_t msg_cap);
+  /* Device memory and ordering (swiglu_context_malloc and friends). */
+  swiglu_status (*mem_alloc)(void *state, size_t bytes, void **out, char *msg, size_t msg_cap);
+  swiglu_status (*mem_free)(void *state, void *ptr, char *msg, size_t msg_cap);
+  swiglu_status (*mem_copy)(void *state, void *dst, const void *src, size_t bytes, int kind,
+                            char *msg, size_t msg_cap);
+  swiglu_status (*synchronize)(void *state, char *msg, size_t msg_cap);
 } swiglu_backend_iface;
 
 /* The two symbols every loadable module exports (extern "C"). */

@@ -35,6 +35,26 @@ static swiglu_status fake_op(void *state, const sg_glu_problem *p, char *msg, si
   return SWIGLU_ERROR_UNSUPPORTED;
 }
 
+static swiglu_status fake_alloc(void *state, size_t bytes, void **out, char *msg, size_t cap) {
+  (void)state, (void)bytes, (void)out;
+  snprintf(msg, cap, "the fake module has no memory");
+  return SWIGLU_ERROR_UNSUPPORTED;
+}
+static swiglu_status fake_free(void *state, void *ptr, char *msg, size_t cap) {
+  (void)state, (void)ptr, (void)msg, (void)cap;
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status fake_copy(void *state, void *dst, const void *src, size_t bytes, int kind,
+                               char *msg, size_t cap) {
+  (void)state, (void)dst, (void)src, (void)bytes, (void)kind;
+  snprintf(msg, cap, "the fake module has no memory");
+  return SWIGLU_ERROR_UNSUPPORTED;
+}
+static swiglu_status fake_sync(void *state, char *msg, size_t cap) {
+  (void)state, (void)msg, (void)cap;
+  return SWIGLU_SUCCESS;
+}
+
 static swiglu_backend_iface k_iface = {
     .abi_version = FAKE_MODE == 2 ? 999u : SWIGLU_BACKEND_ABI_VERSION,
     .struct_size = sizeof(swiglu_backend_iface),
@@ -46,6 +66,11 @@ static swiglu_backend_iface k_iface = {
     .set_stream = fake_set_stream,
     .glu_forward = fake_op,
     .glu_backward = fake_op,
+    .glu_quant = NULL,
+    .mem_alloc = fake_alloc,
+    .mem_free = fake_free,
+    .mem_copy = fake_copy,
+    .synchronize = fake_sync,
 };
 
 EXPORT const swiglu_backend_iface *swiglu_backend_init(void) { return &k_iface; }

@@ -49,8 +49,18 @@ static void track(int op, int act, int t, double exact, double got, double gate,
 }
 static int g_verbose_left = 20;
 
+static swiglu_context *g_ctx; /* the backend under test; its memory holds the tensors */
+
+static void must(swiglu_status st, const char *what) {
+  if (st) {
+    fprintf(stderr, "%s: %s: %s\n", what, swiglu_status_string(st), swiglu_context_last_error(g_ctx));
+    exit(1);
+  }
+}
+
 typedef struct {
-  void *buf;
+  void *buf; /* host mirror */
+  void *dev; /* the backend's memory */
   size_t bytes;
   int t;
   int64_t shape[3], strides[3];
@@ -67,14 +77,26 @@ static void tb_make(tbuf *b, int t, int64_t d0, int64_t d1, int64_t w, int64_t p
   int64_t n = (d0 - 1) * b->strides[0] + (d1 - 1) * b->strides[1] + w + 5; /* 5: trailing guard */
   b->bytes = (size_t)n * t_size(t);
   b->buf = malloc(b->bytes);
+  must(swiglu_context_malloc(g_ctx, b->bytes, &b->dev), "malloc");
   memset(&b->d, 0, sizeof b->d);
-  b->d.data = b->buf;
-  b->d.device.device_type = SWIGLU_DEVICE_CPU;
+  b->d.data = b->dev;
+  b->d.device.device_type = swiglu_context_device_type(g_ctx);
+  b->d.device.device_id = swiglu_context_device(g_ctx);
   b->d.ndim = 3;
   b->d.dtype = t_dtype(t);
   b->d.shape = b->shape;
   b->d.strides = b->strides;
 }
+static void tb_up(tbuf *b) { must(swiglu_context_copy(g_ctx, b->dev, b->buf, b->bytes, SWIGLU_COPY_HOST_TO_DEVICE), "upload"); }
+static void tb_down(tbuf *b) {
+  must(swiglu_context_synchronize(g_ctx), "synchronize");
+  must(swiglu_context_copy(g_ctx, b->buf, b->dev, b->bytes, SWIGLU_COPY_DEVICE_TO_HOST), "download");
+}
+static void tb_free(tbuf *b) {
+  free(b->buf);
+  swiglu_context_free(g_ctx, b->dev);
+}
+
 static int64_t tb_index(const tbuf *b, int64_t row, int64_t c) {
   return (row / b->shape[1]) * b->strides[0] + (row % b->shape[1]) * b->strides[1] + c;
 }
@@ -180,9 +202,14 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   fill_inputs(rng, &x, sep ? &up : NULL, k, rows, wx, desc.limit);
   for (int64_t i = 0; i < tb_total(&dh); ++i) t_write(dh.buf, dh.t, i, t_sample(rng, dh.t, 1.0));
 
+  tb_up(&x), tb_up(&dh);
+  if (sep) tb_up(&up);
+
   /* ---- forward */
   tb_poison(&h);
+  tb_up(&h);
   swiglu_status st = swiglu_glu_forward(ctx, &desc, &x.d, sep ? &up.d : NULL, &h.d);
+  tb_down(&h);
   if (st != SWIGLU_SUCCESS) {
     fprintf(stderr, "FAIL forward [%s]: status %s: %s\n", cd, swiglu_status_string(st),
             swiglu_context_last_error(ctx));
@@ -209,8 +236,12 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   tb_poison(&dx);
   if (sep) tb_poison(&dup);
   tb_poison(&h2);
+  tb_up(&dx), tb_up(&h2);
+  if (sep) tb_up(&dup);
   st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &dx.d, sep ? &dup.d : NULL,
                            &h2.d, 0);
+  tb_down(&dx), tb_down(&h2);
+  if (sep) tb_down(&dup);
   if (st != SWIGLU_SUCCESS) {
     fprintf(stderr, "FAIL backward [%s]: status %s: %s\n", cd, swiglu_status_string(st),
             swiglu_context_last_error(ctx));
@@ -270,6 +301,8 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   if (k->tout == k->tin) {
     st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &x.d, sep ? &up.d : NULL,
                              NULL, SWIGLU_BACKWARD_IN_PLACE);
+    tb_down(&x);
+    if (sep) tb_down(&up);
     if (st != SWIGLU_SUCCESS) {
       fprintf(stderr, "FAIL in-place backward [%s]: %s\n", cd, swiglu_context_last_error(ctx));
       ++g_failed;
@@ -287,8 +320,8 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
       report(same, "in-place backward equals out-of-place", cd, -1, -1, 0, 0, 0, 0);
     }
   }
-  free(x.buf), free(h.buf), free(dh.buf), free(dx.buf), free(h2.buf);
-  if (sep) free(up.buf), free(dup.buf);
+  tb_free(&x), tb_free(&h), tb_free(&dh), tb_free(&dx), tb_free(&h2);
+  if (sep) tb_free(&up), tb_free(&dup);
 }
 
 /* Exhaustive dtype conversion through the op itself: relu(g) * 1 == g for
@@ -320,7 +353,9 @@ static void conversion_cases(swiglu_context *ctx, t_rng *rng) {
         t_write(u.buf, tin, i, 1.0);
       }
       tb_poison(&h);
+      tb_up(&g), tb_up(&u), tb_up(&h);
       swiglu_status st = swiglu_glu_forward(ctx, &desc, &g.d, &u.d, &h.d);
+      tb_down(&h);
       char cd[64];
       snprintf(cd, sizeof cd, "conversion %s->%s", t_dtype_name[tin], t_dtype_name[tout]);
       if (st) {
@@ -332,7 +367,7 @@ static void conversion_cases(swiglu_context *ctx, t_rng *rng) {
           report(got == want || (isnan(want) && isnan(got)), "conversion", cd, 0, i, in, 1, want, got);
         }
       }
-      free(g.buf), free(u.buf), free(h.buf);
+      tb_free(&g), tb_free(&u), tb_free(&h);
     }
 }
 
@@ -355,6 +390,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
     return 1;
   }
+  g_ctx = ctx;
   printf("backend %s on %s, seed %llu\n", swiglu_context_backend(ctx),
          swiglu_context_device_name(ctx), (unsigned long long)seed);
   t_rng rng = {seed};

@@ -194,6 +194,29 @@ static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char 
   return SWIGLU_SUCCESS;
 }
 
+static swiglu_status cpu_mem_alloc(void *state, size_t bytes, void **out, char *msg, size_t cap) {
+  (void)state;
+  *out = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (*out) return SWIGLU_SUCCESS;
+  snprintf(msg, cap, "out of host memory");
+  return SWIGLU_ERROR_OUT_OF_MEMORY;
+}
+static swiglu_status cpu_mem_free(void *state, void *ptr, char *msg, size_t cap) {
+  (void)state, (void)msg, (void)cap;
+  free(ptr);
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status cpu_mem_copy(void *state, void *dst, const void *src, size_t bytes, int kind,
+                                  char *msg, size_t cap) {
+  (void)state, (void)kind, (void)msg, (void)cap;
+  memmove(dst, src, bytes);
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status cpu_synchronize(void *state, char *msg, size_t cap) {
+  (void)state, (void)msg, (void)cap;
+  return SWIGLU_SUCCESS;
+}
+
 static const swiglu_backend_iface k_cpu_iface = {
     .abi_version = SWIGLU_BACKEND_ABI_VERSION,
     .struct_size = sizeof(swiglu_backend_iface),
@@ -206,6 +229,10 @@ static const swiglu_backend_iface k_cpu_iface = {
     .glu_forward = cpu_glu_forward,
     .glu_backward = cpu_glu_backward,
     .glu_quant = cpu_glu_quant,
+    .mem_alloc = cpu_mem_alloc,
+    .mem_free = cpu_mem_free,
+    .mem_copy = cpu_mem_copy,
+    .synchronize = cpu_synchronize,
 };
 
 const swiglu_backend_iface *swiglu_cpu_backend(void) { return &k_cpu_iface; }

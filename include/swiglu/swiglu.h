@@ -168,6 +168,23 @@ SWIGLU_API const char *swiglu_context_device_name(const swiglu_context *ctx);
 SWIGLU_API swiglu_status swiglu_context_set_stream(swiglu_context *ctx, void *stream);
 SWIGLU_API void *swiglu_context_stream(const swiglu_context *ctx);
 
+/* Memory of the context's device, for embedders without their own allocator
+ * and for tests and benchmarks that must be backend-agnostic. The CPU backend
+ * uses the host heap. All copies are ordered on the context's stream;
+ * swiglu_context_synchronize waits for everything enqueued so far. */
+SWIGLU_API swiglu_status swiglu_context_malloc(swiglu_context *ctx, size_t bytes, void **out);
+SWIGLU_API swiglu_status swiglu_context_free(swiglu_context *ctx, void *ptr);
+/* kind: SWIGLU_COPY_HOST_TO_DEVICE, _DEVICE_TO_HOST or _DEVICE_TO_DEVICE.
+ * Host-side copies return when the host buffer may be reused / read. */
+typedef enum swiglu_copy_kind {
+  SWIGLU_COPY_HOST_TO_DEVICE = 0,
+  SWIGLU_COPY_DEVICE_TO_HOST = 1,
+  SWIGLU_COPY_DEVICE_TO_DEVICE = 2
+} swiglu_copy_kind;
+SWIGLU_API swiglu_status swiglu_context_copy(swiglu_context *ctx, void *dst, const void *src,
+                                             size_t bytes, swiglu_copy_kind kind);
+SWIGLU_API swiglu_status swiglu_context_synchronize(swiglu_context *ctx);
+
 /* The message describing the last failed call on this context ("" after a
  * success). Valid until the next call on the context. */
 SWIGLU_API const char *swiglu_context_last_error(const swiglu_context *ctx);

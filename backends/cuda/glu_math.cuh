@@ -1,0 +1,262 @@
+/*
+ * The GLU math on the GPU: the same operations, in the same order, as the
+ * CPU kernels (backends/cpu/cpu_kernels_impl.h), one lane at a time, so both
+ * backends produce the same bits (the module is built with -fmad=false; every
+ * fused multiply-add here is an explicit fmaf, as on the CPU). docs/numerics.md
+ * defines the results; the comments of the CPU file say why each step is
+ * shaped as it is.
+ */
+#ifndef SWIGLU_GPU_GLU_MATH_CUH
+#define SWIGLU_GPU_GLU_MATH_CUH
+
+#include <stdint.h>
+
+#define SG_DI __device__ __forceinline__
+
+SG_DI float sg_signbit_f(float x) { return __int_as_float(__float_as_int(x) & (int)0x80000000u); }
+
+SG_DI float sg_exp_reduce(float a, float arg, int *n) {
+  const float shifter = 12582912.0f;
+  float t = fmaf(arg, 1.44269504088896341f, shifter);
+  float k = t - shifter;
+  *n = __float_as_int(t) - __float_as_int(shifter);
+  float r = fmaf(k, -0.693145751953125f, a);
+  return fmaf(k, -1.428606765330187e-06f, r);
+}
+SG_DI float sg_exp_poly(float r) {
+  float q = 0.001381457899697125f;
+  q = fmaf(q, r, 0.008368730545043945f);
+  q = fmaf(q, r, 0.04166838899254799f);
+  q = fmaf(q, r, 0.1666652113199234f);
+  q = fmaf(q, r, 0.4999999403953552f);
+  q = fmaf(q, r * r, r);
+  return q + 1.0f;
+}
+SG_DI float sg_exp_parts(float a, float b, int *n) { return sg_exp_poly(sg_exp_reduce(a, a + b, n) + b); }
+SG_DI float sg_exp_parts1(float a, int *n) { return sg_exp_poly(sg_exp_reduce(a, a, n)); }
+SG_DI void sg_pow2_split(int n, float *s1, float *s2) {
+  int n1 = n >> 1, n2 = n - n1;
+  *s1 = __int_as_float((n1 + 127) << 23);
+  *s2 = __int_as_float((n2 + 127) << 23);
+}
+
+struct sg_logistic {
+  float sig, sigc, xs;
+  bool far;
+};
+
+__device__ __noinline__ sg_logistic sg_logistic_wide(float x, float za, float zb) {
+  bool neg = za < 0.0f;
+  float a = neg ? za : -za, b = neg ? zb : -zb;
+  bool far = a < -150.0f;
+  if (far) a = -150.0f, b = 0.0f;
+  int n;
+  float p = sg_exp_parts(a, b, &n);
+  float s1, s2;
+  sg_pow2_split(n, &s1, &s2);
+  float e = far ? 0.0f : p * s1 * s2;
+  float den = 1.0f + e;
+  float inv = 1.0f / den;
+  float small = e * inv;
+  sg_logistic o;
+  o.sig = neg ? small : inv;
+  o.sigc = neg ? inv : small;
+  float pos = x / den;
+  float negv = ((x / den) * p) * s1 * s2;
+  o.xs = neg ? negv : pos;
+  if (far && neg) o.xs = sg_signbit_f(x);
+  o.far = far;
+  return o;
+}
+
+SG_DI sg_logistic sg_logistic_fast(float x, float za, float zb, bool want_grad) {
+  float z = za > 87.0f ? 87.0f : za; /* comparisons, so NaN passes as on the CPU */
+  z = z < -87.0f ? -87.0f : z;
+  int n;
+  float p = sg_exp_parts1(-z, &n);
+  float e = p * __int_as_float((n + 127) << 23);
+  float den = 1.0f + e;
+  sg_logistic o;
+  o.xs = x / den;
+  o.sig = o.sigc = 0.0f;
+  if (want_grad) {
+    o.sig = 1.0f / den;
+    o.sigc = e * o.sig;
+  }
+  o.far = za > 150.0f;
+  if (za < -87.0f) {
+    sg_logistic w = sg_logistic_wide(x, za, zb);
+    o.xs = w.xs;
+    if (want_grad) o.sig = w.sig, o.sigc = w.sigc;
+    o.far = o.far || w.far;
+  }
+  return o;
+}
+
+SG_DI void sg_normal_cdf_pdf(float x, float *cdf, float *pdf) {
+  float s = fabsf(x);
+  float s_cl = s > 14.5f ? 14.5f : s;
+  float x2 = s_cl * s_cl;
+  float x2lo = fmaf(s_cl, s_cl, -x2);
+  int n;
+  float p = sg_exp_parts(-0.5f * x2, -0.5f * x2lo, &n);
+  float s1, s2;
+  sg_pow2_split(n, &s1, &s2);
+  float t = 1.0f / fmaf(s_cl, 0.5f, 1.0f);
+  float f = -0.078136705f;
+  f = fmaf(f, t, 0.37493303f);
+  f = fmaf(f, t, -0.62278f);
+  f = fmaf(f, t, 0.17559499f);
+  f = fmaf(f, t, 0.7126264f);
+  f = fmaf(f, t, -0.82151365f);
+  f = fmaf(f, t, 0.11022538f);
+  f = fmaf(f, t, 0.044899095f);
+  f = fmaf(f, t, 0.30682877f);
+  f = fmaf(f, t, 0.39836183f);
+  f = fmaf(f, t, 0.39896083f);
+  f = (f * t) * 0.5f;
+  float tail = (f * p) * s1 * s2;
+  bool far = s > 14.5f;
+  if (far) tail = 0.0f;
+  *cdf = x < 0.0f ? tail : 1.0f - tail;
+  float dens = (p * 0.398942280401432678f) * s1 * s2;
+  *pdf = far ? 0.0f : dens;
+  if (x != x) *cdf = x, *pdf = x;
+}
+
+struct sg_act {
+  float a, m, da, dm;
+};
+
+SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float up, bool want_grad) {
+  sg_act o;
+  o.m = up;
+  o.dm = 1.0f;
+  o.da = 0.0f;
+  switch (act) {
+    case 0:
+    default: {
+      sg_logistic l = sg_logistic_fast(gate, gate, 0.0f, want_grad);
+      o.a = l.xs;
+      if (want_grad) o.da = l.far ? l.sig : fmaf(l.xs, l.sigc, l.sig);
+      break;
+    }
+    case 1: {
+      float x2 = gate * gate;
+      float inner = fmaf(0.044715f * x2, gate, gate);
+      float z = inner * 1.5957691216057308f;
+      sg_logistic l = sg_logistic_fast(gate, z, 0.0f, want_grad);
+      o.a = l.xs;
+      if (want_grad) {
+        float dz = fmaf(x2, 3.0f * 0.044715f * 1.5957691216057308f, 1.5957691216057308f);
+        o.da = l.far ? l.sig : fmaf(l.xs * l.sigc, dz, l.sig);
+      }
+      break;
+    }
+    case 2: {
+      float cdf, pdf;
+      sg_normal_cdf_pdf(gate, &cdf, &pdf);
+      o.a = gate * cdf;
+      if (cdf == 0.0f) o.a = sg_signbit_f(gate);
+      if (want_grad) o.da = pdf == 0.0f ? cdf : fmaf(gate, pdf, cdf);
+      break;
+    }
+    case 3: {
+      bool pos = gate > 0.0f, nan = gate != gate;
+      o.a = (pos || nan) ? gate : 0.0f;
+      if (want_grad) o.da = nan ? gate : (pos ? 1.0f : 0.0f);
+      break;
+    }
+    case 4:
+    case 5: {
+      float g = gate > limit ? limit : gate;
+      float u = up > limit ? limit : up;
+      u = u < -limit ? -limit : u;
+      float al = act == 4 ? alpha : 1.0f;
+      sg_logistic l = sg_logistic_fast(g, g * al, 0.0f, want_grad);
+      o.a = l.xs;
+      o.m = act == 4 ? u + 1.0f : u;
+      if (want_grad) {
+        float da = l.far ? l.sig : fmaf(l.xs * al, l.sigc, l.sig);
+        o.da = gate > limit ? 0.0f : da;
+        o.dm = (up > limit || up < -limit) ? 0.0f : 1.0f;
+        if (up != up) o.dm = up;
+      }
+      break;
+    }
+  }
+  return o;
+}
+
+/* ------------------------------------------------------------- conversions */
+
+SG_DI float sg_bf16_to_f32(uint16_t h) { return __int_as_float((int)((uint32_t)h << 16)); }
+SG_DI uint16_t sg_f32_to_bf16(float v) {
+  uint32_t u = (uint32_t)__float_as_int(v);
+  if (v != v) return (uint16_t)((u >> 16) | 0x40u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* ------------------------------------------------------------ quantization */
+
+/* min_normal = 2^(1 - bias); c = 2^(1 - bias - mbits + 23), whose ulp is the
+ * format's subnormal spacing. */
+struct sg_fmt {
+  int mbits, bias;
+  float fmax, min_normal, c;
+  uint32_t nan_code, sign_shift;
+  bool fnuz;
+};
+
+SG_DI sg_fmt sg_fmt_of(int format) {
+  switch (format) {
+    case 1: return sg_fmt{3, 8, 240.0f, 0.0078125f, 8192.0f, 0x80u, 7u, true};
+    case 2: return sg_fmt{2, 15, 57344.0f, 6.103515625e-05f, 128.0f, 0x7eu, 7u, false};
+    case 5: return sg_fmt{1, 1, 6.0f, 1.0f, 4194304.0f, 0x00u, 3u, false};
+    default: return sg_fmt{3, 7, 448.0f, 0.015625f, 16384.0f, 0x7fu, 7u, false};
+  }
+}
+
+SG_DI uint32_t sg_encode(float x, sg_fmt f) {
+  if (x != x) return f.nan_code;
+  uint32_t sign = ((uint32_t)__float_as_int(x) >> 31) << f.sign_shift;
+  float a = fabsf(x);
+  a = a > f.fmax ? f.fmax : a;
+  uint32_t ab = (uint32_t)__float_as_int(a);
+  const int sh = 23 - f.mbits;
+  uint32_t code;
+  if (a >= f.min_normal) {
+    code = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
+           (uint32_t)((127 - f.bias) << f.mbits);
+  } else {
+    code = (uint32_t)__float_as_int(a + f.c) - (uint32_t)__float_as_int(f.c);
+  }
+  if (f.fnuz && code == 0) sign = 0;
+  return code | sign;
+}
+
+SG_DI uint32_t sg_encode_int8(float x) {
+  if (x != x) return 0;
+  x = x > 127.0f ? 127.0f : (x < -127.0f ? -127.0f : x);
+  float r = (x + 12582912.0f) - 12582912.0f;
+  return (uint32_t)(int)r & 0xffu;
+}
+
+SG_DI uint32_t sg_encode_fmt(float x, int format) {
+  return format == 3 ? sg_encode_int8(x) : sg_encode(x, sg_fmt_of(format));
+}
+
+SG_DI uint32_t sg_ue8m0_of(float s) {
+  uint32_t u = (uint32_t)__float_as_int(s) & 0x7fffffffu;
+  uint32_t e = (u >> 23) + ((u & 0x7fffffu) != 0);
+  return e < 1 ? 1 : e > 254 ? 254 : e;
+}
+
+SG_DI float sg_decode_e4m3fn(uint32_t c) {
+  uint32_t e = (c >> 3) & 15, m = c & 7;
+  /* exact: (8 + m) * 2^(e - 10), or m * 2^-9 for subnormals */
+  float v = e ? (float)(8 + m) * __int_as_float((int)((e - 10 + 127) << 23)) : (float)m * 0.001953125f;
+  return (c & 0x80) ? -v : v;
+}
+
+#endif

@@ -1,0 +1,581 @@
+/*
+ * The GPU backend module: libswiglu-cuda.so (nvcc) and libswiglu-hip.so
+ * (hipcc, through vendor.h) from this one source. It implements the backend
+ * interface of core/swiglu_backend.h: validation has been done by the core;
+ * every call enqueues its kernels on the context's stream, allocates nothing
+ * and does not synchronize.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vendor.h"
+#include "../../core/swiglu_backend.h"
+#include "glu_math.cuh"
+
+#define SG_EXPORT extern "C" __attribute__((visibility("default")))
+
+/* ---------------------------------------------------------------- views */
+
+SG_DI int64_t sg_dev_row_offset(const sg_operand &op, int64_t r) {
+  if (op.row_stride >= 0) return r * op.row_stride;
+  int64_t off = 0;
+  for (int i = op.nlead - 1; i >= 0; --i) {
+    int64_t n = op.lead_shape[i];
+    off += (r % n) * op.lead_stride[i];
+    r /= n;
+  }
+  return off;
+}
+
+SG_DI int sg_esize(int dt) { return dt == SG_F32 ? 4 : 2; }
+
+SG_DI float sg_cvt_in(const char *p, int dt, int64_t i) {
+  if (dt == SG_F32) return ((const float *)p)[i];
+  uint16_t h = ((const uint16_t *)p)[i];
+  if (dt == SG_BF16) return sg_bf16_to_f32(h);
+  return __half2float(__ushort_as_half(h));
+}
+
+SG_DI uint16_t sg_to_half_bits(float v, int dt) {
+  return dt == SG_BF16 ? sg_f32_to_bf16(v) : __half_as_ushort(__float2half_rn(v));
+}
+
+/* N consecutive elements (N a multiple of 8) from p, n of them valid; with
+ * vec, as 16-byte loads. */
+template <int N>
+SG_DI void sg_load(const char *p, int dt, int n, bool vec, float (&out)[N]) {
+  if (vec && dt == SG_F32) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) {
+      float4 v = *(const float4 *)(p + 4 * i);
+      out[i] = v.x, out[i + 1] = v.y, out[i + 2] = v.z, out[i + 3] = v.w;
+    }
+  } else if (vec) {
+#pragma unroll
+    for (int i = 0; i < N; i += 8) {
+      uint4 v = *(const uint4 *)(p + 2 * i);
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        uint16_t lo = (uint16_t)(w[k] & 0xffffu), hi = (uint16_t)(w[k] >> 16);
+        out[i + 2 * k] = dt == SG_BF16 ? sg_bf16_to_f32(lo) : __half2float(__ushort_as_half(lo));
+        out[i + 2 * k + 1] = dt == SG_BF16 ? sg_bf16_to_f32(hi) : __half2float(__ushort_as_half(hi));
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) out[i] = i < n ? sg_cvt_in(p, dt, i) : 0.0f;
+  }
+}
+
+template <int N>
+SG_DI void sg_store(char *p, int dt, int n, bool vec, const float (&v)[N]) {
+  if (vec && dt == SG_F32) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) *(float4 *)(p + 4 * i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+  } else if (vec) {
+#pragma unroll
+    for (int i = 0; i < N; i += 8) {
+      uint32_t w[4];
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        w[k] = (uint32_t)sg_to_half_bits(v[i + 2 * k], dt) | ((uint32_t)sg_to_half_bits(v[i + 2 * k + 1], dt) << 16);
+      *(uint4 *)(p + 2 * i) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+  } else if (dt == SG_F32) {
+    for (int i = 0; i < N && i < n; ++i) ((float *)p)[i] = v[i];
+  } else {
+    for (int i = 0; i < N && i < n; ++i) ((uint16_t *)p)[i] = sg_to_half_bits(v[i], dt);
+  }
+}
+
+SG_DI bool sg_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+SG_DI char *sg_at(const sg_operand &op, int64_t r, int64_t c) {
+  return op.base + (sg_dev_row_offset(op, r) + c * op.col_step) * (int64_t)sg_esize(op.dtype);
+}
+
+/* 8 columns of gate and up at row r, column c0 (n valid). */
+SG_DI void sg_load_gu(const sg_glu_problem &p, int64_t r, int64_t c0, int n, float (&g)[8], float (&u)[8]) {
+  if (p.gate.col_step == 2) {
+    const char *src = sg_at(p.gate, r, c0);
+    float t[16];
+    sg_load<16>(src, p.gate.dtype, 2 * n, n == 8 && sg_aligned16(src), t);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
+  } else {
+    const char *gp = sg_at(p.gate, r, c0), *up = sg_at(p.up, r, c0);
+    sg_load<8>(gp, p.gate.dtype, n, n == 8 && sg_aligned16(gp), g);
+    sg_load<8>(up, p.up.dtype, n, n == 8 && sg_aligned16(up), u);
+  }
+}
+
+/* ---------------------------------------------------------- elementwise */
+
+#define SG_EW_THREADS 128
+
+__global__ void __launch_bounds__(SG_EW_THREADS) sg_fwd_kernel(const sg_glu_problem p) {
+  const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  if (c0 >= p.width) return;
+  const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
+  for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
+    float g[8], u[8], h[8];
+    sg_load_gu(p, r, c0, n, g, u);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      sg_act a = sg_activation(p.activation, p.alpha, p.limit, g[i], u[i], false);
+      h[i] = a.a * a.m;
+    }
+    char *hp = sg_at(p.h, r, c0);
+    sg_store<8>(hp, p.h.dtype, n, n == 8 && sg_aligned16(hp), h);
+  }
+}
+
+__global__ void __launch_bounds__(SG_EW_THREADS) sg_bwd_kernel(const sg_glu_problem p) {
+  const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+  if (c0 >= p.width) return;
+  const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
+  for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
+    float g[8], u[8], dh[8], dg[8], du[8], h[8];
+    sg_load_gu(p, r, c0, n, g, u);
+    const char *dhp = sg_at(p.dh, r, c0);
+    sg_load<8>(dhp, p.dh.dtype, n, n == 8 && sg_aligned16(dhp), dh);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      sg_act a = sg_activation(p.activation, p.alpha, p.limit, g[i], u[i], true);
+      dg[i] = (dh[i] * a.m) * a.da;
+      du[i] = (dh[i] * a.a) * a.dm;
+      h[i] = a.a * a.m;
+    }
+    /* every input of these 8 columns is in registers: in place is safe */
+    if (p.dgate.col_step == 2) {
+      float t[16];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) t[2 * i] = dg[i], t[2 * i + 1] = du[i];
+      char *o = sg_at(p.dgate, r, c0);
+      sg_store<16>(o, p.dgate.dtype, 2 * n, n == 8 && sg_aligned16(o), t);
+    } else {
+      char *o1 = sg_at(p.dgate, r, c0), *o2 = sg_at(p.dup, r, c0);
+      sg_store<8>(o1, p.dgate.dtype, n, n == 8 && sg_aligned16(o1), dg);
+      sg_store<8>(o2, p.dup.dtype, n, n == 8 && sg_aligned16(o2), du);
+    }
+    if (p.h.base) {
+      char *hp = sg_at(p.h, r, c0);
+      sg_store<8>(hp, p.h.dtype, n, n == 8 && sg_aligned16(hp), h);
+    }
+  }
+}
+
+/* ---------------------------------------------------------- quantization */
+
+/* Teams of 32 lanes reduce with width-32 shuffles, whatever the hardware
+ * warp or wavefront size (32 on NVIDIA, 64 on CDNA). */
+#define SG_TEAM 32
+
+SG_DI float sg_team_max(float v) {
+#pragma unroll
+  for (int off = SG_TEAM / 2; off > 0; off >>= 1) {
+    float o = SG_SHFL_XOR(v, off, SG_TEAM);
+    v = o > v ? o : v;
+  }
+  return v;
+}
+
+SG_DI float sg_fmax_of(int format) {
+  return format == 3 ? 127.0f : format == 1 ? 240.0f : format == 2 ? 57344.0f : 448.0f;
+}
+
+/* The divisor of a group and its stored scale (docs/numerics.md). */
+SG_DI float sg_group_scale(const sg_quant_problem &p, float amax, float *sf, uint32_t *sb, bool *zero) {
+  *sf = 0.0f, *sb = 0u, *zero = false;
+  if (p.granularity == SWIGLU_SCALE_PER_TENSOR) return *p.tensor_scale;
+  if (p.format == SWIGLU_QUANT_MXFP8) {
+    if (p.flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
+      *sb = sg_ue8m0_of(amax / 448.0f);
+    } else {
+      int sh = amax < 1.17549435e-38f ? -127 : (int)((uint32_t)__float_as_int(amax) >> 23) - 127 - 8;
+      *sb = (uint32_t)((sh < -127 ? -127 : sh > 127 ? 127 : sh) + 127);
+    }
+    return *sb ? __int_as_float((int)(*sb << 23)) : 5.87747175e-39f; /* 2^-127 */
+  }
+  if (p.format == SWIGLU_QUANT_NVFP4) {
+    const float gs = *p.tensor_scale;
+    *sb = sg_encode(amax / (6.0f * gs), sg_fmt_of(0));
+    float d = sg_decode_e4m3fn(*sb) * gs;
+    *zero = d == 0.0f;
+    return d;
+  }
+  if (amax < p.amax_floor) amax = p.amax_floor;
+  const float s = amax / sg_fmax_of(p.format);
+  if (p.encoding == SWIGLU_SCALE_FP32) return *sf = s;
+  *sb = sg_ue8m0_of(s);
+  return *sf = __int_as_float((int)(*sb << 23));
+}
+
+SG_DI void sg_write_scale(const sg_quant_problem &p, int64_t e, int64_t m, int64_t g, float f, uint32_t b) {
+  if (p.encoding == SWIGLU_SCALE_UE8M0_PACKED) {
+    p.scales[sg_scale_index(&p, e, m, g / 4) * 4 + g % 4] = (char)b;
+  } else if (p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0) {
+    ((float *)p.scales)[sg_scale_index(&p, e, m, g)] = f;
+  } else {
+    p.scales[sg_scale_index(&p, e, m, g)] = (char)b;
+  }
+}
+
+/* h for one element, as the forward op computes it (rounded to the input
+ * dtype with ROUND_H), times the row weight. */
+SG_DI float sg_quant_h(const sg_quant_problem &p, float g, float u, int64_t r) {
+  sg_act a = sg_activation(p.glu.activation, p.glu.alpha, p.glu.limit, g, u, false);
+  float h = a.a * a.m;
+  if (p.round_dtype == SG_BF16) h = sg_bf16_to_f32(sg_f32_to_bf16(h));
+  else if (p.round_dtype == SG_F16) h = __half2float(__float2half_rn(h));
+  if (p.row_weight) h = h * p.row_weight[r];
+  return h;
+}
+
+SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
+  return !p.expert_counts || (r % p.rows_per_expert) < p.expert_counts[r / p.rows_per_expert];
+}
+
+SG_DI void sg_pad_packed(const sg_quant_problem &p, int64_t e, int64_t m) {
+  if (p.encoding == SWIGLU_SCALE_UE8M0_PACKED)
+    for (int64_t g = p.groups; g < 4 * p.scale_cols; ++g) sg_write_scale(p, e, m, g, 0.0f, 0u);
+}
+
+/* One team of 32 lanes per group of 32 * EPL elements; lane l owns elements
+ * [l * EPL, l * EPL + EPL) of the group. */
+template <int EPL>
+__global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_problem p, const int *bad) {
+  if (bad && *bad) return;
+  const int lane = threadIdx.x % SG_TEAM;
+  const int64_t teams = (int64_t)gridDim.x * (blockDim.x / SG_TEAM);
+  const int64_t total = p.glu.rows * p.groups;
+  for (int64_t t = (int64_t)blockIdx.x * (blockDim.x / SG_TEAM) + threadIdx.x / SG_TEAM; t < total; t += teams) {
+    const int64_t r = t / p.groups, g = t % p.groups;
+    if (!sg_row_live(p, r)) continue;
+    const int64_t c0 = g * p.group + lane * EPL;
+    float h[EPL];
+#pragma unroll
+    for (int k = 0; k < EPL; k += 8) {
+      float gg[8], uu[8];
+      sg_load_gu(p.glu, r, c0 + k, EPL - k < 8 ? EPL - k : 8, gg, uu);
+#pragma unroll
+      for (int i = 0; i < 8 && k + i < EPL; ++i) h[k + i] = sg_quant_h(p, gg[i], uu[i], r);
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < EPL; ++i) {
+      float a = fabsf(h[i]);
+      if (a <= 3.40282347e38f && a > amax) amax = a;
+    }
+    amax = sg_team_max(amax);
+    float sf;
+    uint32_t sb;
+    bool zero;
+    const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
+    uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r) + c0;
+    uint8_t codes[EPL];
+#pragma unroll
+    for (int i = 0; i < EPL; ++i) codes[i] = zero ? 0 : (uint8_t)sg_encode_fmt(h[i] / div, p.format);
+    if (EPL % 4 == 0 && ((uintptr_t)q & 3u) == 0) {
+#pragma unroll
+      for (int i = 0; i < EPL; i += 4)
+        *(uint32_t *)(q + i) = codes[i] | (codes[i + 1] << 8) | (codes[i + 2] << 16) | ((uint32_t)codes[i + 3] << 24);
+    } else {
+#pragma unroll
+      for (int i = 0; i < EPL; ++i) q[i] = codes[i];
+    }
+    if (lane == 0 && p.scales) {
+      const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
+      sg_write_scale(p, e, m, g, sf, sb);
+      if (g == p.groups - 1) sg_pad_packed(p, e, m);
+    }
+  }
+}
+
+/* Any group size, per-row and per-tensor scales, NVFP4: one block per row,
+ * the row's h in shared memory, teams take groups in turn. */
+__global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_problem p, const int *bad) {
+  extern __shared__ float sh[];
+  if (bad && *bad) return;
+  const int lane = threadIdx.x % SG_TEAM, team = threadIdx.x / SG_TEAM, nteams = blockDim.x / SG_TEAM;
+  const int64_t H = p.glu.width, G = p.group;
+  const bool nv = p.format == SWIGLU_QUANT_NVFP4;
+  for (int64_t r = blockIdx.x; r < p.glu.rows; r += gridDim.x) {
+    if (!sg_row_live(p, r)) continue;
+    for (int64_t c0 = (int64_t)threadIdx.x * 8; c0 < H; c0 += (int64_t)blockDim.x * 8) {
+      float gg[8], uu[8];
+      const int n = H - c0 < 8 ? (int)(H - c0) : 8;
+      sg_load_gu(p.glu, r, c0, n, gg, uu);
+      for (int i = 0; i < n; ++i) sh[c0 + i] = sg_quant_h(p, gg[i], uu[i], r);
+    }
+    __syncthreads();
+    uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r);
+    for (int64_t g = team; g < p.groups; g += nteams) {
+      const float *hg = sh + g * G;
+      float amax = 0.0f;
+      for (int64_t j = lane; j < G; j += SG_TEAM) {
+        float a = fabsf(hg[j]);
+        if (a <= 3.40282347e38f && a > amax) amax = a;
+      }
+      amax = sg_team_max(amax);
+      float sf;
+      uint32_t sb;
+      bool zero;
+      const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
+      if (nv) {
+        for (int64_t j = 2 * lane; j < G; j += 2 * SG_TEAM) {
+          uint32_t lo = zero ? 0 : sg_encode_fmt(hg[j] / div, p.format);
+          uint32_t hi = zero ? 0 : sg_encode_fmt(hg[j + 1] / div, p.format);
+          q[(g * G + j) / 2] = (uint8_t)(lo | (hi << 4));
+        }
+      } else {
+        for (int64_t j = lane; j < G; j += SG_TEAM)
+          q[g * G + j] = zero ? 0 : (uint8_t)sg_encode_fmt(hg[j] / div, p.format);
+      }
+      if (lane == 0 && p.scales) {
+        const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
+        sg_write_scale(p, e, m, g, sf, sb);
+        if (g == p.groups - 1) sg_pad_packed(p, e, m);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+__global__ void sg_check_counts_kernel(const int32_t *counts, int64_t E, int64_t M, int *bad) {
+  for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < E; e += (int64_t)gridDim.x * blockDim.x)
+    if (counts[e] < 0 || counts[e] > M) *bad = 1;
+}
+
+__global__ void sg_tma_pad_kernel(const sg_quant_problem p, int es, const int *bad) {
+  if (bad && *bad) return;
+  const int64_t pad = p.rows_padded - p.rows_per_expert;
+  const int64_t total = p.experts * p.scale_cols * pad;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t e = i / (p.scale_cols * pad), c = (i / pad) % p.scale_cols, m = p.rows_per_expert + i % pad;
+    for (int b = 0; b < es; ++b) p.scales[sg_scale_index(&p, e, m, c) * es + b] = 0;
+  }
+}
+
+/* ------------------------------------------------------------------ host */
+
+struct sg_gpu_state {
+  int device;
+  cudaStream_t stream;
+  int *bad;          /* device flag: an earlier call saw invalid expert counts */
+  bool bad_pending;  /* a call checked counts since the last synchronize */
+  int max_smem;
+  int sm_count;
+  char name[160];
+};
+
+static swiglu_status sg_cuda_fail(cudaError_t e, const char *what, char *msg, size_t cap) {
+  snprintf(msg, cap, "%s: %s", what, cudaGetErrorString(e));
+  return e == cudaErrorMemoryAllocation ? SWIGLU_ERROR_OUT_OF_MEMORY : SWIGLU_ERROR_BACKEND_FAILURE;
+}
+#define SG_CUDA_TRY(call, what)                                    \
+  do {                                                             \
+    cudaError_t e_ = (call);                                       \
+    if (e_ != cudaSuccess) return sg_cuda_fail(e_, what, msg, cap); \
+  } while (0)
+
+static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap) {
+  int count = 0;
+  SG_CUDA_TRY(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
+  if (device >= count) {
+    snprintf(msg, cap, "device %d does not exist (%d present)", device, count);
+    return SWIGLU_ERROR_INVALID_ARGUMENT;
+  }
+  SG_CUDA_TRY(cudaSetDevice(device), "cudaSetDevice");
+  cudaDeviceProp prop;
+  SG_CUDA_TRY(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  sg_gpu_state *s = new sg_gpu_state();
+  s->device = device;
+  s->stream = 0;
+  s->bad_pending = false;
+  s->max_smem = (int)prop.sharedMemPerBlockOptin;
+  s->sm_count = prop.multiProcessorCount;
+  snprintf(s->name, sizeof s->name, "%s %s (cc %d.%d, %d SMs)", SG_GPU_RUNTIME, prop.name, prop.major,
+           prop.minor, prop.multiProcessorCount);
+  cudaError_t e = cudaMalloc((void **)&s->bad, sizeof(int));
+  if (e == cudaSuccess) e = cudaMemsetAsync(s->bad, 0, sizeof(int), 0);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(0);
+  if (e != cudaSuccess) {
+    delete s;
+    return sg_cuda_fail(e, "allocating the context's flag", msg, cap);
+  }
+  cudaFuncSetAttribute(sg_quant_row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s->max_smem);
+  *state = s;
+  return SWIGLU_SUCCESS;
+}
+
+static void gpu_destroy(void *state) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  cudaSetDevice(s->device);
+  cudaFree(s->bad);
+  delete s;
+}
+
+static const char *gpu_device_name(void *state) { return ((sg_gpu_state *)state)->name; }
+
+static swiglu_status gpu_set_stream(void *state, void *stream, char *msg, size_t cap) {
+  (void)msg, (void)cap;
+  ((sg_gpu_state *)state)->stream = (cudaStream_t)stream;
+  return SWIGLU_SUCCESS;
+}
+
+static swiglu_status sg_launched(const char *what, char *msg, size_t cap) {
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? SWIGLU_SUCCESS : sg_cuda_fail(e, what, msg, cap);
+}
+
+static dim3 sg_ew_grid(const sg_glu_problem *p) {
+  const int64_t per_block = (int64_t)SG_EW_THREADS * 8;
+  const int64_t gx = (p->width + per_block - 1) / per_block;
+  const int64_t gy = p->rows < 65535 ? p->rows : 65535;
+  return dim3((unsigned)gx, (unsigned)gy);
+}
+
+static swiglu_status gpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  sg_fwd_kernel<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  return sg_launched("forward kernel", msg, cap);
+}
+
+static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  sg_bwd_kernel<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  return sg_launched("backward kernel", msg, cap);
+}
+
+static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  const int *bad = NULL;
+  if (p->expert_counts) {
+    /* Counts live in device memory: checking them here would need a
+     * synchronization, so a kernel checks them and the quantizing kernels
+     * skip all work if any is out of range; the error is reported by the next
+     * swiglu_context_synchronize (docs/numerics.md). */
+    SG_CUDA_TRY(cudaMemsetAsync(s->bad, 0, sizeof(int), s->stream), "cudaMemsetAsync");
+    const int64_t blocks = (p->experts + 255) / 256;
+    sg_check_counts_kernel<<<(unsigned)(blocks < 1024 ? blocks : 1024), 256, 0, s->stream>>>(
+        p->expert_counts, p->experts, p->rows_per_expert, s->bad);
+    swiglu_status st = sg_launched("count check kernel", msg, cap);
+    if (st) return st;
+    bad = s->bad;
+    s->bad_pending = true;
+  }
+  const bool nv = p->format == SWIGLU_QUANT_NVFP4;
+  const int64_t G = p->group;
+  const int64_t waves = (int64_t)s->sm_count * 16;
+  bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv && G % 32 == 0 && G <= 256 && G / 32 != 3 &&
+                 G / 32 != 5 && G / 32 != 6 && G / 32 != 7;
+  if (by_team) {
+    const int64_t teams = p->glu.rows * p->groups, per_block = 256 / SG_TEAM;
+    int64_t blocks = (teams + per_block - 1) / per_block;
+    if (blocks > waves * 8) blocks = waves * 8;
+    switch (G / 32) {
+      case 1: sg_quant_team_kernel<1><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      case 2: sg_quant_team_kernel<2><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      case 4: sg_quant_team_kernel<4><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      default: sg_quant_team_kernel<8><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+    }
+  } else {
+    const size_t smem = (size_t)p->glu.width * sizeof(float);
+    if (smem > (size_t)s->max_smem) {
+      snprintf(msg, cap, "this group size / granularity keeps a row in shared memory: H = %lld needs %zu bytes, the device has %d",
+               (long long)p->glu.width, smem, s->max_smem);
+      return SWIGLU_ERROR_UNSUPPORTED;
+    }
+    int64_t blocks = p->glu.rows < waves ? p->glu.rows : waves;
+    sg_quant_row_kernel<<<(unsigned)blocks, 256, smem, s->stream>>>(*p, bad);
+  }
+  swiglu_status st = sg_launched("quant kernel", msg, cap);
+  if (st) return st;
+  if (p->scales && p->layout == SWIGLU_SCALE_COL_MAJOR_TMA && p->rows_padded > p->rows_per_expert) {
+    const int es = (p->encoding == SWIGLU_SCALE_E8M0 || p->encoding == SWIGLU_SCALE_E4M3) ? 1 : 4;
+    sg_tma_pad_kernel<<<64, 256, 0, s->stream>>>(*p, es, bad);
+    return sg_launched("padding kernel", msg, cap);
+  }
+  return SWIGLU_SUCCESS;
+}
+
+static swiglu_status gpu_mem_alloc(void *state, size_t bytes, void **out, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  SG_CUDA_TRY(cudaMalloc(out, bytes), "cudaMalloc");
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status gpu_mem_free(void *state, void *ptr, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  SG_CUDA_TRY(cudaFree(ptr), "cudaFree");
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status gpu_mem_copy(void *state, void *dst, const void *src, size_t bytes, int kind,
+                                  char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  const cudaMemcpyKind k = kind == SWIGLU_COPY_HOST_TO_DEVICE ? cudaMemcpyHostToDevice
+                           : kind == SWIGLU_COPY_DEVICE_TO_HOST ? cudaMemcpyDeviceToHost
+                                                                : cudaMemcpyDeviceToDevice;
+  SG_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, k, s->stream), "cudaMemcpyAsync");
+  if (kind != SWIGLU_COPY_DEVICE_TO_DEVICE) SG_CUDA_TRY(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
+  return SWIGLU_SUCCESS;
+}
+static swiglu_status gpu_synchronize(void *state, char *msg, size_t cap) {
+  sg_gpu_state *s = (sg_gpu_state *)state;
+  SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
+  SG_CUDA_TRY(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
+  if (s->bad_pending) {
+    int bad = 0;
+    SG_CUDA_TRY(cudaMemcpyAsync(&bad, s->bad, sizeof bad, cudaMemcpyDeviceToHost, s->stream), "reading the count flag");
+    SG_CUDA_TRY(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
+    s->bad_pending = false;
+    if (bad) {
+      SG_CUDA_TRY(cudaMemsetAsync(s->bad, 0, sizeof(int), s->stream), "cudaMemsetAsync");
+      snprintf(msg, cap, "an earlier glu_quant call had expert_counts outside [0, M]; it wrote nothing");
+      return SWIGLU_ERROR_INVALID_ARGUMENT;
+    }
+  }
+  return SWIGLU_SUCCESS;
+}
+
+static const swiglu_backend_iface k_gpu_iface = {
+    SWIGLU_BACKEND_ABI_VERSION,
+    (uint32_t)sizeof(swiglu_backend_iface),
+    SG_GPU_BACKEND_NAME,
+    SG_GPU_DEVICE_TYPE,
+    gpu_create,
+    gpu_destroy,
+    gpu_device_name,
+    gpu_set_stream,
+    gpu_glu_forward,
+    gpu_glu_backward,
+    gpu_glu_quant,
+    gpu_mem_alloc,
+    gpu_mem_free,
+    gpu_mem_copy,
+    gpu_synchronize,
+};
+
+SG_EXPORT const swiglu_backend_iface *swiglu_backend_init(void) { return &k_gpu_iface; }
+
+SG_EXPORT int swiglu_backend_score(char *reason, size_t cap) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    snprintf(reason, cap, "%s runtime: %s", SG_GPU_RUNTIME, cudaGetErrorString(e));
+    cudaGetLastError(); /* not sticky: clear it */
+    return 0;
+  }
+  if (count == 0) {
+    snprintf(reason, cap, "no %s device", SG_GPU_RUNTIME);
+    return 0;
+  }
+  return 100;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One command for the GPU machine: build with the CUDA module, run the
+# conformance suites on the GPU (and under compute-sanitizer memcheck and
+# racecheck in quick mode), then the benchmarks against PyTorch. Logs go to
+# $OUT (or ./gpu-out); a short table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-out}"
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWIGLU_ONEDNN=OFF \
+  -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
+cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -20; exit 1; }
+echo "== ctest (GPU and CPU)"
+ctest --test-dir build-gpu --output-on-failure -j 4 > "$OUT/ctest.log" 2>&1
+grep -E "tests passed|Failed|Skipped|\*\*\*" "$OUT/ctest.log" | tail -20
+for t in glu_oracle glu_quant; do
+  echo "== $t on cuda"
+  ./build-gpu/bin/test_$t --backend cuda > "$OUT/$t-cuda.log" 2>&1; echo "rc=$?"; tail -3 "$OUT/$t-cuda.log"
+done
+echo "== compute-sanitizer"
+for tool in memcheck racecheck; do
+  for t in glu_oracle glu_quant; do
+    compute-sanitizer --tool $tool --error-exitcode 3 ./build-gpu/bin/test_$t --backend cuda --quick \
+      > "$OUT/sanitizer-$tool-$t.log" 2>&1
+    echo "$tool $t rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool-$t.log" | tail -1)"
+  done
+done
+echo "== benchmark"
+python3 bench/torch_peers.py --lib build-gpu/lib/libswiglu.so --json "$OUT/gpu-bench.jsonl" ${BENCH_ARGS:-} \
+  > "$OUT/gpu-bench.txt" 2>&1
+echo "bench rc=$?"
+grep -E "^(fwd|bwd|fp8q) +(8192|32768|1 |64 ) " "$OUT/gpu-bench.txt" | head -100

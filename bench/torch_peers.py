@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""GPU benchmark: swiglu's CUDA backend against PyTorch, in one process.
+
+For each shape it times, with CUDA events on one stream (CUDA graphs of 20
+launches for decode sizes, T <= 64, for every contestant alike):
+  copy      a device-to-device copy of the same bytes (the ceiling)
+  swiglu    this library, called through ctypes on torch's stream
+  eager     PyTorch eager: F.silu(g) * u / its autograd backward /
+            silu-and-mul then per-group FP8 quant (two kernels)
+  compile   torch.compile of the same functions
+and prints ms, GB/s and GB/s / copy GB/s. Bytes: inputs read once, outputs
+written once (forward 3*T*H*2, backward 5*T*H*2, FP8 group-128 quant
+2*T*H*2 + T*H + 4*T*H/128).
+
+    python3 bench/torch_peers.py --lib build/lib/libswiglu.so [--json out.jsonl] [--quick]
+"""
+import argparse
+import ctypes as C
+import json
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+class Device(C.Structure):
+    _fields_ = [("device_type", C.c_int32), ("device_id", C.c_int32)]
+
+
+class DType(C.Structure):
+    _fields_ = [("code", C.c_uint8), ("bits", C.c_uint8), ("lanes", C.c_uint16)]
+
+
+class Tensor(C.Structure):
+    _fields_ = [("data", C.c_void_p), ("device", Device), ("ndim", C.c_int32), ("dtype", DType),
+                ("shape", C.POINTER(C.c_int64)), ("strides", C.POINTER(C.c_int64)),
+                ("byte_offset", C.c_uint64)]
+
+
+class GluDesc(C.Structure):
+    _fields_ = [("activation", C.c_int), ("layout", C.c_int), ("alpha", C.c_float), ("limit", C.c_float)]
+
+
+class QuantDesc(C.Structure):
+    _fields_ = [("format", C.c_int), ("granularity", C.c_int), ("group_size", C.c_int32),
+                ("scale_encoding", C.c_int), ("scale_layout", C.c_int), ("amax_floor", C.c_float),
+                ("flags", C.c_uint32)]
+
+
+class QuantArgs(C.Structure):
+    _fields_ = [(n, C.POINTER(Tensor)) for n in
+                ("x", "up", "q", "scales", "tensor_scale", "row_weight", "expert_counts")]
+
+
+DT = {torch.bfloat16: (4, 16), torch.float16: (2, 16), torch.float32: (2, 32),
+      torch.float8_e4m3fn: (10, 8), torch.int32: (0, 32), torch.uint8: (1, 8)}
+_keep = []
+
+
+def desc(t):
+    shape = (C.c_int64 * t.dim())(*t.shape)
+    strides = (C.c_int64 * t.dim())(*t.stride())
+    _keep.extend([shape, strides])
+    code, bits = DT[t.dtype]
+    d = Tensor(t.data_ptr(), Device(2, t.device.index or 0), t.dim(), DType(code, bits, 1), shape, strides, 0)
+    _keep.append(d)
+    return d
+
+
+class Swiglu:
+    def __init__(self, path):
+        self.lib = C.CDLL(path)
+        self.lib.swiglu_last_create_error.restype = C.c_char_p
+        self.lib.swiglu_context_last_error.restype = C.c_char_p
+        self.lib.swiglu_context_device_name.restype = C.c_char_p
+        self.ctx = C.c_void_p()
+        st = self.lib.swiglu_context_create(C.byref(self.ctx), b"cuda", 0)
+        if st:
+            raise RuntimeError("swiglu cuda context: " + self.lib.swiglu_last_create_error().decode())
+        self.desc = GluDesc()
+        self.lib.swiglu_glu_desc_init(C.byref(self.desc), 0, 1)  # SiLU, [gate | up]
+        self.name = self.lib.swiglu_context_device_name(self.ctx).decode()
+
+    def check(self, st):
+        if st:
+            raise RuntimeError(self.lib.swiglu_context_last_error(self.ctx).decode())
+
+    def stream(self):
+        self.lib.swiglu_context_set_stream(self.ctx, C.c_void_p(torch.cuda.current_stream().cuda_stream))
+
+    def forward(self, x, h):
+        dx, dh = desc(x), desc(h)
+        return lambda: (self.stream(), self.check(self.lib.swiglu_glu_forward(self.ctx, C.byref(self.desc), C.byref(dx), None, C.byref(dh))))
+
+    def backward(self, dh, x, dx):
+        a, b, c = desc(dh), desc(x), desc(dx)
+        return lambda: (self.stream(), self.check(self.lib.swiglu_glu_backward(
+            self.ctx, C.byref(self.desc), C.byref(a), C.byref(b), None, C.byref(c), None, None, 0)))
+
+    def quant(self, x, q, s, layout, packed):
+        qd = QuantDesc()
+        self.lib.swiglu_quant_desc_init(C.byref(qd), 0, 2, 128)
+        qd.scale_layout = layout
+        if packed:
+            qd.scale_encoding = 2
+        a = QuantArgs(C.pointer(desc(x)), None, C.pointer(desc(q)), C.pointer(desc(s)), None, None, None)
+        _keep.extend([qd, a])
+        return lambda: (self.stream(), self.check(self.lib.swiglu_glu_quant(self.ctx, C.byref(self.desc), C.byref(qd), C.byref(a))))
+
+
+def time_ms(fn, graph):
+    """Median ms of fn: events around single calls, or around replays of a
+    CUDA graph of 20 calls (divided by 20)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    if graph:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(20):
+                fn()
+        run, div = g.replay, 20
+    else:
+        run, div = fn, 1
+    times = []
+    for _ in range(30):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        run()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / div)
+    return statistics.median(times)
+
+
+def fp8_group_quant(h, T, H):
+    hf = h.float().view(T, H // 128, 128)
+    amax = hf.abs().amax(-1, keepdim=True).clamp(min=1e-10)
+    scale = amax / 448.0
+    q = (hf / scale).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+    return q.view(T, H), scale.view(T, H // 128)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", default="build/lib/libswiglu.so")
+    ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    sw = Swiglu(args.lib)
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    Hs = [1024, 4096, 11008, 14336]
+    Ts = [1, 64, 4096, 8192, 32768] if not args.quick else [1, 8192]
+    out = open(args.json, "w") if args.json else None
+    print(f"device: {sw.name}; torch {torch.__version__}")
+    print(f"{'op':<5} {'T':>6} {'H':>6} {'contestant':<14} {'ms':>9} {'GB/s':>8} {'ratio':>6}")
+    fwd_c = torch.compile(lambda x, H: F.silu(x[:, :H]) * x[:, H:], dynamic=False)
+
+    def bwd_math(x, dh, H):
+        g, u = x[:, :H].float(), x[:, H:].float()
+        s = torch.sigmoid(g)
+        d = dh.float()
+        return torch.cat([(d * u * s * (1 + g * (1 - s))).to(x.dtype), (d * g * s).to(x.dtype)], -1)
+    bwd_c = torch.compile(bwd_math, dynamic=False)
+    quant_c = torch.compile(lambda x, T, H: fp8_group_quant(F.silu(x[:, :H]) * x[:, H:], T, H), dynamic=False)
+    for H in Hs:
+        for T in Ts:
+            if T * H > 32768 * 14336:
+                continue
+            n = T * H
+            graph = T <= 64
+            x = (torch.randn(T, 2 * H, device=dev) * 3).to(torch.bfloat16)
+            h = torch.empty(T, H, device=dev, dtype=torch.bfloat16)
+            dh = torch.randn(T, H, device=dev).to(torch.bfloat16)
+            dx = torch.empty_like(x)
+            q = torch.empty(T, H, device=dev, dtype=torch.float8_e4m3fn)
+            groups, Tp = H // 128, (T + 3) // 4 * 4
+            s_row = torch.empty(T, groups, device=dev, dtype=torch.float32)
+            s_tma = torch.empty(groups, Tp, device=dev, dtype=torch.float32)
+            s_pk = torch.empty((groups + 3) // 4, Tp, device=dev, dtype=torch.int32)
+            xr = x.clone().requires_grad_(True)
+            yr = F.silu(xr[:, :H]) * xr[:, H:]
+            ops = {
+                "fwd": (3 * n * 2, [
+                    ("swiglu", sw.forward(x, h)),
+                    ("eager", lambda: F.silu(x[:, :H]) * x[:, H:]),
+                    ("compile", lambda: fwd_c(x, H))]),
+                "bwd": (5 * n * 2, [
+                    ("swiglu", sw.backward(dh, x, dx)),
+                    ("eager", lambda: torch.autograd.grad(yr, xr, dh, retain_graph=True)),
+                    ("compile", lambda: bwd_c(x, dh, H))]),
+                "fp8q": (2 * n * 2 + n + 4 * n // 128, [
+                    ("swiglu-row", sw.quant(x, q, s_row, 0, False)),
+                    ("swiglu-tma", sw.quant(x, q, s_tma, 2, False)),
+                    ("swiglu-ue8m0", sw.quant(x, q, s_pk, 2, True)),
+                    ("eager", lambda: fp8_group_quant(F.silu(x[:, :H]) * x[:, H:], T, H)),
+                    ("compile", lambda: quant_c(x, T, H))]),
+            }
+            for op, (nbytes, contestants) in ops.items():
+                src = torch.empty(nbytes // 2, device=dev, dtype=torch.uint8)
+                dst = torch.empty_like(src)
+                copy_ms = time_ms(lambda: dst.copy_(src), graph)
+                copy_gbps = nbytes / copy_ms / 1e6
+                print(f"{op:<5} {T:>6} {H:>6} {'copy':<14} {copy_ms:>9.4f} {copy_gbps:>8.1f} {1.0:>6.3f}")
+                for name, fn in contestants:
+                    try:
+                        ms = time_ms(fn, graph and not (op == "bwd" and name == "eager"))
+                    except Exception as e:  # a peer that cannot run here is reported, not hidden
+                        print(f"{op:<5} {T:>6} {H:>6} {name:<14} failed: {type(e).__name__}: {str(e)[:80]}")
+                        continue
+                    gbps = nbytes / ms / 1e6
+                    print(f"{op:<5} {T:>6} {H:>6} {name:<14} {ms:>9.4f} {gbps:>8.1f} {gbps / copy_gbps:>6.3f}")
+                    if out:
+                        out.write(json.dumps(dict(op=op, T=T, H=H, contestant=name, ms=ms, gbps=gbps,
+                                                  copy_gbps=copy_gbps, ratio=gbps / copy_gbps,
+                                                  graph=graph, device=sw.name)) + "\n")
+                        out.flush()
+                del src, dst
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
