@@ -19,13 +19,15 @@ for t in glu_oracle glu_quant; do
   ./build-gpu/bin/test_$t --backend cuda > "$OUT/$t-cuda.log" 2>&1; echo "rc=$?"; tail -3 "$OUT/$t-cuda.log"
 done
 echo "== compute-sanitizer"
+mkdir -p "$OUT/logs"
 for tool in memcheck racecheck; do
   for t in glu_oracle glu_quant; do
     compute-sanitizer --tool $tool --error-exitcode 3 ./build-gpu/bin/test_$t --backend cuda --quick \
-      > "$OUT/sanitizer-$tool-$t.log" 2>&1
-    echo "$tool $t rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool-$t.log" | tail -1)"
+      > "$OUT/logs/sanitizer-$tool-$t.log" 2>&1
+    echo "$tool $t rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/logs/sanitizer-$tool-$t.log" | tail -1)" | tee -a "$OUT/sanitizer-summary.txt"
   done
 done
+tar -czf "$OUT/sanitizer-logs.tar.gz" -C "$OUT" logs && rm -rf "$OUT/logs"
 echo "== benchmark"
 python3 bench/torch_peers.py --lib build-gpu/lib/libswiglu.so --json "$OUT/gpu-bench.jsonl" ${BENCH_ARGS:-} \
   > "$OUT/gpu-bench.txt" 2>&1

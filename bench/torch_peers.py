@@ -79,7 +79,8 @@ class Swiglu:
         if st:
             raise RuntimeError("swiglu cuda context: " + self.lib.swiglu_last_create_error().decode())
         self.desc = GluDesc()
-        self.lib.swiglu_glu_desc_init(C.byref(self.desc), 0, 1)  # SiLU, [gate | up]
+        import os  # SWIGLU_BENCH_ACT: time another activation of ours (experiments only)
+        self.lib.swiglu_glu_desc_init(C.byref(self.desc), int(os.environ.get("SWIGLU_BENCH_ACT", "0")), 1)
         self.name = self.lib.swiglu_context_device_name(self.ctx).decode()
 
     def check(self, st):

@@ -72,12 +72,19 @@ __device__ __noinline__ sg_logistic sg_logistic_wide(float x, float za, float zb
 SG_DI sg_logistic sg_logistic_fast(float x, float za, float zb, bool want_grad) {
   float z = za > 87.0f ? 87.0f : za; /* comparisons, so NaN passes as on the CPU */
   z = z < -87.0f ? -87.0f : z;
+#ifdef SG_GPU_EXPERIMENT_FAST_MATH
+  float e = __expf(-z);
+  float den = 1.0f + e;
+  sg_logistic o;
+  o.xs = __fdividef(x, den);
+#else
   int n;
   float p = sg_exp_parts1(-z, &n);
   float e = p * __int_as_float((n + 127) << 23);
   float den = 1.0f + e;
   sg_logistic o;
   o.xs = x / den;
+#endif
   o.sig = o.sigc = 0.0f;
   if (want_grad) {
     o.sig = 1.0f / den;

@@ -242,50 +242,60 @@ SG_DI void sg_pad_packed(const sg_quant_problem &p, int64_t e, int64_t m) {
     for (int64_t g = p.groups; g < 4 * p.scale_cols; ++g) sg_write_scale(p, e, m, g, 0.0f, 0u);
 }
 
-/* One team of 32 lanes per group of 32 * EPL elements; lane l owns elements
- * [l * EPL, l * EPL + EPL) of the group. */
-template <int EPL>
+/* Groups of TL * 8 elements (G = 32, 64, 128, 256): TL lanes per group, each
+ * lane owning 8 consecutive elements (16-byte loads); a warp-sized team holds
+ * 32 / TL groups and reduces with width-TL shuffles. */
+template <int TL>
 __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_problem p, const int *bad) {
   if (bad && *bad) return;
-  const int lane = threadIdx.x % SG_TEAM;
-  const int64_t teams = (int64_t)gridDim.x * (blockDim.x / SG_TEAM);
+  const int sub = threadIdx.x % TL;
+  const int64_t slots = (int64_t)gridDim.x * (blockDim.x / TL);
   const int64_t total = p.glu.rows * p.groups;
-  for (int64_t t = (int64_t)blockIdx.x * (blockDim.x / SG_TEAM) + threadIdx.x / SG_TEAM; t < total; t += teams) {
-    const int64_t r = t / p.groups, g = t % p.groups;
-    if (!sg_row_live(p, r)) continue;
-    const int64_t c0 = g * p.group + lane * EPL;
-    float h[EPL];
-#pragma unroll
-    for (int k = 0; k < EPL; k += 8) {
+  for (int64_t t = (int64_t)blockIdx.x * (blockDim.x / TL) + threadIdx.x / TL; t - (threadIdx.x % SG_TEAM) / TL < total;
+       t += slots) {
+    /* the whole 32-lane team iterates together (shuffles need every lane) */
+    const bool active = t < total;
+    const int64_t r = active ? t / p.groups : 0, g = active ? t % p.groups : 0;
+    const bool live = active && sg_row_live(p, r);
+    const int64_t c0 = g * p.group + sub * 8;
+    float h[8];
+    if (live) {
       float gg[8], uu[8];
-      sg_load_gu(p.glu, r, c0 + k, EPL - k < 8 ? EPL - k : 8, gg, uu);
+      sg_load_gu(p.glu, r, c0, 8, gg, uu);
 #pragma unroll
-      for (int i = 0; i < 8 && k + i < EPL; ++i) h[k + i] = sg_quant_h(p, gg[i], uu[i], r);
+      for (int i = 0; i < 8; ++i) h[i] = sg_quant_h(p, gg[i], uu[i], r);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) h[i] = 0.0f;
     }
     float amax = 0.0f;
 #pragma unroll
-    for (int i = 0; i < EPL; ++i) {
+    for (int i = 0; i < 8; ++i) {
       float a = fabsf(h[i]);
       if (a <= 3.40282347e38f && a > amax) amax = a;
     }
-    amax = sg_team_max(amax);
+#pragma unroll
+    for (int off = TL / 2; off > 0; off >>= 1) {
+      float o = SG_SHFL_XOR(amax, off, TL);
+      amax = o > amax ? o : amax;
+    }
+    if (!live) continue;
     float sf;
     uint32_t sb;
     bool zero;
     const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
     uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r) + c0;
-    uint8_t codes[EPL];
+    uint32_t w[2] = {0, 0};
 #pragma unroll
-    for (int i = 0; i < EPL; ++i) codes[i] = zero ? 0 : (uint8_t)sg_encode_fmt(h[i] / div, p.format);
-    if (EPL % 4 == 0 && ((uintptr_t)q & 3u) == 0) {
-#pragma unroll
-      for (int i = 0; i < EPL; i += 4)
-        *(uint32_t *)(q + i) = codes[i] | (codes[i + 1] << 8) | (codes[i + 2] << 16) | ((uint32_t)codes[i + 3] << 24);
+    for (int i = 0; i < 8; ++i)
+      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(h[i] / div, p.format) & 0xffu)) << (8 * (i % 4));
+    if (((uintptr_t)q & 7u) == 0) {
+      *(uint2 *)q = make_uint2(w[0], w[1]);
     } else {
 #pragma unroll
-      for (int i = 0; i < EPL; ++i) q[i] = codes[i];
+      for (int i = 0; i < 8; ++i) q[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
     }
-    if (lane == 0 && p.scales) {
+    if (sub == 0 && p.scales) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
       sg_write_scale(p, e, m, g, sf, sb);
       if (g == p.groups - 1) sg_pad_packed(p, e, m);
@@ -472,17 +482,17 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
   const bool nv = p->format == SWIGLU_QUANT_NVFP4;
   const int64_t G = p->group;
   const int64_t waves = (int64_t)s->sm_count * 16;
-  bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv && G % 32 == 0 && G <= 256 && G / 32 != 3 &&
-                 G / 32 != 5 && G / 32 != 6 && G / 32 != 7;
+  const bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv &&
+                       (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
-    const int64_t teams = p->glu.rows * p->groups, per_block = 256 / SG_TEAM;
-    int64_t blocks = (teams + per_block - 1) / per_block;
+    const int64_t tl = G / 8, slots = p->glu.rows * p->groups, per_block = 256 / tl;
+    int64_t blocks = (slots + per_block - 1) / per_block;
     if (blocks > waves * 8) blocks = waves * 8;
-    switch (G / 32) {
-      case 1: sg_quant_team_kernel<1><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-      case 2: sg_quant_team_kernel<2><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+    switch (tl) {
       case 4: sg_quant_team_kernel<4><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-      default: sg_quant_team_kernel<8><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      case 8: sg_quant_team_kernel<8><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      case 16: sg_quant_team_kernel<16><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
+      default: sg_quant_team_kernel<32><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
     }
   } else {
     const size_t smem = (size_t)p->glu.width * sizeof(float);
