@@ -154,12 +154,14 @@ def main():
     ap.add_argument("--lib", default="build/lib/libswiglu.so")
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--H", default="1024,4096,11008,14336")
+    ap.add_argument("--T", default="1,64,4096,8192,32768")
     args = ap.parse_args()
     sw = Swiglu(args.lib)
     torch.manual_seed(0)
     dev = torch.device("cuda")
-    Hs = [1024, 4096, 11008, 14336]
-    Ts = [1, 64, 4096, 8192, 32768] if not args.quick else [1, 8192]
+    Hs = [int(v) for v in args.H.split(",")]
+    Ts = [int(v) for v in args.T.split(",")] if not args.quick else [1, 8192]
     out = open(args.json, "w") if args.json else None
     print(f"device: {sw.name}; torch {torch.__version__}")
     print(f"{'op':<5} {'T':>6} {'H':>6} {'contestant':<14} {'ms':>9} {'GB/s':>8} {'ratio':>6}")
