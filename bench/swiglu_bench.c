@@ -21,6 +21,8 @@
 #include <time.h>
 
 #include "swiglu/swiglu.h"
+
+static void fill(void *p, size_t n, swiglu_dtype dt, unsigned seed);
 #ifdef SWIGLU_BENCH_ONEDNN
 #include "onednn_glu.h"
 #endif
@@ -73,12 +75,20 @@ typedef struct {
   const float *src;
   float *dst;
   size_t n;
+  swiglu_context *gpu; /* non-NULL: a device-to-device copy on this context */
+  int inner;
 } copy_arg;
 
 /* A plain load/store loop. The optimize attribute keeps GCC from turning it
  * into a memcpy call, whose large-size path uses non-temporal stores. */
 __attribute__((optimize("no-tree-loop-distribute-patterns"))) static void copy_run(void *p) {
   copy_arg *c = p;
+  if (c->gpu) {
+    for (int i = 0; i < c->inner; ++i)
+      swiglu_context_copy(c->gpu, c->dst, c->src, c->n * 4, SWIGLU_COPY_DEVICE_TO_DEVICE);
+    swiglu_context_synchronize(c->gpu);
+    return;
+  }
   const float *restrict s = c->src;
   float *restrict d = c->dst;
   const size_t n = c->n;
@@ -95,10 +105,18 @@ typedef struct {
   swiglu_quant_desc qdesc;
   swiglu_quant_args qargs;
   swiglu_status st;
+  int inner; /* launches per timed sample (GPU: enough to dwarf the synchronize) */
+  int gpu;
 } op_arg;
 
+static void op_once(op_arg *o);
 static void op_run(void *p) {
   op_arg *o = p;
+  for (int i = 0; i < o->inner; ++i) op_once(o);
+  if (o->gpu) swiglu_context_synchronize(o->ctx);
+}
+
+static void op_once(op_arg *o) {
   if (o->backward == 2)
     o->st = swiglu_glu_quant(o->ctx, &o->desc, &o->qdesc, &o->qargs);
   else if (o->backward)
@@ -147,6 +165,36 @@ static void fill(void *p, size_t n, swiglu_dtype dt, unsigned seed) {
   }
 }
 
+/* Buffers live in the context's memory (host heap on the CPU backend). */
+static swiglu_context *g_ctx;
+static void *cbuf(size_t bytes) {
+  void *p = NULL;
+  if (swiglu_context_malloc(g_ctx, bytes, &p)) {
+    fprintf(stderr, "%s\n", swiglu_context_last_error(g_ctx));
+    exit(1);
+  }
+  return p;
+}
+static void *xmalloc(size_t n);
+static void *cbuf_fill(size_t n, swiglu_dtype dt, unsigned seed) {
+  const size_t bytes = n * (dt.bits / 8);
+  void *p = cbuf(bytes), *h = xmalloc(bytes);
+  fill(h, n, dt, seed);
+  swiglu_context_copy(g_ctx, p, h, bytes, SWIGLU_COPY_HOST_TO_DEVICE);
+  free(h);
+  return p;
+}
+static void *cbuf_zero(size_t bytes, int byte) {
+  void *p = cbuf(bytes), *h = xmalloc(bytes);
+  memset(h, byte, bytes);
+  swiglu_context_copy(g_ctx, p, h, bytes, SWIGLU_COPY_HOST_TO_DEVICE);
+  free(h);
+  return p;
+}
+static void cfree(void *p) {
+  if (p) swiglu_context_free(g_ctx, p);
+}
+
 static void *xmalloc(size_t n) {
   void *p = aligned_alloc(64, (n + 63) / 64 * 64);
   if (!p) {
@@ -193,11 +241,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "backend '%s': %s: %s\n", backend, swiglu_status_string(st), swiglu_last_create_error());
     return 1;
   }
-  if (swiglu_context_device_type(ctx) != SWIGLU_DEVICE_CPU) {
-    fprintf(stderr, "backend '%s' needs device memory; this build of swiglu-bench times host backends only\n",
-            swiglu_context_backend(ctx));
-    return 1;
-  }
+  g_ctx = ctx;
+  const int gpu = swiglu_context_device_type(ctx) != SWIGLU_DEVICE_CPU;
+  const swiglu_device dev = {swiglu_context_device_type(ctx), swiglu_context_device(ctx)};
+  if (gpu) peer = 0; /* the GPU peers are PyTorch's: bench/torch_peers.py */
   FILE *jf = NULL;
   if (json) jf = !strcmp(json, "-") ? stdout : fopen(json, "w");
   printf("swiglu %s, backend %s on %s, %d threads, activation %s, median of %d\n",
@@ -226,11 +273,11 @@ int main(int argc, char **argv) {
         o.backward = opi < 2 ? opi : 2;
         swiglu_glu_desc_init(&o.desc, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
         int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
-        void *x = xmalloc(2 * n * es), *h = xmalloc(n * es), *dh = NULL, *dx = NULL;
-        fill(x, 2 * n, dt, 1);
-        memset(h, 0, n * es);
-        o.x = (swiglu_tensor){x, {SWIGLU_DEVICE_CPU, 0}, 2, dt, xs, NULL, 0};
-        o.h = (swiglu_tensor){h, {SWIGLU_DEVICE_CPU, 0}, 2, dt, hs, NULL, 0};
+        o.gpu = gpu;
+        o.inner = 1;
+        void *x = cbuf_fill(2 * n, dt, 1), *h = cbuf_zero(n * es, 0), *dh = NULL, *dx = NULL;
+        o.x = (swiglu_tensor){x, dev, 2, dt, xs, NULL, 0};
+        o.h = (swiglu_tensor){h, dev, 2, dt, hs, NULL, 0};
         size_t bytes = 3 * n * es; /* read gate and up, write h */
         void *qbuf = NULL, *sbuf = NULL;
         int64_t qs[2] = {T, H}, ss[2];
@@ -254,32 +301,34 @@ int main(int argc, char **argv) {
             ss[0] = (groups + 3) / 4, ss[1] = Tp;
             sbytes = (size_t)(ss[0] * Tp) * 4;
           }
-          qbuf = xmalloc(n);
-          sbuf = xmalloc(sbytes);
-          memset(qbuf, 0, n);
-          memset(sbuf, 0, sbytes);
+          qbuf = cbuf_zero(n, 0);
+          sbuf = cbuf_zero(sbytes, 0);
           static swiglu_tensor tq, ts;
-          tq = (swiglu_tensor){qbuf, {SWIGLU_DEVICE_CPU, 0}, 2, {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1}, qs, NULL, 0};
-          ts = (swiglu_tensor){sbuf, {SWIGLU_DEVICE_CPU, 0}, 2, sdt, ss, NULL, 0};
+          tq = (swiglu_tensor){qbuf, dev, 2, {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1}, qs, NULL, 0};
+          ts = (swiglu_tensor){sbuf, dev, 2, sdt, ss, NULL, 0};
           o.qargs = (swiglu_quant_args){&o.x, NULL, &tq, &ts, NULL, NULL, NULL};
           bytes = 2 * n * es + n + sbytes;
         } else if (opi) {
-          dh = xmalloc(n * es);
-          dx = xmalloc(2 * n * es);
-          fill(dh, n, dt, 2);
-          memset(dx, 0, 2 * n * es);
-          o.dh = (swiglu_tensor){dh, {SWIGLU_DEVICE_CPU, 0}, 2, dt, hs, NULL, 0};
-          o.dx = (swiglu_tensor){dx, {SWIGLU_DEVICE_CPU, 0}, 2, dt, xs, NULL, 0};
+          dh = cbuf_fill(n, dt, 2);
+          dx = cbuf_zero(2 * n * es, 0);
+          o.dh = (swiglu_tensor){dh, dev, 2, dt, hs, NULL, 0};
+          o.dx = (swiglu_tensor){dx, dev, 2, dt, xs, NULL, 0};
           bytes = 5 * n * es; /* read dh, gate, up; write dgate, dup */
         }
-        copy_arg c = {NULL, NULL, bytes / 2 / 4};
-        c.src = xmalloc(c.n * 4);
-        c.dst = xmalloc(c.n * 4);
-        memset((void *)c.src, 1, c.n * 4);
-        memset(c.dst, 0, c.n * 4);
+        copy_arg c = {NULL, NULL, bytes / 2 / 4, gpu ? ctx : NULL, 1};
+        c.src = cbuf_zero(c.n * 4, 1);
+        c.dst = cbuf_zero(c.n * 4, 0);
+        if (gpu) {
+          /* enough launches per sample that the synchronize is noise */
+          double t0 = now_ms();
+          op_run(&o);
+          double one = now_ms() - t0;
+          o.inner = c.inner = one > 2.0 ? 1 : (int)(2.0 / (one > 1e-3 ? one : 1e-3)) + 1;
+        }
         double ms, copy_ms;
         time_pair(op_run, &o, &ms, copy_run, &c, &copy_ms, reps);
-        free((void *)c.src), free(c.dst);
+        ms /= o.inner, copy_ms /= c.inner;
+        cfree((void *)c.src), cfree(c.dst);
         if (o.st) {
           fprintf(stderr, "%s: %s\n", swiglu_status_string(o.st), swiglu_context_last_error(ctx));
           return 1;
@@ -322,7 +371,7 @@ int main(int argc, char **argv) {
           fprintf(jf, "}\n");
           fflush(jf);
         }
-        free(x), free(h), free(dh), free(dx), free(qbuf), free(sbuf);
+        cfree(x), cfree(h), cfree(dh), cfree(dx), cfree(qbuf), cfree(sbuf);
       }
       free(list);
     }
