@@ -114,16 +114,36 @@ SG_DI void sg_load_gu(const sg_glu_problem &p, int64_t r, int64_t c0, int n, flo
 
 #define SG_EW_THREADS 128
 
-__global__ void __launch_bounds__(SG_EW_THREADS) sg_fwd_kernel(const sg_glu_problem p) {
+/* Loads 8 columns of gate and up; GD (the input dtype) and IL (interleaved)
+ * are template constants in the hot kernels, -1 / runtime in the general ones. */
+template <int GD, int IL>
+SG_DI void sg_load_gu_t(const sg_glu_problem &p, int64_t r, int64_t c0, int n, float (&g)[8], float (&u)[8]) {
+  const int gd = GD >= 0 ? GD : p.gate.dtype;
+  const bool il = IL >= 0 ? IL != 0 : p.gate.col_step == 2;
+  if (il) {
+    const char *src = sg_at(p.gate, r, c0);
+    float t[16];
+    sg_load<16>(src, gd, 2 * n, n == 8 && sg_aligned16(src), t);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
+  } else {
+    const char *gp = sg_at(p.gate, r, c0), *up = sg_at(p.up, r, c0);
+    sg_load<8>(gp, gd, n, n == 8 && sg_aligned16(gp), g);
+    sg_load<8>(up, GD >= 0 ? GD : p.up.dtype, n, n == 8 && sg_aligned16(up), u);
+  }
+}
+
+template <int ACT, int GD, int IL>
+__global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_problem p) {
   const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (c0 >= p.width) return;
   const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     float g[8], u[8], h[8];
-    sg_load_gu(p, r, c0, n, g, u);
+    sg_load_gu_t<GD, IL>(p, r, c0, n, g, u);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      sg_act a = sg_activation(p.activation, p.alpha, p.limit, g[i], u[i], false);
+      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false);
       h[i] = a.a * a.m;
     }
     char *hp = sg_at(p.h, r, c0);
@@ -131,24 +151,25 @@ __global__ void __launch_bounds__(SG_EW_THREADS) sg_fwd_kernel(const sg_glu_prob
   }
 }
 
-__global__ void __launch_bounds__(SG_EW_THREADS) sg_bwd_kernel(const sg_glu_problem p) {
+template <int ACT, int GD, int IL>
+__global__ void __launch_bounds__(SG_EW_THREADS, 8) sg_bwd_kernel(const sg_glu_problem p) {
   const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (c0 >= p.width) return;
   const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     float g[8], u[8], dh[8], dg[8], du[8], h[8];
-    sg_load_gu(p, r, c0, n, g, u);
+    sg_load_gu_t<GD, IL>(p, r, c0, n, g, u);
     const char *dhp = sg_at(p.dh, r, c0);
     sg_load<8>(dhp, p.dh.dtype, n, n == 8 && sg_aligned16(dhp), dh);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      sg_act a = sg_activation(p.activation, p.alpha, p.limit, g[i], u[i], true);
+      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], true);
       dg[i] = (dh[i] * a.m) * a.da;
       du[i] = (dh[i] * a.a) * a.dm;
       h[i] = a.a * a.m;
     }
     /* every input of these 8 columns is in registers: in place is safe */
-    if (p.dgate.col_step == 2) {
+    if (IL >= 0 ? IL != 0 : p.dgate.col_step == 2) {
       float t[16];
 #pragma unroll
       for (int i = 0; i < 8; ++i) t[2 * i] = dg[i], t[2 * i + 1] = du[i];
@@ -163,6 +184,37 @@ __global__ void __launch_bounds__(SG_EW_THREADS) sg_bwd_kernel(const sg_glu_prob
       char *hp = sg_at(p.h, r, c0);
       sg_store<8>(hp, p.h.dtype, n, n == 8 && sg_aligned16(hp), h);
     }
+  }
+}
+
+typedef void (*sg_ew_kernel)(const sg_glu_problem);
+
+/* The kernel instance for a problem: specialised on activation, input dtype
+ * and interleaving when gate and up share a dtype (packed layouts always do),
+ * the general instance otherwise. */
+template <bool BWD, int ACT>
+static sg_ew_kernel sg_pick_dt(const sg_glu_problem *p) {
+  const bool il = p->gate.col_step == 2;
+#define SG_K(GD) (il ? (BWD ? (sg_ew_kernel)sg_bwd_kernel<ACT, GD, 1> : (sg_ew_kernel)sg_fwd_kernel<ACT, GD, 1>) \
+                     : (BWD ? (sg_ew_kernel)sg_bwd_kernel<ACT, GD, 0> : (sg_ew_kernel)sg_fwd_kernel<ACT, GD, 0>))
+  switch (p->gate.dtype) {
+    case SG_BF16: return SG_K(SG_BF16);
+    case SG_F16: return SG_K(SG_F16);
+    default: return SG_K(SG_F32);
+  }
+#undef SG_K
+}
+template <bool BWD>
+static sg_ew_kernel sg_pick(const sg_glu_problem *p) {
+  if (p->gate.dtype != p->up.dtype)
+    return BWD ? (sg_ew_kernel)sg_bwd_kernel<-1, -1, -1> : (sg_ew_kernel)sg_fwd_kernel<-1, -1, -1>;
+  switch (p->activation) {
+    case 0: return sg_pick_dt<BWD, 0>(p);
+    case 1: return sg_pick_dt<BWD, 1>(p);
+    case 2: return sg_pick_dt<BWD, 2>(p);
+    case 3: return sg_pick_dt<BWD, 3>(p);
+    case 4: return sg_pick_dt<BWD, 4>(p);
+    default: return sg_pick_dt<BWD, 5>(p);
   }
 }
 
@@ -224,8 +276,9 @@ SG_DI void sg_write_scale(const sg_quant_problem &p, int64_t e, int64_t m, int64
 
 /* h for one element, as the forward op computes it (rounded to the input
  * dtype with ROUND_H), times the row weight. */
+template <int ACT = -1>
 SG_DI float sg_quant_h(const sg_quant_problem &p, float g, float u, int64_t r) {
-  sg_act a = sg_activation(p.glu.activation, p.glu.alpha, p.glu.limit, g, u, false);
+  sg_act a = sg_activation(ACT >= 0 ? ACT : p.glu.activation, p.glu.alpha, p.glu.limit, g, u, false);
   float h = a.a * a.m;
   if (p.round_dtype == SG_BF16) h = sg_bf16_to_f32(sg_f32_to_bf16(h));
   else if (p.round_dtype == SG_F16) h = __half2float(__float2half_rn(h));
@@ -243,27 +296,24 @@ SG_DI void sg_pad_packed(const sg_quant_problem &p, int64_t e, int64_t m) {
 }
 
 /* Groups of TL * 8 elements (G = 32, 64, 128, 256): TL lanes per group, each
- * lane owning 8 consecutive elements (16-byte loads); a warp-sized team holds
- * 32 / TL groups and reduces with width-TL shuffles. */
-template <int TL>
+ * lane owning 8 consecutive elements (16-byte loads). blockIdx.y walks the
+ * rows, so no thread divides 64-bit indices in the loop. Lanes past the last
+ * group still take part in the width-TL shuffles. ACT and GD specialise the
+ * common cases (template constants; -1 reads them from the problem). */
+template <int TL, int ACT, int GD>
 __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_problem p, const int *bad) {
   if (bad && *bad) return;
   const int sub = threadIdx.x % TL;
-  const int64_t slots = (int64_t)gridDim.x * (blockDim.x / TL);
-  const int64_t total = p.glu.rows * p.groups;
-  for (int64_t t = (int64_t)blockIdx.x * (blockDim.x / TL) + threadIdx.x / TL; t - (threadIdx.x % SG_TEAM) / TL < total;
-       t += slots) {
-    /* the whole 32-lane team iterates together (shuffles need every lane) */
-    const bool active = t < total;
-    const int64_t r = active ? t / p.groups : 0, g = active ? t % p.groups : 0;
-    const bool live = active && sg_row_live(p, r);
-    const int64_t c0 = g * p.group + sub * 8;
+  const int64_t g = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / TL;
+  const int64_t c0 = g * p.group + sub * 8;
+  for (int64_t r = blockIdx.y; r < p.glu.rows; r += gridDim.y) {
+    const bool live = g < p.groups && sg_row_live(p, r);
     float h[8];
     if (live) {
       float gg[8], uu[8];
-      sg_load_gu(p.glu, r, c0, 8, gg, uu);
+      sg_load_gu_t<GD, -1>(p.glu, r, c0, 8, gg, uu);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) h[i] = sg_quant_h(p, gg[i], uu[i], r);
+      for (int i = 0; i < 8; ++i) h[i] = sg_quant_h<ACT>(p, gg[i], uu[i], r);
     } else {
 #pragma unroll
       for (int i = 0; i < 8; ++i) h[i] = 0.0f;
@@ -300,6 +350,35 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
       sg_write_scale(p, e, m, g, sf, sb);
       if (g == p.groups - 1) sg_pad_packed(p, e, m);
     }
+  }
+}
+
+typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *);
+
+template <int ACT>
+static sg_quant_kernel sg_pick_quant_dt(int gd) {
+  return gd == SG_BF16 ? sg_quant_team_kernel<16, ACT, SG_BF16>
+         : gd == SG_F16 ? sg_quant_team_kernel<16, ACT, SG_F16>
+                        : sg_quant_team_kernel<16, ACT, SG_F32>;
+}
+
+/* G = 128 (the common group) specialised per activation and dtype. */
+static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int tl) {
+  if (tl == 16 && p->glu.gate.dtype == p->glu.up.dtype) {
+    switch (p->glu.activation) {
+      case 0: return sg_pick_quant_dt<0>(p->glu.gate.dtype);
+      case 1: return sg_pick_quant_dt<1>(p->glu.gate.dtype);
+      case 2: return sg_pick_quant_dt<2>(p->glu.gate.dtype);
+      case 3: return sg_pick_quant_dt<3>(p->glu.gate.dtype);
+      case 4: return sg_pick_quant_dt<4>(p->glu.gate.dtype);
+      default: return sg_pick_quant_dt<5>(p->glu.gate.dtype);
+    }
+  }
+  switch (tl) {
+    case 4: return sg_quant_team_kernel<4, -1, -1>;
+    case 8: return sg_quant_team_kernel<8, -1, -1>;
+    case 16: return sg_quant_team_kernel<16, -1, -1>;
+    default: return sg_quant_team_kernel<32, -1, -1>;
   }
 }
 
@@ -450,14 +529,14 @@ static dim3 sg_ew_grid(const sg_glu_problem *p) {
 static swiglu_status gpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
-  sg_fwd_kernel<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  sg_pick<false>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
   return sg_launched("forward kernel", msg, cap);
 }
 
 static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
-  sg_bwd_kernel<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  sg_pick<true>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
   return sg_launched("backward kernel", msg, cap);
 }
 
@@ -485,15 +564,9 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
   const bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv &&
                        (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
-    const int64_t tl = G / 8, slots = p->glu.rows * p->groups, per_block = 256 / tl;
-    int64_t blocks = (slots + per_block - 1) / per_block;
-    if (blocks > waves * 8) blocks = waves * 8;
-    switch (tl) {
-      case 4: sg_quant_team_kernel<4><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-      case 8: sg_quant_team_kernel<8><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-      case 16: sg_quant_team_kernel<16><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-      default: sg_quant_team_kernel<32><<<(unsigned)blocks, 256, 0, s->stream>>>(*p, bad); break;
-    }
+    const int64_t tl = G / 8;
+    const int64_t gx = (p->groups * tl + 255) / 256, gy = p->glu.rows < 65535 ? p->glu.rows : 65535;
+    sg_pick_quant(p, (int)tl)<<<dim3((unsigned)gx, (unsigned)gy), 256, 0, s->stream>>>(*p, bad);
   } else {
     const size_t smem = (size_t)p->glu.width * sizeof(float);
     if (smem > (size_t)s->max_smem) {
