@@ -593,7 +593,12 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
                                                                   int zero, uint8_t *out) {
   int64_t i = 0;
   uint8_t tmp[SG_W];
-  const vf d = v_set(div);
+  /* h / div correctly rounded without a division per element: Markstein's
+   * correction of h * RN(1/div) (see the GPU's sg_divide for the argument and
+   * why div >= 2^-90 is required); other divisors divide. */
+  const float y = 1.0f / div;
+  const int fast = div >= 0x1p-90f && y <= 3.40282347e38f;
+  const vf d = v_set(div), vy = v_set(y);
   for (; i < n; i += SG_W) {
     vf x;
     if (i + SG_W <= n) {
@@ -603,7 +608,16 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
       memcpy(t, h + i, (size_t)(n - i) * 4);
       x = v_load_f32(t);
     }
-    vu c = zero ? (vu){0} : v_encode_fmt(x / d, format);
+    vf qv;
+    if (fast) {
+      vf q0 = x * vy;
+      vf r = sg_v_fma(-q0, d, x);
+      /* Inf, NaN and signed zeros pass through (the fma would turn -0 into +0) */
+      qv = v_sel((v_abs(q0) <= 3.40282347e38f) & (q0 != 0.0f), sg_v_fma(r, vy, q0), q0);
+    } else {
+      qv = x / d;
+    }
+    vu c = zero ? (vu){0} : v_encode_fmt(qv, format);
     vb bytes = sg_narrow_u8(c);
     const int64_t k = n - i < SG_W ? n - i : SG_W;
     if (format == SWIGLU_QUANT_NVFP4) {

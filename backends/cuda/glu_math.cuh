@@ -253,6 +253,32 @@ SG_DI uint32_t sg_encode_fmt(float x, int format) {
   return format == 3 ? sg_encode_int8(x) : sg_encode(x, sg_fmt_of(format));
 }
 
+/* h / s for a whole group, correctly rounded without a division per element:
+ * with y = RN(1/s) and q = RN(h * y), the residual r = h - q * s is exact (one
+ * fma) and RN(q + r * y) = RN(h / s) (Markstein's theorem) as long as nothing
+ * underflows; s >= 2^-90 keeps every quotient that encodes to a nonzero code
+ * in that range (smaller quotients encode to zero either way). Other divisors
+ * divide. The CPU kernels do the same. */
+struct sg_divider {
+  float s, y;
+  bool fast;
+};
+SG_DI sg_divider sg_divider_of(float s) {
+  sg_divider d;
+  d.s = s;
+  d.y = 1.0f / s;
+  d.fast = s >= 8.077935669463161e-28f && d.y <= 3.40282347e38f; /* 2^-90 */
+  return d;
+}
+SG_DI float sg_divide(float h, sg_divider d) {
+  if (!d.fast) return h / d.s;
+  float q = h * d.y;
+  /* Inf, NaN and signed zeros pass through (the fma would turn -0 into +0) */
+  if (!(fabsf(q) <= 3.40282347e38f) || q == 0.0f) return q;
+  float r = fmaf(-q, d.s, h);
+  return fmaf(r, d.y, q);
+}
+
 SG_DI uint32_t sg_ue8m0_of(float s) {
   uint32_t u = (uint32_t)__float_as_int(s) & 0x7fffffffu;
   uint32_t e = (u >> 23) + ((u & 0x7fffffu) != 0);

@@ -336,9 +336,10 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
     const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
     uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r) + c0;
     uint32_t w[2] = {0, 0};
+    const sg_divider dv = sg_divider_of(div);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
-      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(h[i] / div, p.format) & 0xffu)) << (8 * (i % 4));
+      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(sg_divide(h[i], dv), p.format) & 0xffu)) << (8 * (i % 4));
     if (((uintptr_t)q & 7u) == 0) {
       *(uint2 *)q = make_uint2(w[0], w[1]);
     } else {
@@ -412,15 +413,16 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       uint32_t sb;
       bool zero;
       const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
+      const sg_divider dv = sg_divider_of(div);
       if (nv) {
         for (int64_t j = 2 * lane; j < G; j += 2 * SG_TEAM) {
-          uint32_t lo = zero ? 0 : sg_encode_fmt(hg[j] / div, p.format);
-          uint32_t hi = zero ? 0 : sg_encode_fmt(hg[j + 1] / div, p.format);
+          uint32_t lo = zero ? 0 : sg_encode_fmt(sg_divide(hg[j], dv), p.format);
+          uint32_t hi = zero ? 0 : sg_encode_fmt(sg_divide(hg[j + 1], dv), p.format);
           q[(g * G + j) / 2] = (uint8_t)(lo | (hi << 4));
         }
       } else {
         for (int64_t j = lane; j < G; j += SG_TEAM)
-          q[g * G + j] = zero ? 0 : (uint8_t)sg_encode_fmt(hg[j] / div, p.format);
+          q[g * G + j] = zero ? 0 : (uint8_t)sg_encode_fmt(sg_divide(hg[j], dv), p.format);
       }
       if (lane == 0 && p.scales) {
         const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
