@@ -165,6 +165,10 @@ def main():
     out = open(args.json, "w") if args.json else None
     print(f"device: {sw.name}; torch {torch.__version__}")
     print(f"{'op':<5} {'T':>6} {'H':>6} {'contestant':<14} {'ms':>9} {'GB/s':>8} {'ratio':>6}")
+    # every shape is compiled for itself (dynamic=False); without a larger
+    # cache dynamo would silently fall back to eager after 8 shapes
+    torch._dynamo.config.cache_size_limit = 1024
+    torch._dynamo.config.accumulated_cache_size_limit = 4096
     fwd_c = torch.compile(lambda x, H: F.silu(x[:, :H]) * x[:, H:], dynamic=False)
 
     def bwd_math(x, dh, H):

@@ -135,7 +135,19 @@ struct sg_act {
   float a, m, da, dm;
 };
 
-SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float up, bool want_grad) {
+/* x * sigmoid(z) for values that will be rounded to bf16 or fp16: the
+ * hardware exp (__expf) and a fast division (relative error below 2^-16 for z >= -87,
+ * far inside half an ulp of either 16-bit format), the exact-tail path below.
+ * Only the forward op with a 16-bit output (and the quantizing op's ROUND_H)
+ * uses it, so fp32 results stay the CPU's, bit for bit. */
+SG_DI float sg_xsig_16bit(float x, float z) {
+  if (z < -87.0f) return sg_logistic_wide(x, z, 0.0f).xs;
+  float zc = z > 87.0f ? 87.0f : z;
+  return __fdividef(x, 1.0f + __expf(-zc));
+}
+
+SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float up, bool want_grad,
+                           bool out16 = false) {
   sg_act o;
   o.m = up;
   o.dm = 1.0f;
@@ -143,6 +155,10 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
   switch (act) {
     case 0:
     default: {
+      if (out16 && !want_grad) {
+        o.a = sg_xsig_16bit(gate, gate);
+        break;
+      }
       sg_logistic l = sg_logistic_fast(gate, gate, 0.0f, want_grad);
       o.a = l.xs;
       if (want_grad) o.da = l.far ? l.sig : fmaf(l.xs, l.sigc, l.sig);
@@ -152,6 +168,10 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
       float x2 = gate * gate;
       float inner = fmaf(0.044715f * x2, gate, gate);
       float z = inner * 1.5957691216057308f;
+      if (out16 && !want_grad) {
+        o.a = sg_xsig_16bit(gate, z);
+        break;
+      }
       sg_logistic l = sg_logistic_fast(gate, z, 0.0f, want_grad);
       o.a = l.xs;
       if (want_grad) {
@@ -180,9 +200,13 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
       float u = up > limit ? limit : up;
       u = u < -limit ? -limit : u;
       float al = act == 4 ? alpha : 1.0f;
+      o.m = act == 4 ? u + 1.0f : u;
+      if (out16 && !want_grad) {
+        o.a = sg_xsig_16bit(g, g * al);
+        break;
+      }
       sg_logistic l = sg_logistic_fast(g, g * al, 0.0f, want_grad);
       o.a = l.xs;
-      o.m = act == 4 ? u + 1.0f : u;
       if (want_grad) {
         float da = l.far ? l.sig : fmaf(l.xs * al, l.sigc, l.sig);
         o.da = gate > limit ? 0.0f : da;

@@ -141,9 +141,10 @@ __global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     float g[8], u[8], h[8];
     sg_load_gu_t<GD, IL>(p, r, c0, n, g, u);
+    const bool out16 = p.h.dtype != SG_F32;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false);
+      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false, out16);
       h[i] = a.a * a.m;
     }
     char *hp = sg_at(p.h, r, c0);
@@ -278,7 +279,9 @@ SG_DI void sg_write_scale(const sg_quant_problem &p, int64_t e, int64_t m, int64
  * dtype with ROUND_H), times the row weight. */
 template <int ACT = -1>
 SG_DI float sg_quant_h(const sg_quant_problem &p, float g, float u, int64_t r) {
-  sg_act a = sg_activation(ACT >= 0 ? ACT : p.glu.activation, p.glu.alpha, p.glu.limit, g, u, false);
+  /* with ROUND_H, exactly the forward op's 16-bit h (same path) */
+  sg_act a = sg_activation(ACT >= 0 ? ACT : p.glu.activation, p.glu.alpha, p.glu.limit, g, u, false,
+                           p.round_dtype == SG_BF16 || p.round_dtype == SG_F16);
   float h = a.a * a.m;
   if (p.round_dtype == SG_BF16) h = sg_bf16_to_f32(sg_f32_to_bf16(h));
   else if (p.round_dtype == SG_F16) h = __half2float(__float2half_rn(h));
@@ -300,7 +303,7 @@ SG_DI void sg_pad_packed(const sg_quant_problem &p, int64_t e, int64_t m) {
  * rows, so no thread divides 64-bit indices in the loop. Lanes past the last
  * group still take part in the width-TL shuffles. ACT and GD specialise the
  * common cases (template constants; -1 reads them from the problem). */
-template <int TL, int ACT, int GD>
+template <int TL, int ACT, int GD, int FMT = -1>
 __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_problem p, const int *bad) {
   if (bad && *bad) return;
   const int sub = threadIdx.x % TL;
@@ -339,7 +342,7 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
     const sg_divider dv = sg_divider_of(div);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
-      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(sg_divide(h[i], dv), p.format) & 0xffu)) << (8 * (i % 4));
+      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(sg_divide(h[i], dv), FMT >= 0 ? FMT : p.format) & 0xffu)) << (8 * (i % 4));
     if (((uintptr_t)q & 7u) == 0) {
       *(uint2 *)q = make_uint2(w[0], w[1]);
     } else {
@@ -357,7 +360,11 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
 typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *);
 
 template <int ACT>
-static sg_quant_kernel sg_pick_quant_dt(int gd) {
+static sg_quant_kernel sg_pick_quant_dt(int gd, int format) {
+  if (format == SWIGLU_QUANT_FP8_E4M3FN) /* the common case: its encoding folds to constants */
+    return gd == SG_BF16 ? sg_quant_team_kernel<16, ACT, SG_BF16, 0>
+           : gd == SG_F16 ? sg_quant_team_kernel<16, ACT, SG_F16, 0>
+                          : sg_quant_team_kernel<16, ACT, SG_F32, 0>;
   return gd == SG_BF16 ? sg_quant_team_kernel<16, ACT, SG_BF16>
          : gd == SG_F16 ? sg_quant_team_kernel<16, ACT, SG_F16>
                         : sg_quant_team_kernel<16, ACT, SG_F32>;
@@ -367,12 +374,12 @@ static sg_quant_kernel sg_pick_quant_dt(int gd) {
 static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int tl) {
   if (tl == 16 && p->glu.gate.dtype == p->glu.up.dtype) {
     switch (p->glu.activation) {
-      case 0: return sg_pick_quant_dt<0>(p->glu.gate.dtype);
-      case 1: return sg_pick_quant_dt<1>(p->glu.gate.dtype);
-      case 2: return sg_pick_quant_dt<2>(p->glu.gate.dtype);
-      case 3: return sg_pick_quant_dt<3>(p->glu.gate.dtype);
-      case 4: return sg_pick_quant_dt<4>(p->glu.gate.dtype);
-      default: return sg_pick_quant_dt<5>(p->glu.gate.dtype);
+      case 0: return sg_pick_quant_dt<0>(p->glu.gate.dtype, p->format);
+      case 1: return sg_pick_quant_dt<1>(p->glu.gate.dtype, p->format);
+      case 2: return sg_pick_quant_dt<2>(p->glu.gate.dtype, p->format);
+      case 3: return sg_pick_quant_dt<3>(p->glu.gate.dtype, p->format);
+      case 4: return sg_pick_quant_dt<4>(p->glu.gate.dtype, p->format);
+      default: return sg_pick_quant_dt<5>(p->glu.gate.dtype, p->format);
     }
   }
   switch (tl) {
