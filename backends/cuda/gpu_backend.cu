@@ -168,6 +168,11 @@ __global__ void __launch_bounds__(SG_EW_THREADS, 8) sg_bwd_kernel(const sg_glu_p
       dg[i] = (dh[i] * a.m) * a.da;
       du[i] = (dh[i] * a.a) * a.dm;
       h[i] = a.a * a.m;
+      if (p.h.base && p.h.dtype != SG_F32) {
+        /* the recomputed h is the forward op's, which has its own 16-bit path */
+        sg_act f = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false, true);
+        h[i] = f.a * f.m;
+      }
     }
     /* every input of these 8 columns is in registers: in place is safe */
     if (IL >= 0 ? IL != 0 : p.dgate.col_step == 2) {
