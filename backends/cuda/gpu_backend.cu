@@ -497,7 +497,7 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   s->device = device;
   s->stream = 0;
   s->bad_pending = false;
-  s->max_smem = (int)prop.sharedMemPerBlockOptin;
+  s->max_smem = SG_SMEM_PER_BLOCK(prop);
   s->sm_count = prop.multiProcessorCount;
   snprintf(s->name, sizeof s->name, "%s %s (cc %d.%d, %d SMs)", SG_GPU_RUNTIME, prop.name, prop.major,
            prop.minor, prop.multiProcessorCount);
@@ -508,7 +508,7 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
     delete s;
     return sg_cuda_fail(e, "allocating the context's flag", msg, cap);
   }
-  cudaFuncSetAttribute(sg_quant_row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, s->max_smem);
+  SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, s->max_smem);
   *state = s;
   return SWIGLU_SUCCESS;
 }

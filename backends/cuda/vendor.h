@@ -30,6 +30,12 @@
 #define cudaFuncSetAttribute hipFuncSetAttribute
 #define cudaFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
 #define cudaDriverGetVersion hipDriverGetVersion
+#define cudaErrorMemoryAllocation hipErrorMemoryAllocation
+#define cudaMemcpyKind hipMemcpyKind
+/* LDS is 64 KiB per workgroup on CDNA and RDNA; there is no opt-in beyond the
+ * default, so nothing to raise. */
+#define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlock)
+#define SG_RAISE_SMEM_LIMIT(kernel, bytes) ((void)0)
 #define SG_GPU_RUNTIME "HIP"
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_ROCM
 #define SG_GPU_BACKEND_NAME "hip"
@@ -40,6 +46,10 @@
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #define SG_GPU_RUNTIME "CUDA"
+#define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlockOptin)
+/* dynamic shared memory beyond 48 KiB must be asked for per kernel */
+#define SG_RAISE_SMEM_LIMIT(kernel, bytes) \
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes))
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_CUDA
 #define SG_GPU_BACKEND_NAME "cuda"
 #define SG_SHFL_XOR(v, m, w) __shfl_xor_sync(0xffffffffu, (v), (m), (w))
