@@ -34,6 +34,23 @@ static int g_module_count;
 /* GPU module names `auto` probes, best first when scores tie. */
 static const char *const k_auto_modules[] = {"cuda", "hip"};
 
+/* Backends linked into libswiglu (SWIGLU_STATIC_BACKENDS): found before any
+ * file is looked for. */
+typedef struct sg_static_backend {
+  const char *name;
+  swiglu_backend_init_fn init;
+  swiglu_backend_score_fn score;
+} sg_static_backend;
+#ifdef SWIGLU_STATIC_CUDA
+const swiglu_backend_iface *swiglu_backend_init_cuda(void);
+int swiglu_backend_score_cuda(char *reason, size_t reason_cap);
+#endif
+static const sg_static_backend k_static_backends[] = {
+#ifdef SWIGLU_STATIC_CUDA
+    {"cuda", swiglu_backend_init_cuda, swiglu_backend_score_cuda},
+#endif
+    {NULL, NULL, NULL}};
+
 static int valid_module_name(const char *name) {
   size_t n = strlen(name);
   if (n == 0 || n > 32) return 0;
@@ -109,16 +126,25 @@ static swiglu_status load_module(const char *name, const swiglu_backend_iface **
       return SWIGLU_SUCCESS;
     }
   }
-  void *h = open_module_file(name, msg, msg_cap);
-  if (!h) return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
-  swiglu_backend_init_fn init = (swiglu_backend_init_fn)dlsym(h, SWIGLU_BACKEND_INIT_SYMBOL);
-  swiglu_backend_score_fn score_fn =
-      (swiglu_backend_score_fn)dlsym(h, SWIGLU_BACKEND_SCORE_SYMBOL);
+  void *h = NULL;
+  swiglu_backend_init_fn init = NULL;
+  swiglu_backend_score_fn score_fn = NULL;
+  for (const sg_static_backend *sb = k_static_backends; sb->name; ++sb)
+    if (strcmp(sb->name, name) == 0) {
+      init = sb->init, score_fn = sb->score;
+      sg_log("backend '%s': linked into libswiglu", name);
+    }
+  if (!init) {
+    h = open_module_file(name, msg, msg_cap);
+    if (!h) return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
+    init = (swiglu_backend_init_fn)dlsym(h, SWIGLU_BACKEND_INIT_SYMBOL);
+    score_fn = (swiglu_backend_score_fn)dlsym(h, SWIGLU_BACKEND_SCORE_SYMBOL);
+  }
   if (!init || !score_fn) {
     snprintf(msg, msg_cap, "backend '%s': module lacks the symbol %s", name,
              !init ? SWIGLU_BACKEND_INIT_SYMBOL : SWIGLU_BACKEND_SCORE_SYMBOL);
     sg_log("%s", msg);
-    dlclose(h);
+    if (h) dlclose(h);
     return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
   }
   const swiglu_backend_iface *bi = init();
@@ -128,7 +154,7 @@ static swiglu_status load_module(const char *name, const swiglu_backend_iface **
              name, bi ? bi->abi_version : 0u, bi ? bi->struct_size : 0u,
              SWIGLU_BACKEND_ABI_VERSION, sizeof(swiglu_backend_iface));
     sg_log("%s", msg);
-    dlclose(h);
+    if (h) dlclose(h);
     return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
   }
   char reason[SG_MSG_CAP] = "";

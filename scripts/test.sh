@@ -20,3 +20,11 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWIGLU_SANITIZE=add
 cmake --build build-asan -j "$jobs" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
+
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "== build with the CUDA backend linked into libswiglu (SWIGLU_STATIC_BACKENDS) and test the registry"
+  cmake -S . -B build-static -DCMAKE_BUILD_TYPE=Release -DSWIGLU_STATIC_BACKENDS=ON -DSWIGLU_HIP=OFF \
+    -DSWIGLU_ONEDNN=OFF -DSWIGLU_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-static -j "$jobs" >/dev/null
+  ctest --test-dir build-static --output-on-failure -R "^(cuda_module|registry|validation|glu_oracle_cuda)$"
+fi

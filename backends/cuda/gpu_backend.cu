@@ -12,7 +12,16 @@
 #include "../../core/swiglu_backend.h"
 #include "glu_math.cuh"
 
+/* As a module the two entry points are exported under the names the
+ * registry dlsym()s; linked into libswiglu (SWIGLU_STATIC_BACKENDS) they get
+ * per-backend names the registry's static table refers to. */
+#ifdef SWIGLU_STATIC_BACKEND
+#define SG_EXPORT extern "C"
+#define SG_ENTRY(name) name##_cuda
+#else
 #define SG_EXPORT extern "C" __attribute__((visibility("default")))
+#define SG_ENTRY(name) name
+#endif
 
 /* ---------------------------------------------------------------- views */
 
@@ -660,9 +669,9 @@ static const swiglu_backend_iface k_gpu_iface = {
     gpu_synchronize,
 };
 
-SG_EXPORT const swiglu_backend_iface *swiglu_backend_init(void) { return &k_gpu_iface; }
+SG_EXPORT const swiglu_backend_iface *SG_ENTRY(swiglu_backend_init)(void) { return &k_gpu_iface; }
 
-SG_EXPORT int swiglu_backend_score(char *reason, size_t cap) {
+SG_EXPORT int SG_ENTRY(swiglu_backend_score)(char *reason, size_t cap) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
