@@ -45,6 +45,7 @@
 #else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #define SG_GPU_RUNTIME "CUDA"
 #define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlockOptin)
 /* dynamic shared memory beyond 48 KiB must be asked for per kernel */
