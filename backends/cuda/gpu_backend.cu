@@ -542,10 +542,15 @@ static swiglu_status sg_launched(const char *what, char *msg, size_t cap) {
   return e == cudaSuccess ? SWIGLU_SUCCESS : sg_cuda_fail(e, what, msg, cap);
 }
 
+/* Each thread takes 8 columns of up to SG_EW_ROWS rows (gridDim.y rows
+ * apart), so its fixed cost is spread over more elements; small problems keep
+ * one row per thread to fill the machine. */
+#define SG_EW_ROWS 4
 static dim3 sg_ew_grid(const sg_glu_problem *p) {
   const int64_t per_block = (int64_t)SG_EW_THREADS * 8;
   const int64_t gx = (p->width + per_block - 1) / per_block;
-  const int64_t gy = p->rows < 65535 ? p->rows : 65535;
+  int64_t gy = p->rows * gx >= 4096 ? (p->rows + SG_EW_ROWS - 1) / SG_EW_ROWS : p->rows;
+  if (gy > 65535) gy = 65535;
   return dim3((unsigned)gx, (unsigned)gy);
 }
 
