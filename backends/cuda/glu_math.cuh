@@ -223,7 +223,7 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
 
 SG_DI float sg_bf16_to_f32(uint16_t h) { return __int_as_float((int)((uint32_t)h << 16)); }
 SG_DI uint16_t sg_f32_to_bf16(float v) {
-#if !defined(SWIGLU_HIP)
+#if SG_HW_BF16_ROUNDING
   /* one cvt.rn.bf16.f32: the same rounding as the CPU (NaN payloads aside);
    * the integer form below costs six instructions per element, which the
    * forward op cannot afford at HBM3e speed (0.71 -> 0.77 of the copy) */

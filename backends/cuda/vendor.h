@@ -42,6 +42,8 @@
 /* HIP's shuffles take the same (value, lane mask, width) shape without the
  * member mask. */
 #define SG_SHFL_XOR(v, m, w) __shfl_xor((v), (m), (w))
+/* ROCm 5.2 has no bf16 conversion intrinsic: the kernels round in integers */
+#define SG_HW_BF16_ROUNDING 0
 #else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -54,6 +56,8 @@
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_CUDA
 #define SG_GPU_BACKEND_NAME "cuda"
 #define SG_SHFL_XOR(v, m, w) __shfl_xor_sync(0xffffffffu, (v), (m), (w))
+/* __float2bfloat16_rn: one cvt.rn.bf16.f32 */
+#define SG_HW_BF16_ROUNDING 1
 #endif
 
 #endif
