@@ -102,7 +102,11 @@ static int64_t tb_index(const tbuf *b, int64_t row, int64_t c) {
 }
 static int64_t tb_total(const tbuf *b) { return (int64_t)(b->bytes / t_size(b->t)); }
 
-static uint32_t poison_bits(int t) { return t == T_F32 ? 0x7f80dead : 0x7c01 - (t == T_BF16) * (0x7c01 - 0x7f81); }
+/* signaling NaNs (quiet bit clear): every NaN the kernels write is quiet */
+static uint32_t poison_bits(int t) {
+  if (t == T_F32) return 0x7f80deadu;
+  return t == T_BF16 ? 0x7f81u : 0x7c01u;
+}
 static void tb_poison(tbuf *b) {
   for (int64_t i = 0; i < tb_total(b); ++i) {
     uint32_t p = poison_bits(b->t);
