@@ -24,7 +24,7 @@ typedef int32_t vi __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef uint32_t vu __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef uint16_t vh __attribute__((vector_size(SG_W * 2), aligned(2)));
 
-#define SG_CHUNK 512 /* columns per work item; a multiple of every SG_W */
+#define SG_CHUNK SG_CPU_CHUNK /* columns per work item; a multiple of every SG_W */
 
 static inline vf v_set(float x) { return (vf){0} + x; }
 static inline vi vi_set(int32_t x) { return (vi){0} + x; }
