@@ -73,41 +73,42 @@ static void self_directory(char *dir, size_t cap) {
   }
 }
 
+/* dlopen()s path; on failure logs why and appends path to tried. */
+static void *try_dlopen(const char *name, const char *path, char *tried, size_t tried_cap) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (h) return h;
+  const char *err = dlerror();
+  sg_log("backend '%s': %s", name, err ? err : "not found");
+  const size_t n = strlen(tried);
+  snprintf(tried + n, tried_cap - n, "%s ", path);
+  return NULL;
+}
+
 static void *open_module_file(const char *name, char *msg, size_t msg_cap) {
   char file[64], path[4096], tried[SG_MSG_CAP] = "";
   /* Paths longer than the message are cut in the message only. */
   snprintf(file, sizeof file, "libswiglu-%s.so", name);
+  void *h = NULL;
   const char *env = getenv("SWIGLU_BACKEND_PATH");
-  if (env && *env) {
-    const char *p = env;
-    while (*p) {
-      size_t len = strcspn(p, ":");
-      if (len > 0 && len < sizeof path - sizeof file - 1) {
-        snprintf(path, sizeof path, "%.*s/%s", (int)len, p, file);
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (h) return h;
-        sg_log("backend '%s': %s", name, dlerror());
-        snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s ", path);
-      }
-      p += len + (p[len] == ':');
+  for (const char *p = env ? env : ""; *p && !h;) {
+    size_t len = strcspn(p, ":");
+    if (len > 0 && len < sizeof path - sizeof file - 1) {
+      snprintf(path, sizeof path, "%.*s/%s", (int)len, p, file);
+      h = try_dlopen(name, path, tried, sizeof tried);
     }
+    p += len + (p[len] == ':');
   }
   char dir[2048];
   self_directory(dir, sizeof dir);
-  if (dir[0]) {
+  if (!h && dir[0]) {
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (h) return h;
-    sg_log("backend '%s': %s", name, dlerror());
-    snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s ", path);
+    h = try_dlopen(name, path, tried, sizeof tried);
   }
-  void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-  if (h) return h;
-  const char *err = dlerror();
-  sg_log("backend '%s': %s", name, err ? err : "not found");
-  snprintf(msg, msg_cap, "backend '%s': module %s not found or not loadable (tried %ssystem path)",
-           name, file, tried);
-  return NULL;
+  if (!h) h = try_dlopen(name, file, tried, sizeof tried); /* the dynamic linker's own path */
+  if (!h)
+    snprintf(msg, msg_cap, "backend '%s': module %s not found or not loadable (tried %s)", name,
+             file, tried);
+  return h;
 }
 
 /* Loads (or finds already loaded) module `name`; *score is 0 when it refuses. */
