@@ -33,6 +33,23 @@ swiglu_status sg_glu_check_desc(swiglu_context *ctx, const swiglu_glu_desc *d) {
 
 /* Splits the GLU input(s) into gate and up operands and checks their shapes.
  * *width receives H. */
+/* The gate and up operands inside one packed [..., 2H] operand. */
+static void split_packed(const sg_operand *packed, swiglu_layout layout, int64_t H,
+                         sg_operand *gate, sg_operand *up) {
+  const size_t es = sg_dtype_size(packed->dtype);
+  *gate = *packed;
+  *up = *packed;
+  switch (layout) {
+    case SWIGLU_LAYOUT_GATE_UP: up->base += (size_t)H * es; break;
+    case SWIGLU_LAYOUT_UP_GATE: gate->base += (size_t)H * es; break;
+    default:
+      gate->col_step = 2;
+      up->col_step = 2;
+      up->base += es;
+      break;
+  }
+}
+
 swiglu_status sg_glu_check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
                                   const swiglu_tensor *x, const swiglu_tensor *up,
                                   sg_checked *cx, sg_checked *cup, int64_t *width,
@@ -54,20 +71,8 @@ swiglu_status sg_glu_check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
   if (cx->last % 2 != 0)
     return sg_fail(ctx, SWIGLU_ERROR_BAD_SHAPE, "x: last extent %lld is odd; a packed layout needs 2*H",
                    (long long)cx->last);
-  const int64_t H = cx->last / 2;
-  const size_t es = sg_dtype_size(cx->op.dtype);
-  *width = H;
-  *gate_op = cx->op;
-  *up_op = cx->op;
-  switch (d->layout) {
-    case SWIGLU_LAYOUT_GATE_UP: up_op->base += (size_t)H * es; break;
-    case SWIGLU_LAYOUT_UP_GATE: gate_op->base += (size_t)H * es; break;
-    default:
-      gate_op->col_step = 2;
-      up_op->col_step = 2;
-      up_op->base += es;
-      break;
-  }
+  *width = cx->last / 2;
+  split_packed(&cx->op, d->layout, *width, gate_op, up_op);
   return SWIGLU_SUCCESS;
 }
 
@@ -176,18 +181,7 @@ swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_glu_desc *de
     p.dgate = cdx.op;
     p.dup = cdup.op;
   } else {
-    const size_t es = sg_dtype_size(cdx.op.dtype);
-    p.dgate = cdx.op;
-    p.dup = cdx.op;
-    switch (desc->layout) {
-      case SWIGLU_LAYOUT_GATE_UP: p.dup.base += (size_t)p.width * es; break;
-      case SWIGLU_LAYOUT_UP_GATE: p.dgate.base += (size_t)p.width * es; break;
-      default:
-        p.dgate.col_step = 2;
-        p.dup.col_step = 2;
-        p.dup.base += es;
-        break;
-    }
+    split_packed(&cdx.op, desc->layout, p.width, &p.dgate, &p.dup);
   }
   if (rows_empty(p.rows, p.width)) return SWIGLU_SUCCESS;
   char msg[SG_MSG_CAP] = "";
