@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cpu_kernels.h"
+#include "../quant_scalar.h"
 
 
 typedef float vf __attribute__((vector_size(SG_W * 4), aligned(4)));
@@ -515,21 +516,6 @@ void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_
 
 typedef uint8_t vb __attribute__((vector_size(SG_W), aligned(1)));
 
-/* A float target format: fraction bits, exponent bias, largest finite value,
- * its code, the NaN code, the sign bit's position, and no negative zero
- * (FNUZ). */
-typedef struct {
-  int mbits, bias;
-  float fmax;
-  uint32_t nan_code, sign_shift;
-  int fnuz;
-} sg_fmt;
-
-static const sg_fmt k_fmt_e4m3fn = {3, 7, 448.0f, 0x7f, 7, 0};
-static const sg_fmt k_fmt_e4m3fnuz = {3, 8, 240.0f, 0x80, 7, 1};
-static const sg_fmt k_fmt_e5m2 = {2, 15, 57344.0f, 0x7e, 7, 0};
-static const sg_fmt k_fmt_e2m1 = {1, 1, 6.0f, 0x00, 3, 0}; /* no NaN: NaN encodes as 0 */
-
 /* Round to nearest even into the format, saturating to +-fmax (Inf too). */
 static inline __attribute__((always_inline)) vu v_encode(vf x, const sg_fmt f) {
   vu sign = ((vu)x >> 31) << f.sign_shift;
@@ -542,9 +528,8 @@ static inline __attribute__((always_inline)) vu v_encode(vf x, const sg_fmt f) {
               (uint32_t)((127 - f.bias) << f.mbits);
   /* below the smallest normal, the float sum a + c (ulp(c) = the format's
    * subnormal spacing) rounds a onto the subnormal grid, ties to even */
-  const float c = __builtin_ldexpf(1.0f, 1 - f.bias - f.mbits + 23);
-  vu sub = (vu)(a + c) - (vu)v_set(c);
-  vi is_norm = a >= __builtin_ldexpf(1.0f, 1 - f.bias);
+  vu sub = (vu)(a + f.c) - (vu)v_set(f.c);
+  vi is_norm = a >= f.min_normal;
   vu code = (vu)(((vi)normal & is_norm) | ((vi)sub & ~is_norm));
   if (f.fnuz) sign = (vu)((vi)sign & (code != 0u)); /* no negative zero */
   code |= sign;
@@ -561,13 +546,7 @@ static inline __attribute__((always_inline)) vu v_encode_int8(vf x) {
 }
 
 static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, int format) {
-  switch (format) {
-    case SWIGLU_QUANT_FP8_E4M3FNUZ: return v_encode(x, k_fmt_e4m3fnuz);
-    case SWIGLU_QUANT_FP8_E5M2: return v_encode(x, k_fmt_e5m2);
-    case SWIGLU_QUANT_INT8: return v_encode_int8(x);
-    case SWIGLU_QUANT_NVFP4: return v_encode(x, k_fmt_e2m1);
-    default: return v_encode(x, k_fmt_e4m3fn);
-  }
+  return format == SWIGLU_QUANT_INT8 ? v_encode_int8(x) : v_encode(x, sg_fmt_of(format));
 }
 
 /* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
@@ -641,43 +620,6 @@ static void encode_group(const float *h, int64_t n, float div, int format, int z
   }
 }
 
-static inline uint32_t f2u(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-static inline float u2f(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-/* The biased exponent of s rounded up to a power of two, clamped to [1, 254]. */
-static inline uint32_t ue8m0_of(float s) {
-  uint32_t u = f2u(s) & 0x7fffffffu;
-  uint32_t e = (u >> 23) + ((u & 0x7fffffu) != 0);
-  return e < 1 ? 1 : e > 254 ? 254 : e;
-}
-
-static float decode_e4m3fn(uint32_t c) {
-  uint32_t e = (c >> 3) & 15, m = c & 7;
-  float v = e ? __builtin_ldexpf(1.0f + m / 8.0f, (int)e - 7) : __builtin_ldexpf((float)m, -9);
-  return (c & 0x80) ? -v : v;
-}
-
-static void write_scale(const sg_quant_problem *p, int64_t e, int64_t m, int64_t g, float f,
-                        uint32_t byte) {
-  if (p->encoding == SWIGLU_SCALE_UE8M0_PACKED) {
-    p->scales[sg_scale_index(p, e, m, g / 4) * 4 + g % 4] = (char)byte;
-    return;
-  }
-  const int64_t idx = sg_scale_index(p, e, m, g);
-  if (p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0)
-    memcpy(p->scales + idx * 4, &f, 4);
-  else
-    p->scales[idx] = (char)byte;
-}
-
 /* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
 static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
                              const int32_t ud, int64_t row0, int64_t row1, float *h) {
@@ -713,48 +655,15 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
     for (int64_t g = 0; g < p->groups; ++g) {
       const float *hg = h + g * G;
       uint8_t *qg = qrow + (p->format == SWIGLU_QUANT_NVFP4 ? g * G / 2 : g * G);
-      float div, sf = 0.0f;
-      uint32_t sb = 0;
-      int zero = 0;
-      if (p->granularity == SWIGLU_SCALE_PER_TENSOR) {
-        div = *p->tensor_scale;
-      } else if (p->format == SWIGLU_QUANT_MXFP8) {
-        const float amax = amax_finite(hg, G);
-        if (p->flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
-          sb = ue8m0_of(amax / 448.0f);
-        } else {
-          /* OCP MX: 2^(floor(log2 amax) - 8), with amax = 0 read as 2^-126 */
-          int32_t sh = amax < 0x1p-126f ? -127 : (int32_t)(f2u(amax) >> 23) - 127 - 8;
-          sb = (uint32_t)((sh < -127 ? -127 : sh > 127 ? 127 : sh) + 127);
-        }
-        div = sb ? u2f(sb << 23) : 0x1p-127f;
-      } else if (p->format == SWIGLU_QUANT_NVFP4) {
-        const float amax = amax_finite(hg, G), gs = *p->tensor_scale;
-        vf t = v_set(amax / (6.0f * gs));
-        sb = v_encode(t, k_fmt_e4m3fn)[0];
-        div = decode_e4m3fn(sb) * gs;
-        zero = div == 0.0f;
-      } else {
-        float amax = amax_finite(hg, G);
-        if (amax < p->amax_floor) amax = p->amax_floor;
-        const float fmax = p->format == SWIGLU_QUANT_INT8 ? 127.0f
-                           : p->format == SWIGLU_QUANT_FP8_E4M3FNUZ ? 240.0f
-                           : p->format == SWIGLU_QUANT_FP8_E5M2 ? 57344.0f
-                                                                 : 448.0f;
-        const float s = amax / fmax;
-        if (p->encoding == SWIGLU_SCALE_FP32) {
-          div = sf = s;
-        } else {
-          sb = ue8m0_of(s);
-          div = sf = u2f(sb << 23);
-        }
-      }
+      float sf;
+      uint32_t sb;
+      int zero;
+      const float amax = p->granularity == SWIGLU_SCALE_PER_TENSOR ? 0.0f : amax_finite(hg, G);
+      const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
       encode_group(hg, G, div, p->format, zero, qg);
-      if (p->scales) write_scale(p, e, m, g, sf, sb);
+      if (p->scales) sg_write_scale(p, e, m, g, sf, sb);
     }
-    /* the unused bytes of a row's last packed word are padding: zero */
-    if (p->encoding == SWIGLU_SCALE_UE8M0_PACKED && p->scales)
-      for (int64_t g = p->groups; g < 4 * p->scale_cols; ++g) write_scale(p, e, m, g, 0.0f, 0);
+    if (p->scales) sg_pad_packed(p, e, m);
   }
 }
 

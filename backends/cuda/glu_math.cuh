@@ -237,52 +237,9 @@ SG_DI uint16_t sg_f32_to_bf16(float v) {
 
 /* ------------------------------------------------------------ quantization */
 
-/* min_normal = 2^(1 - bias); c = 2^(1 - bias - mbits + 23), whose ulp is the
- * format's subnormal spacing. */
-struct sg_fmt {
-  int mbits, bias;
-  float fmax, min_normal, c;
-  uint32_t nan_code, sign_shift;
-  bool fnuz;
-};
-
-SG_DI sg_fmt sg_fmt_of(int format) {
-  switch (format) {
-    case 1: return sg_fmt{3, 8, 240.0f, 0.0078125f, 8192.0f, 0x80u, 7u, true};
-    case 2: return sg_fmt{2, 15, 57344.0f, 6.103515625e-05f, 128.0f, 0x7eu, 7u, false};
-    case 5: return sg_fmt{1, 1, 6.0f, 1.0f, 4194304.0f, 0x00u, 3u, false};
-    default: return sg_fmt{3, 7, 448.0f, 0.015625f, 16384.0f, 0x7fu, 7u, false};
-  }
-}
-
-SG_DI uint32_t sg_encode(float x, sg_fmt f) {
-  if (x != x) return f.nan_code;
-  uint32_t sign = ((uint32_t)__float_as_int(x) >> 31) << f.sign_shift;
-  float a = fabsf(x);
-  a = a > f.fmax ? f.fmax : a;
-  uint32_t ab = (uint32_t)__float_as_int(a);
-  const int sh = 23 - f.mbits;
-  uint32_t code;
-  if (a >= f.min_normal) {
-    code = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
-           (uint32_t)((127 - f.bias) << f.mbits);
-  } else {
-    code = (uint32_t)__float_as_int(a + f.c) - (uint32_t)__float_as_int(f.c);
-  }
-  if (f.fnuz && code == 0) sign = 0;
-  return code | sign;
-}
-
-SG_DI uint32_t sg_encode_int8(float x) {
-  if (x != x) return 0;
-  x = x > 127.0f ? 127.0f : (x < -127.0f ? -127.0f : x);
-  float r = (x + 12582912.0f) - 12582912.0f;
-  return (uint32_t)(int)r & 0xffu;
-}
-
-SG_DI uint32_t sg_encode_fmt(float x, int format) {
-  return format == 3 ? sg_encode_int8(x) : sg_encode(x, sg_fmt_of(format));
-}
+/* Formats, encoders and group scales: backends/quant_scalar.h, shared with
+ * the CPU. */
+#include "../quant_scalar.h"
 
 /* h / s for a whole group, correctly rounded without a division per element:
  * with y = RN(1/s) and q = RN(h * y), the residual r = h - q * s is exact (one
@@ -308,19 +265,6 @@ SG_DI float sg_divide(float h, sg_divider d) {
   if (!(fabsf(q) <= 3.40282347e38f) || q == 0.0f) return q;
   float r = fmaf(-q, d.s, h);
   return fmaf(r, d.y, q);
-}
-
-SG_DI uint32_t sg_ue8m0_of(float s) {
-  uint32_t u = (uint32_t)__float_as_int(s) & 0x7fffffffu;
-  uint32_t e = (u >> 23) + ((u & 0x7fffffu) != 0);
-  return e < 1 ? 1 : e > 254 ? 254 : e;
-}
-
-SG_DI float sg_decode_e4m3fn(uint32_t c) {
-  uint32_t e = (c >> 3) & 15, m = c & 7;
-  /* exact: (8 + m) * 2^(e - 10), or m * 2^-9 for subnormals */
-  float v = e ? (float)(8 + m) * __int_as_float((int)((e - 10 + 127) << 23)) : (float)m * 0.001953125f;
-  return (c & 0x80) ? -v : v;
 }
 
 #endif

@@ -25,19 +25,6 @@
 
 /* ---------------------------------------------------------------- views */
 
-SG_DI int64_t sg_dev_row_offset(const sg_operand &op, int64_t r) {
-  if (op.row_stride >= 0) return r * op.row_stride;
-  int64_t off = 0;
-  for (int i = op.nlead - 1; i >= 0; --i) {
-    int64_t n = op.lead_shape[i];
-    off += (r % n) * op.lead_stride[i];
-    r /= n;
-  }
-  return off;
-}
-
-SG_DI int sg_esize(int dt) { return dt == SG_F32 ? 4 : 2; }
-
 SG_DI float sg_cvt_in(const char *p, int dt, int64_t i) {
   if (dt == SG_F32) return ((const float *)p)[i];
   uint16_t h = ((const uint16_t *)p)[i];
@@ -101,7 +88,7 @@ SG_DI void sg_store(char *p, int dt, int n, bool vec, const float (&v)[N]) {
 SG_DI bool sg_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 SG_DI char *sg_at(const sg_operand &op, int64_t r, int64_t c) {
-  return op.base + (sg_dev_row_offset(op, r) + c * op.col_step) * (int64_t)sg_esize(op.dtype);
+  return op.base + (sg_row_offset(&op, r) + c * op.col_step) * (int64_t)sg_dtype_size(op.dtype);
 }
 
 /* 8 columns of gate and up at row r, column c0 (n valid). */
@@ -248,47 +235,6 @@ SG_DI float sg_team_max(float v) {
   return v;
 }
 
-SG_DI float sg_fmax_of(int format) {
-  return format == 3 ? 127.0f : format == 1 ? 240.0f : format == 2 ? 57344.0f : 448.0f;
-}
-
-/* The divisor of a group and its stored scale (docs/numerics.md). */
-SG_DI float sg_group_scale(const sg_quant_problem &p, float amax, float *sf, uint32_t *sb, bool *zero) {
-  *sf = 0.0f, *sb = 0u, *zero = false;
-  if (p.granularity == SWIGLU_SCALE_PER_TENSOR) return *p.tensor_scale;
-  if (p.format == SWIGLU_QUANT_MXFP8) {
-    if (p.flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
-      *sb = sg_ue8m0_of(amax / 448.0f);
-    } else {
-      int sh = amax < 1.17549435e-38f ? -127 : (int)((uint32_t)__float_as_int(amax) >> 23) - 127 - 8;
-      *sb = (uint32_t)((sh < -127 ? -127 : sh > 127 ? 127 : sh) + 127);
-    }
-    return *sb ? __int_as_float((int)(*sb << 23)) : 5.87747175e-39f; /* 2^-127 */
-  }
-  if (p.format == SWIGLU_QUANT_NVFP4) {
-    const float gs = *p.tensor_scale;
-    *sb = sg_encode(amax / (6.0f * gs), sg_fmt_of(0));
-    float d = sg_decode_e4m3fn(*sb) * gs;
-    *zero = d == 0.0f;
-    return d;
-  }
-  if (amax < p.amax_floor) amax = p.amax_floor;
-  const float s = amax / sg_fmax_of(p.format);
-  if (p.encoding == SWIGLU_SCALE_FP32) return *sf = s;
-  *sb = sg_ue8m0_of(s);
-  return *sf = __int_as_float((int)(*sb << 23));
-}
-
-SG_DI void sg_write_scale(const sg_quant_problem &p, int64_t e, int64_t m, int64_t g, float f, uint32_t b) {
-  if (p.encoding == SWIGLU_SCALE_UE8M0_PACKED) {
-    p.scales[sg_scale_index(&p, e, m, g / 4) * 4 + g % 4] = (char)b;
-  } else if (p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0) {
-    ((float *)p.scales)[sg_scale_index(&p, e, m, g)] = f;
-  } else {
-    p.scales[sg_scale_index(&p, e, m, g)] = (char)b;
-  }
-}
-
 /* h for one element, as the forward op computes it (rounded to the input
  * dtype with ROUND_H), times the row weight. */
 template <int ACT = -1>
@@ -305,11 +251,6 @@ SG_DI float sg_quant_h(const sg_quant_problem &p, float g, float u, int64_t r) {
 
 SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
   return !p.expert_counts || (r % p.rows_per_expert) < p.expert_counts[r / p.rows_per_expert];
-}
-
-SG_DI void sg_pad_packed(const sg_quant_problem &p, int64_t e, int64_t m) {
-  if (p.encoding == SWIGLU_SCALE_UE8M0_PACKED)
-    for (int64_t g = p.groups; g < 4 * p.scale_cols; ++g) sg_write_scale(p, e, m, g, 0.0f, 0u);
 }
 
 /* Groups of TL * 8 elements (G = 32, 64, 128, 256): TL lanes per group, each
@@ -349,9 +290,9 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
     if (!live) continue;
     float sf;
     uint32_t sb;
-    bool zero;
-    const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
-    uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r) + c0;
+    int zero;
+    const float div = sg_group_scale(&p, amax, &sf, &sb, &zero);
+    uint8_t *q = (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0;
     uint32_t w[2] = {0, 0};
     const sg_divider dv = sg_divider_of(div);
 #pragma unroll
@@ -365,8 +306,8 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
     }
     if (sub == 0 && p.scales) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
-      sg_write_scale(p, e, m, g, sf, sb);
-      if (g == p.groups - 1) sg_pad_packed(p, e, m);
+      sg_write_scale(&p, e, m, g, sf, sb);
+      if (g == p.groups - 1) sg_pad_packed(&p, e, m);
     }
   }
 }
@@ -421,7 +362,7 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       for (int i = 0; i < n; ++i) sh[c0 + i] = sg_quant_h(p, gg[i], uu[i], r);
     }
     __syncthreads();
-    uint8_t *q = (uint8_t *)p.q.base + sg_dev_row_offset(p.q, r);
+    uint8_t *q = (uint8_t *)p.q.base + sg_row_offset(&p.q, r);
     for (int64_t g = team; g < p.groups; g += nteams) {
       const float *hg = sh + g * G;
       float amax = 0.0f;
@@ -432,8 +373,8 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       amax = sg_team_max(amax);
       float sf;
       uint32_t sb;
-      bool zero;
-      const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
+      int zero;
+      const float div = sg_group_scale(&p, amax, &sf, &sb, &zero);
       const sg_divider dv = sg_divider_of(div);
       if (nv) {
         for (int64_t j = 2 * lane; j < G; j += 2 * SG_TEAM) {
@@ -447,8 +388,8 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       }
       if (lane == 0 && p.scales) {
         const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
-        sg_write_scale(p, e, m, g, sf, sb);
-        if (g == p.groups - 1) sg_pad_packed(p, e, m);
+        sg_write_scale(&p, e, m, g, sf, sb);
+        if (g == p.groups - 1) sg_pad_packed(&p, e, m);
       }
     }
     __syncthreads();
