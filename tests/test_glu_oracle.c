@@ -145,12 +145,9 @@ typedef struct {
   int64_t d0, d1, H, pad1, pad0;
 } glu_case;
 
-static void fill_inputs(t_rng *rng, tbuf *x, tbuf *up, const glu_case *k, int64_t rows, int64_t wx,
-                        double limit) {
-  for (int64_t i = 0; i < tb_total(x); ++i) t_write(x->buf, x->t, i, t_sample(rng, x->t, limit));
-  if (up)
-    for (int64_t i = 0; i < tb_total(up); ++i) t_write(up->buf, up->t, i, t_sample(rng, up->t, limit));
-  (void)k, (void)rows, (void)wx;
+/* The whole buffer, padding included, so values under the padding are real too. */
+static void fill_sampled(t_rng *rng, tbuf *b, double limit) {
+  for (int64_t i = 0; i < tb_total(b); ++i) t_write(b->buf, b->t, i, t_sample(rng, b->t, limit));
 }
 
 static void gate_up_at(const glu_case *k, const tbuf *x, const tbuf *up, int64_t r, int64_t c,
@@ -203,8 +200,9 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   tb_make(&dx, k->tout, k->d0, k->d1, wx, k->pad1 + 3, k->pad0);
   if (sep) tb_make(&dup, k->tout, k->d0, k->d1, H, k->pad1, k->pad0 + 1);
   tb_make(&h2, k->tout, k->d0, k->d1, H, 0, 0);
-  fill_inputs(rng, &x, sep ? &up : NULL, k, rows, wx, desc.limit);
-  for (int64_t i = 0; i < tb_total(&dh); ++i) t_write(dh.buf, dh.t, i, t_sample(rng, dh.t, 1.0));
+  fill_sampled(rng, &x, desc.limit);
+  if (sep) fill_sampled(rng, &up, desc.limit);
+  fill_sampled(rng, &dh, 1.0);
 
   tb_up(&x), tb_up(&dh);
   if (sep) tb_up(&up);
