@@ -31,10 +31,8 @@ swiglu_status sg_glu_check_desc(swiglu_context *ctx, const swiglu_glu_desc *d) {
   return SWIGLU_SUCCESS;
 }
 
-/* Splits the GLU input(s) into gate and up operands and checks their shapes.
- * *width receives H. */
 /* The gate and up operands inside one packed [..., 2H] operand. */
-static void split_packed(const sg_operand *packed, swiglu_layout layout, int64_t H,
+void sg_split_packed(const sg_operand *packed, swiglu_layout layout, int64_t H,
                          sg_operand *gate, sg_operand *up) {
   const size_t es = sg_dtype_size(packed->dtype);
   *gate = *packed;
@@ -72,7 +70,7 @@ swiglu_status sg_glu_check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
     return sg_fail(ctx, SWIGLU_ERROR_BAD_SHAPE, "x: last extent %lld is odd; a packed layout needs 2*H",
                    (long long)cx->last);
   *width = cx->last / 2;
-  split_packed(&cx->op, d->layout, *width, gate_op, up_op);
+  sg_split_packed(&cx->op, d->layout, *width, gate_op, up_op);
   return SWIGLU_SUCCESS;
 }
 
@@ -181,7 +179,7 @@ swiglu_status swiglu_glu_backward(swiglu_context *ctx, const swiglu_glu_desc *de
     p.dgate = cdx.op;
     p.dup = cdup.op;
   } else {
-    split_packed(&cdx.op, desc->layout, p.width, &p.dgate, &p.dup);
+    sg_split_packed(&cdx.op, desc->layout, p.width, &p.dgate, &p.dup);
   }
   if (rows_empty(p.rows, p.width)) return SWIGLU_SUCCESS;
   char msg[SG_MSG_CAP] = "";

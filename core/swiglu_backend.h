@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define SWIGLU_BACKEND_ABI_VERSION 1u
+#define SWIGLU_BACKEND_ABI_VERSION 2u
 
 /* Helpers below are shared with the GPU kernels. */
 #if defined(__CUDACC__) || defined(__HIPCC__)
@@ -111,6 +111,47 @@ SG_HD static inline int64_t sg_scale_index(const sg_quant_problem *p, int64_t e,
   return (e * p->scale_cols + c) * ld + m;
 }
 
+
+/* The GEMM-fused ops, after validation. Every matrix operand has
+ * row_stride >= 0 (its leading dimensions collapsed) and col_step 1, except
+ * the pre-activation halves of the interleaved layout (col_step 2) and the
+ * interleaved weight halves (row_stride twice the tensor's). An absent
+ * optional operand has base == NULL. */
+enum { SG_LIN_GLU_FWD = 0, SG_LIN_GLU_BWD = 1, SG_LIN_DOWN_FWD = 2, SG_LIN_DOWN_BWD = 3 };
+
+typedef struct sg_linear_problem {
+  int32_t op;           /* SG_LIN_* */
+  int32_t activation;   /* swiglu_activation */
+  float alpha, limit;
+  uint32_t flags;       /* SWIGLU_LINEAR_* */
+  int32_t pre_layout;   /* swiglu_layout of the [T, 2H] pre-activation (never SEPARATE
+                           for the GLU linear ops) */
+  int64_t T, D, H;
+  int32_t experts;      /* DOWN_*: E of the MoE form, else 0 */
+  const int64_t *offsets; /* [E + 1], host */
+  /* GLU linear */
+  sg_operand x;         /* X [T, D] */
+  sg_operand wg, wu;    /* weight rows [H, D] */
+  sg_operand bg, bu;    /* biases as one row [1, H] (optional) */
+  sg_operand h;         /* GLU_FWD out [T, H] */
+  sg_operand dh;        /* GLU_BWD in [T, H] */
+  sg_operand dx;        /* GLU_BWD out [T, D] (optional) */
+  sg_operand dwg, dwu;  /* GLU_BWD out [H, D] (optional) */
+  sg_operand dbg, dbu;  /* GLU_BWD out [1, H] (optional) */
+  /* pre-activation gate / up halves [T, H]: GLU_FWD out (optional), GLU_BWD
+   * in (optional: recomputed when absent), DOWN_* in */
+  sg_operand pg, pu;
+  /* down projection */
+  sg_operand wd;        /* Wd [D, H] of expert 0; expert e at + e * wd_expert_stride elements */
+  int64_t wd_expert_stride;
+  sg_operand y;         /* DOWN_FWD out / DOWN_BWD in (dy) [T, D] */
+  sg_operand dpg, dpu;  /* DOWN_BWD out [T, H] */
+  sg_operand dwd;       /* DOWN_BWD out (optional), like wd */
+  int64_t dwd_expert_stride;
+  void *workspace;
+  size_t workspace_bytes;
+} sg_linear_problem;
+
 typedef struct swiglu_backend_iface {
   uint32_t abi_version; /* SWIGLU_BACKEND_ABI_VERSION */
   uint32_t struct_size; /* sizeof(swiglu_backend_iface) */
@@ -132,6 +173,12 @@ typedef struct swiglu_backend_iface {
   swiglu_status (*mem_copy)(void *state, void *dst, const void *src, size_t bytes, int kind,
                             char *msg, size_t msg_cap);
   swiglu_status (*synchronize)(void *state, char *msg, size_t msg_cap);
+  /* GEMM-fused ops; both NULL when the backend does not have them. The
+   * workspace the call needs for p (p->workspace ignored); the call itself
+   * checks p->workspace_bytes against the same figure. */
+  swiglu_status (*linear_workspace)(void *state, const sg_linear_problem *p, size_t *bytes,
+                                    char *msg, size_t msg_cap);
+  swiglu_status (*linear)(void *state, const sg_linear_problem *p, char *msg, size_t msg_cap);
 } swiglu_backend_iface;
 
 /* The two symbols every loadable module exports (extern "C"). */

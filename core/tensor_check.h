@@ -54,4 +54,8 @@ swiglu_status sg_glu_check_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
                                   sg_checked *cup, int64_t *width, sg_operand *gate_op,
                                   sg_operand *up_op);
 
+/* The gate and up column halves of a packed [..., 2H] operand. */
+void sg_split_packed(const sg_operand *packed, swiglu_layout layout, int64_t H, sg_operand *gate,
+                     sg_operand *up);
+
 #endif

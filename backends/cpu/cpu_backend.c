@@ -20,15 +20,21 @@ typedef struct sg_cpu_isa {
   const char *name;
   sg_cpu_kernel_fn forward, backward;
   sg_cpu_quant_fn quant;
+  sg_cpu_linear_ws_fn linear_ws;
+  sg_cpu_linear_fn linear;
 } sg_cpu_isa;
 
 static const sg_cpu_isa k_isas[] = {
 #if defined(__x86_64__)
-    {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16},
-    {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512},
-    {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2, sg_cpu_glu_quant_avx2},
+    {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
+     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
+    {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512,
+     sg_cpu_linear_ws_avx512, sg_cpu_linear_avx512},
+    {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2, sg_cpu_glu_quant_avx2,
+     sg_cpu_linear_ws_avx2, sg_cpu_linear_avx2},
 #endif
-    {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic, sg_cpu_glu_quant_generic},
+    {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic, sg_cpu_glu_quant_generic,
+     sg_cpu_linear_ws_generic, sg_cpu_linear_generic},
 };
 
 static int isa_supported(const char *name) {
@@ -194,6 +200,28 @@ static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char 
   return SWIGLU_SUCCESS;
 }
 
+/* The workspace holds per-thread packing buffers, so its size is quoted for
+ * the OpenMP thread count at query time; a call given less (the thread count
+ * grew since) runs on as many threads as the workspace holds. */
+static swiglu_status cpu_linear_workspace(void *state, const sg_linear_problem *p, size_t *bytes,
+                                          char *msg, size_t cap) {
+  (void)msg, (void)cap;
+  *bytes = ((const sg_cpu_isa *)state)->linear_ws(p, omp_get_max_threads());
+  return SWIGLU_SUCCESS;
+}
+
+static swiglu_status cpu_linear(void *state, const sg_linear_problem *p, char *msg, size_t cap) {
+  const sg_cpu_isa *isa = state;
+  int nth = omp_get_max_threads();
+  while (nth > 1 && isa->linear_ws(p, nth) > p->workspace_bytes) --nth;
+  if (isa->linear_ws(p, nth) > p->workspace_bytes) {
+    snprintf(msg, cap, "workspace of %zu bytes is too small", p->workspace_bytes);
+    return SWIGLU_ERROR_INVALID_ARGUMENT;
+  }
+  isa->linear(p, nth);
+  return SWIGLU_SUCCESS;
+}
+
 static swiglu_status cpu_mem_alloc(void *state, size_t bytes, void **out, char *msg, size_t cap) {
   (void)state;
   *out = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -233,6 +261,8 @@ static const swiglu_backend_iface k_cpu_iface = {
     .mem_free = cpu_mem_free,
     .mem_copy = cpu_mem_copy,
     .synchronize = cpu_synchronize,
+    .linear_workspace = cpu_linear_workspace,
+    .linear = cpu_linear,
 };
 
 const swiglu_backend_iface *swiglu_cpu_backend(void) { return &k_cpu_iface; }

@@ -19,10 +19,17 @@ typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t
 typedef void (*sg_cpu_quant_fn)(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h);
 #define SG_QUANT_SCRATCH(width) ((size_t)(width) + 64 + SG_CPU_CHUNK)
 
+/* GEMM-fused ops (cpu_gemm_impl.h): the workspace bytes with nthreads
+ * threads, and the op itself on p->workspace (at least that many bytes). */
+typedef size_t (*sg_cpu_linear_ws_fn)(const sg_linear_problem *p, int nthreads);
+typedef void (*sg_cpu_linear_fn)(const sg_linear_problem *p, int nthreads);
+
 #define SG_DECLARE_ISA(isa)                                                                      \
   void sg_cpu_glu_forward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt); \
   void sg_cpu_glu_backward_##isa(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt); \
-  void sg_cpu_glu_quant_##isa(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h);
+  void sg_cpu_glu_quant_##isa(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h); \
+  size_t sg_cpu_linear_ws_##isa(const sg_linear_problem *p, int nthreads);                      \
+  void sg_cpu_linear_##isa(const sg_linear_problem *p, int nthreads);
 
 SG_DECLARE_ISA(generic)
 #if defined(__x86_64__)

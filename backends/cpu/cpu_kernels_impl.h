@@ -692,3 +692,5 @@ void SG_NAME(sg_cpu_glu_quant)(const sg_quant_problem *p, int64_t row0, int64_t 
     default: quant_act5(p, row0, row1, h); break;
   }
 }
+
+#include "cpu_gemm_impl.h"

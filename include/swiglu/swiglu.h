@@ -361,6 +361,147 @@ SWIGLU_API swiglu_status swiglu_glu_quant(swiglu_context *ctx, const swiglu_glu_
                                           const swiglu_quant_desc *qdesc,
                                           const swiglu_quant_args *args);
 
+/* ------------------------------------------------ GEMM-fused GLU layers */
+
+/*
+ * The ops of a GLU feed-forward layer with the GEMMs fused in
+ * (docs/numerics.md, "GEMM-fused ops"). Weights use PyTorch nn.Linear
+ * orientation, [out_features, in_features], with unit stride along
+ * in_features. Activation-side tensors ([..., D], [..., H], [..., 2H]) may
+ * have any leading dimensions that collapse to one row stride (a row view into
+ * a wider tensor is fine); their last dimension has stride 1. Operands are
+ * bf16, fp16 or fp32 (each independently), products accumulate in fp32 and
+ * each output is rounded once to its dtype, except where the op's doc names
+ * an intermediate.
+ *
+ * Workspace: every op takes caller-owned scratch memory on the context's
+ * device (args.workspace, args.workspace_bytes) and never allocates. The
+ * matching *_workspace_size function validates the same arguments and
+ * returns the bytes the call needs on this context; a call given less fails
+ * with SWIGLU_ERROR_INVALID_ARGUMENT before writing anything. The size depends
+ * on the shapes, the backend and (CPU) the OpenMP thread count at query time.
+ *
+ * A backend without these ops (HIP for now) returns SWIGLU_ERROR_UNSUPPORTED.
+ */
+
+/* Gradient outputs are added to what the buffers hold instead of
+ * overwriting it (weight and bias gradients only; dx is always written). */
+#define SWIGLU_LINEAR_ACCUMULATE 1u
+
+/*
+ * GLU linear forward: h = act(X Wg^T + bg) * (X Wu^T + bu).
+ *
+ * With a packed desc->layout, w is one [2H, D] tensor whose rows are ordered
+ * like the features of that layout ([Wg; Wu], [Wu; Wg], or interleaved rows
+ * g0, u0, g1, u1, ...) and bias (optional) one [2H] vector ordered the same
+ * way. With SWIGLU_LAYOUT_SEPARATE, w = Wg [H, D], w_up = Wu [H, D], and
+ * bias / bias_up are bg [H] / bu [H] (both or neither).
+ * preact (optional) receives the pre-activations [..., 2H] in the weights'
+ * layout (GATE_UP for SEPARATE), for a backward pass that does not recompute.
+ */
+typedef struct swiglu_glu_linear_args {
+  const swiglu_tensor *x;       /* [..., D] */
+  const swiglu_tensor *w;       /* [2H, D] (packed layout) or Wg [H, D] */
+  const swiglu_tensor *w_up;    /* Wu [H, D] with SWIGLU_LAYOUT_SEPARATE, else NULL */
+  const swiglu_tensor *bias;    /* optional: [2H] or bg [H] */
+  const swiglu_tensor *bias_up; /* bu [H] with SEPARATE and a bias, else NULL */
+  const swiglu_tensor *h;       /* out: [..., H] */
+  const swiglu_tensor *preact;  /* out, optional: [..., 2H] */
+  void *workspace;
+  size_t workspace_bytes;
+} swiglu_glu_linear_args;
+
+SWIGLU_API swiglu_status swiglu_glu_linear_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                                   const swiglu_glu_linear_args *args);
+SWIGLU_API swiglu_status swiglu_glu_linear_forward_workspace_size(swiglu_context *ctx,
+                                                                  const swiglu_glu_desc *desc,
+                                                                  const swiglu_glu_linear_args *args,
+                                                                  size_t *bytes);
+
+/*
+ * GLU linear backward: from dh [..., H], the gradients of X, of the weights
+ * and of the biases. The pre-activations come from preact (as saved by the
+ * forward) or, when preact is NULL, are recomputed from x, w and the biases.
+ * dx, dw and dbias are each optional (NULL: not computed), at least one is
+ * given; dw / dw_up and dbias / dbias_up mirror w / w_up and bias / bias_up.
+ * With SWIGLU_LINEAR_ACCUMULATE, dw and dbias are added to.
+ */
+typedef struct swiglu_glu_linear_backward_args {
+  const swiglu_tensor *dh;      /* [..., H] */
+  const swiglu_tensor *x;       /* [..., D] */
+  const swiglu_tensor *w, *w_up;       /* as in the forward */
+  const swiglu_tensor *bias, *bias_up; /* as in the forward (used when recomputing) */
+  const swiglu_tensor *preact;  /* in, optional: [..., 2H] in the weights' layout */
+  const swiglu_tensor *dx;      /* out, optional: [..., D] */
+  const swiglu_tensor *dw, *dw_up;       /* out, optional */
+  const swiglu_tensor *dbias, *dbias_up; /* out, optional */
+  uint32_t flags;               /* SWIGLU_LINEAR_ACCUMULATE */
+  void *workspace;
+  size_t workspace_bytes;
+} swiglu_glu_linear_backward_args;
+
+SWIGLU_API swiglu_status swiglu_glu_linear_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                                    const swiglu_glu_linear_backward_args *args);
+SWIGLU_API swiglu_status swiglu_glu_linear_backward_workspace_size(
+    swiglu_context *ctx, const swiglu_glu_desc *desc, const swiglu_glu_linear_backward_args *args,
+    size_t *bytes);
+
+/*
+ * Down projection with the GLU as prologue: y = (act(G) * U) Wd^T, where G
+ * and U come from the pre-activation x [..., 2H] in desc->layout (or x = G,
+ * up = U with SWIGLU_LAYOUT_SEPARATE) and Wd is [D, H].
+ *
+ * MoE form: num_experts > 0, w is [E, D, H] and expert_offsets (host memory,
+ * E + 1 values, non-decreasing, from 0 to T) gives each expert its rows:
+ * rows [offsets[e], offsets[e+1]) use Wd[e]. Experts with no rows are skipped.
+ * The offsets are read on the host because they decide the work each GEMM
+ * gets; the masked layout with device-side counts is the quant op's.
+ */
+typedef struct swiglu_down_proj_args {
+  const swiglu_tensor *x;        /* [..., 2H] pre-activation, or G [..., H] with SEPARATE */
+  const swiglu_tensor *up;       /* U [..., H] with SEPARATE, else NULL */
+  const swiglu_tensor *w;        /* Wd [D, H], or [E, D, H] */
+  const int64_t *expert_offsets; /* [E + 1] on the host, or NULL */
+  int32_t num_experts;           /* E, or 0 for the dense form */
+  const swiglu_tensor *y;        /* out: [..., D] */
+  void *workspace;
+  size_t workspace_bytes;
+} swiglu_down_proj_args;
+
+SWIGLU_API swiglu_status swiglu_down_proj_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                                  const swiglu_down_proj_args *args);
+SWIGLU_API swiglu_status swiglu_down_proj_forward_workspace_size(swiglu_context *ctx,
+                                                                 const swiglu_glu_desc *desc,
+                                                                 const swiglu_down_proj_args *args,
+                                                                 size_t *bytes);
+
+/*
+ * Down projection backward, with the GLU backward fused in: from dy [..., D],
+ * dx (and dup with SEPARATE) receives the gradient of the pre-activation in
+ * x's layout, and dw (optional) the gradient of Wd, added to with
+ * SWIGLU_LINEAR_ACCUMULATE. The h the weight gradient needs is recomputed
+ * from x, not read.
+ */
+typedef struct swiglu_down_proj_backward_args {
+  const swiglu_tensor *dy;       /* [..., D] */
+  const swiglu_tensor *x, *up;   /* the forward's pre-activation */
+  const swiglu_tensor *w;        /* Wd [D, H] or [E, D, H] */
+  const int64_t *expert_offsets; /* as in the forward */
+  int32_t num_experts;
+  const swiglu_tensor *dx;       /* out: like x */
+  const swiglu_tensor *dup;      /* out: like up (SEPARATE), else NULL */
+  const swiglu_tensor *dw;       /* out, optional: like w */
+  uint32_t flags;                /* SWIGLU_LINEAR_ACCUMULATE */
+  void *workspace;
+  size_t workspace_bytes;
+} swiglu_down_proj_backward_args;
+
+SWIGLU_API swiglu_status swiglu_down_proj_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
+                                                   const swiglu_down_proj_backward_args *args);
+SWIGLU_API swiglu_status swiglu_down_proj_backward_workspace_size(
+    swiglu_context *ctx, const swiglu_glu_desc *desc, const swiglu_down_proj_backward_args *args,
+    size_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif

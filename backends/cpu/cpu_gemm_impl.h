@@ -1,0 +1,672 @@
+/*
+ * The GEMM-fused GLU ops on the CPU: a blocked fp32 GEMM (packed panels, a
+ * register-blocked micro-kernel, OpenMP over column panels) whose operand
+ * packers and epilogues carry the GLU. Included at the end of
+ * cpu_kernels_impl.h, so it is compiled once per ISA with that file's vector
+ * type and activation code.
+ *
+ * C[M, N] = A[M, K] * B[K, N]. A is packed in panels of SG_MR rows
+ * (A_p[k * SG_MR + i]), B in panels of SG_NR = 2 vectors of columns
+ * (B_p[k * SG_NR + j]); the micro-kernel keeps an SG_MR x SG_NR tile of
+ * accumulators in registers over the whole K, so an epilogue sees finished
+ * sums:
+ *   - the GLU linear forward packs the weight rows of gate features
+ *     f..f+SG_W-1 beside those of the same up features, so a tile's first
+ *     vector holds gate pre-activations and its second the matching up ones;
+ *     the activation runs on the accumulators and only h is stored;
+ *   - the down projection's packer computes act(G) * U while it converts
+ *     the pre-activation into the A panels (the prologue), and the backward's
+ *     epilogue turns the dh tile into dG, dU with the GLU backward.
+ * K is never split, so no partial sums are ever written; the price is that the
+ * B panel (K x SG_NR floats) lives in L2 rather than L1, which the hardware
+ * prefetchers keep fed for the panel's sequential stream.
+ *
+ * Unlike the elementwise kernels, results are not bit-identical across ISAs:
+ * the sums are the same sequential order, but the generic build's scalar
+ * fmaf and the SIMD fmas are the same operation only up to the compiler.
+ * docs/numerics.md bounds the error instead.
+ */
+#include <omp.h>
+
+#if SG_W >= 16
+#define SG_MR 12
+#elif SG_W == 8
+#define SG_MR 6
+#else
+#define SG_MR 4
+#endif
+#define SG_NR (2 * SG_W)
+#define SG_SEG 256                   /* elements converted per packing step */
+#define SG_APACK_BYTES (8u << 20)    /* A block budget: MC rows x K floats */
+
+/* Matrix element (r, c) at p + (r * rs + c * cs) * element size. */
+typedef struct {
+  const char *p;
+  int64_t rs, cs;
+  int32_t dt;
+} sg_mat;
+
+enum { SRC_PLAIN = 0, SRC_GLU = 1, SRC_PAIRS = 2, SRC_SPLIT = 3 };
+
+/* A GEMM operand: a matrix, act(a) * b of two (the prologue), the gate/up
+ * column pairs of the fused forward (column n of panel n / SG_NR is gate
+ * feature (n / SG_NR) * SG_W + n % SG_NR when n % SG_NR < SG_W, else the up
+ * feature; features >= nfeat read as zero), or rows [0, split) from a and
+ * [split, ...) from b. */
+typedef struct {
+  int kind;
+  sg_mat a, b;
+  int64_t split, nfeat;
+  int act;
+  float alpha, limit;
+} sg_src;
+
+enum { EPI_STORE = 0, EPI_GLU_FWD = 1, EPI_GLU_BWD = 2 };
+
+typedef struct {
+  int64_t M, N, K;
+  sg_src A, B;
+  int epi;
+  /* EPI_STORE: C, added to when accumulate. */
+  sg_mat c;
+  int accumulate;
+  /* EPI_GLU_FWD: h (p NULL: not stored), pre-activations pg / pu (p NULL:
+   * not stored), biases bg / bu (p NULL: none), H features. EPI_GLU_BWD:
+   * pg / pu in, dpg / dpu out. */
+  sg_mat h, pg, pu, bg, bu, dpg, dpu;
+  int64_t H;
+  int act;
+  float alpha, limit;
+} sg_gemm;
+
+/* ------------------------------------------------------------ conversions */
+
+static void conv_run(const char *p, int32_t dt, int64_t n, float *out) {
+  const size_t es = sg_dtype_size(dt);
+  int64_t i = 0;
+  for (; i + SG_W <= n; i += SG_W) v_store_f32(out + i, v_load(p + i * es, dt));
+  if (i < n) {
+    SG_ALIGNED char t[SG_W * 4] = {0};
+    SG_ALIGNED float f[SG_W];
+    memcpy(t, p + i * es, (size_t)(n - i) * es);
+    v_store_f32(f, v_load(t, dt));
+    memcpy(out + i, f, (size_t)(n - i) * 4);
+  }
+}
+
+/* n elements of m from (r, c) along columns or rows, as fp32. */
+static void mat_seg(const sg_mat *m, int64_t r, int64_t c, int along_c, int64_t n, float *out) {
+  const size_t es = sg_dtype_size(m->dt);
+  const int64_t step = along_c ? m->cs : m->rs;
+  const char *p = m->p + (r * m->rs + c * m->cs) * (int64_t)es;
+  if (step == 1) {
+    conv_run(p, m->dt, n, out);
+    return;
+  }
+  SG_ALIGNED char raw[SG_SEG * 4];
+  for (int64_t i = 0; i < n; ++i) memcpy(raw + i * es, p + i * step * (int64_t)es, es);
+  conv_run(raw, m->dt, n, out);
+}
+
+static void store_run(char *p, int32_t dt, int64_t step, const float *v, int64_t n, int add) {
+  const size_t es = sg_dtype_size(dt);
+  SG_ALIGNED float sum[SG_SEG];
+  if (add) {
+    sg_mat m = {p, 0, step, dt};
+    mat_seg(&m, 0, 0, 1, n, sum);
+    for (int64_t i = 0; i < n; ++i) sum[i] += v[i];
+    v = sum;
+  }
+  if (dt == SG_F32 && step == 1) {
+    memcpy(p, v, (size_t)n * 4);
+    return;
+  }
+  SG_ALIGNED char raw[SG_SEG * 4 + SG_W * 4];
+  int64_t i = 0;
+  for (; i + SG_W <= n; i += SG_W) v_store(raw + i * es, dt, v_load_f32(v + i));
+  if (i < n) {
+    SG_ALIGNED float t[SG_W] = {0};
+    memcpy(t, v + i, (size_t)(n - i) * 4);
+    v_store(raw + i * es, dt, v_load_f32(t));
+  }
+  if (step == 1) {
+    memcpy(p, raw, (size_t)n * es);
+  } else {
+    for (int64_t j = 0; j < n; ++j) memcpy(p + j * step * (int64_t)es, raw + j * es, es);
+  }
+}
+
+/* act(g) * u over n values (the arrays hold a multiple of SG_W). */
+static void glu_run(int act, float alpha, float limit, const float *g, const float *u, int64_t n,
+                    float *out) {
+  for (int64_t i = 0; i < n; i += SG_W) {
+    sg_act a = v_activation(act, alpha, limit, v_load_f32(g + i), v_load_f32(u + i), 0);
+    v_store_f32(out + i, a.a * a.m);
+  }
+}
+
+/* n <= SG_SEG elements of operand s from (r, c), along columns or rows;
+ * out has room for SG_SEG floats. */
+static void src_seg(const sg_src *s, int64_t r, int64_t c, int along_c, int64_t n, float *out) {
+  switch (s->kind) {
+    case SRC_GLU: {
+      SG_ALIGNED float g[SG_SEG], u[SG_SEG];
+      const int64_t nv = (n + SG_W - 1) / SG_W * SG_W;
+      memset(g + n, 0, (size_t)(nv - n) * 4);
+      memset(u + n, 0, (size_t)(nv - n) * 4);
+      mat_seg(&s->a, r, c, along_c, n, g);
+      mat_seg(&s->b, r, c, along_c, n, u);
+      SG_ALIGNED float h[SG_SEG];
+      glu_run(s->act, s->alpha, s->limit, g, u, nv, h);
+      memcpy(out, h, (size_t)n * 4);
+      return;
+    }
+    case SRC_PAIRS: { /* only packed along rows (K), one column at a time */
+      const int64_t pnl = c / SG_NR, slot = c % SG_NR;
+      const int up = slot >= SG_W;
+      const int64_t f = pnl * SG_W + (up ? slot - SG_W : slot);
+      if (f >= s->nfeat) {
+        memset(out, 0, (size_t)n * 4);
+        return;
+      }
+      mat_seg(up ? &s->b : &s->a, r, f, along_c, n, out);
+      return;
+    }
+    case SRC_SPLIT: { /* split along rows */
+      if (along_c) {
+        if (r < s->split)
+          mat_seg(&s->a, r, c, 1, n, out);
+        else
+          mat_seg(&s->b, r - s->split, c, 1, n, out);
+        return;
+      }
+      int64_t n1 = r < s->split ? (s->split - r < n ? s->split - r : n) : 0;
+      if (n1) mat_seg(&s->a, r, c, 0, n1, out);
+      if (n > n1) mat_seg(&s->b, r + n1 - s->split, c, 0, n - n1, out + n1);
+      return;
+    }
+    default: mat_seg(&s->a, r, c, along_c, n, out); return;
+  }
+}
+
+/* Whether to read operand s along its columns: the direction of unit (or
+ * smaller) stride. */
+static int src_along_c(const sg_src *s) {
+  if (s->kind == SRC_PAIRS) return 0;
+  const int64_t rs = s->a.rs < 0 ? -s->a.rs : s->a.rs, cs = s->a.cs < 0 ? -s->a.cs : s->a.cs;
+  return !(rs == 1 && cs != 1) && !(rs < cs && rs != 0);
+}
+
+/* ----------------------------------------------------------------- packing */
+
+/* A rows [m0, m0 + mr) into an SG_MR-row panel of K columns (zero rows past mr). */
+static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t K, float *dst) {
+  SG_ALIGNED float buf[SG_SEG];
+  if (src_along_c(s)) {
+    for (int i = 0; i < SG_MR; ++i) {
+      if (i >= mr) {
+        for (int64_t k = 0; k < K; ++k) dst[k * SG_MR + i] = 0.0f;
+        continue;
+      }
+      for (int64_t k0 = 0; k0 < K; k0 += SG_SEG) {
+        const int64_t n = K - k0 < SG_SEG ? K - k0 : SG_SEG;
+        src_seg(s, m0 + i, k0, 1, n, buf);
+        float *d = dst + k0 * SG_MR + i;
+        for (int64_t k = 0; k < n; ++k) d[k * SG_MR] = buf[k];
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < K; ++k) {
+      src_seg(s, m0, k, 0, mr, buf);
+      for (int i = 0; i < SG_MR; ++i) dst[k * SG_MR + i] = i < mr ? buf[i] : 0.0f;
+    }
+  }
+}
+
+/* B columns [n0, n0 + nr) into an SG_NR-column panel of K rows. */
+static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
+  SG_ALIGNED float buf[SG_SEG];
+  if (!src_along_c(s)) {
+    for (int j = 0; j < SG_NR; ++j) {
+      if (j >= nr) {
+        for (int64_t k = 0; k < K; ++k) dst[k * SG_NR + j] = 0.0f;
+        continue;
+      }
+      for (int64_t k0 = 0; k0 < K; k0 += SG_SEG) {
+        const int64_t n = K - k0 < SG_SEG ? K - k0 : SG_SEG;
+        src_seg(s, k0, n0 + j, 0, n, buf);
+        float *d = dst + k0 * SG_NR + j;
+        for (int64_t k = 0; k < n; ++k) d[k * SG_NR] = buf[k];
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < K; ++k) {
+      src_seg(s, k, n0, 1, nr, buf);
+      for (int j = 0; j < SG_NR; ++j) dst[k * SG_NR + j] = j < nr ? buf[j] : 0.0f;
+    }
+  }
+}
+
+/* ------------------------------------------------------------ micro-kernel */
+
+static inline __attribute__((always_inline)) void ukernel(int64_t K, const float *restrict A,
+                                                          const float *restrict B,
+                                                          vf acc[SG_MR][2]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < SG_MR; ++i) acc[i][0] = acc[i][1] = v_set(0.0f);
+  for (int64_t k = 0; k < K; ++k) {
+    const vf b0 = v_load_f32(B), b1 = v_load_f32(B + SG_W);
+#pragma GCC unroll 16
+    for (int i = 0; i < SG_MR; ++i) {
+      const vf a = v_set(A[i]);
+      acc[i][0] = sg_v_fma(a, b0, acc[i][0]);
+      acc[i][1] = sg_v_fma(a, b1, acc[i][1]);
+    }
+    A += SG_MR;
+    B += SG_NR;
+  }
+}
+
+/* ---------------------------------------------------------------- epilogues */
+
+static inline sg_mat mat_at(const sg_mat *m, int64_t r, int64_t c) {
+  sg_mat o = *m;
+  o.p = m->p + (r * m->rs + c * m->cs) * (int64_t)sg_dtype_size(m->dt);
+  return o;
+}
+
+/* The fused forward's tile: gate pre-activations in ct[i][0, SG_W), up in
+ * ct[i][SG_W, SG_NR); bias holds the panel's biases in the same order. */
+static void epi_glu_fwd(const sg_gemm *g, int64_t m0, int mr, int64_t n0, vf acc[SG_MR][2],
+                        const float *bias) {
+  const int64_t f0 = n0 / SG_NR * SG_W;
+  const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
+  const vf bgv = v_load_f32(bias), buv = v_load_f32(bias + SG_W);
+  if (mr == SG_MR && nf == SG_W && !g->pg.p) {
+    /* The common tile: activation on the accumulators, h straight out. */
+    const size_t hes = sg_dtype_size(g->h.dt);
+#pragma GCC unroll 16
+    for (int i = 0; i < SG_MR; ++i) {
+      sg_act a = v_activation(g->act, g->alpha, g->limit, acc[i][0] + bgv, acc[i][1] + buv, 0);
+      v_store((char *)g->h.p + ((m0 + i) * g->h.rs + f0) * (int64_t)hes, g->h.dt, a.a * a.m);
+    }
+    return;
+  }
+  for (int i = 0; i < mr; ++i) {
+    SG_ALIGNED float gv[SG_W], uv[SG_W], hv[SG_W];
+    v_store_f32(gv, acc[i][0] + bgv);
+    v_store_f32(uv, acc[i][1] + buv);
+    if (g->pg.p) {
+      sg_mat pg = mat_at(&g->pg, m0 + i, f0), pu = mat_at(&g->pu, m0 + i, f0);
+      store_run((char *)pg.p, pg.dt, pg.cs, gv, nf, 0);
+      store_run((char *)pu.p, pu.dt, pu.cs, uv, nf, 0);
+    }
+    if (g->h.p) {
+      glu_run(g->act, g->alpha, g->limit, gv, uv, SG_W, hv);
+      sg_mat h = mat_at(&g->h, m0 + i, f0);
+      store_run((char *)h.p, h.dt, 1, hv, nf, 0);
+    }
+  }
+}
+
+/* The down projection backward's tile: acc = dh for features [n0, n0 + nr). */
+static void epi_glu_bwd(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr,
+                        vf acc[SG_MR][2]) {
+  for (int i = 0; i < mr; ++i) {
+    SG_ALIGNED float dh[SG_NR], gv[SG_NR] = {0}, uv[SG_NR] = {0}, dg[SG_NR], du[SG_NR];
+    v_store_f32(dh, acc[i][0]);
+    v_store_f32(dh + SG_W, acc[i][1]);
+    mat_seg(&g->pg, m0 + i, n0, 1, nr, gv);
+    mat_seg(&g->pu, m0 + i, n0, 1, nr, uv);
+    for (int v = 0; v < SG_NR; v += SG_W) {
+      sg_act a = v_activation(g->act, g->alpha, g->limit, v_load_f32(gv + v), v_load_f32(uv + v), 1);
+      const vf d = v_load_f32(dh + v);
+      v_store_f32(dg + v, (d * a.m) * a.da);
+      v_store_f32(du + v, (d * a.a) * a.dm);
+    }
+    sg_mat pg = mat_at(&g->dpg, m0 + i, n0), pu = mat_at(&g->dpu, m0 + i, n0);
+    store_run((char *)pg.p, pg.dt, pg.cs, dg, nr, 0);
+    store_run((char *)pu.p, pu.dt, pu.cs, du, nr, 0);
+  }
+}
+
+static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, vf acc[SG_MR][2]) {
+  for (int i = 0; i < mr; ++i) {
+    SG_ALIGNED float v[SG_NR];
+    v_store_f32(v, acc[i][0]);
+    v_store_f32(v + SG_W, acc[i][1]);
+    sg_mat c = mat_at(&g->c, m0 + i, n0);
+    store_run((char *)c.p, c.dt, 1, v, nr, g->accumulate);
+  }
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static int64_t gemm_mc(int64_t M, int64_t K) {
+  int64_t mc = (int64_t)SG_APACK_BYTES / (K > 0 ? K * 4 : 4) / SG_MR * SG_MR;
+  if (mc < SG_MR) mc = SG_MR;
+  const int64_t mr_up = (M + SG_MR - 1) / SG_MR * SG_MR;
+  return mc < mr_up ? mc : (mr_up > 0 ? mr_up : SG_MR);
+}
+
+/* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
+static size_t gemm_ws_floats(int64_t M, int64_t K, int nth) {
+  const size_t kk = (size_t)(K > 0 ? K : 1);
+  return (size_t)gemm_mc(M, K) * kk + 16 + (size_t)nth * (kk * SG_NR + SG_NR + 16);
+}
+
+static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
+
+static void gemm_run(const sg_gemm *g, float *ws, int nth) {
+  const int64_t M = g->M, N = g->N, K = g->K;
+  if (M <= 0 || N <= 0) return;
+  const int64_t mc_max = gemm_mc(M, K);
+  const size_t kk = (size_t)(K > 0 ? K : 1);
+  float *apack = align64(ws);
+  float *thread_base = align64(apack + (size_t)mc_max * kk);
+  const int64_t npb = (N + SG_NR - 1) / SG_NR;
+#pragma omp parallel num_threads(nth)
+  {
+    const int tid = omp_get_thread_num();
+    float *bpack = align64(thread_base + (size_t)tid * (kk * SG_NR + SG_NR + 16));
+    float *bias = bpack + kk * SG_NR;
+    for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
+      const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
+      const int64_t npa = (mc + SG_MR - 1) / SG_MR;
+#pragma omp for schedule(static)
+      for (int64_t pa = 0; pa < npa; ++pa) {
+        const int64_t r0 = pa * SG_MR;
+        pack_a(&g->A, m0 + r0, (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR), K, apack + r0 * (int64_t)kk);
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t pb = 0; pb < npb; ++pb) {
+        const int64_t n0 = pb * SG_NR;
+        const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+        pack_b(&g->B, n0, nr, K, bpack);
+        if (g->epi == EPI_GLU_FWD) {
+          const int64_t f0 = pb * SG_W;
+          const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
+          memset(bias, 0, SG_NR * 4);
+          if (g->bg.p) {
+            mat_seg(&g->bg, 0, f0, 1, nf, bias);
+            mat_seg(&g->bu, 0, f0, 1, nf, bias + SG_W);
+          }
+        }
+        for (int64_t pa = 0; pa < npa; ++pa) {
+          const int64_t r0 = pa * SG_MR;
+          const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+          vf acc[SG_MR][2];
+          ukernel(K, apack + r0 * (int64_t)kk, bpack, acc);
+          if (g->epi == EPI_GLU_FWD)
+            epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias);
+          else if (g->epi == EPI_GLU_BWD)
+            epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
+          else
+            epi_store(g, m0 + r0, mr, n0, nr, acc);
+        }
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------- ops */
+
+static sg_mat mat_of(const sg_operand *o) {
+  sg_mat m = {o->base, o->row_stride, o->col_step, o->dtype};
+  return m;
+}
+/* The transpose view: element (r, c) is o's (c, r). */
+static sg_mat mat_t(const sg_operand *o) {
+  sg_mat m = {o->base, o->col_step, o->row_stride, o->dtype};
+  return m;
+}
+static sg_mat mat_rows(sg_mat m, int64_t r0) { return mat_at(&m, r0, 0); }
+
+static void gemm_set_act(sg_gemm *g, const sg_linear_problem *p) {
+  g->act = p->activation;
+  g->alpha = p->alpha;
+  g->limit = p->limit;
+  g->A.act = g->B.act = p->activation;
+  g->A.alpha = g->B.alpha = p->alpha;
+  g->A.limit = g->B.limit = p->limit;
+}
+
+/* The GLU linear forward GEMM: X times the paired weights, GLU epilogue;
+ * h and / or the pre-activations are the outputs given. */
+static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws,
+                         int nth) {
+  sg_gemm g;
+  memset(&g, 0, sizeof g);
+  gemm_set_act(&g, p);
+  g.M = p->T;
+  g.K = p->D;
+  g.N = (p->H + SG_W - 1) / SG_W * SG_NR;
+  g.A.kind = SRC_PLAIN;
+  g.A.a = mat_of(&p->x);
+  g.B.kind = SRC_PAIRS;
+  g.B.a = mat_t(&p->wg);
+  g.B.b = mat_t(&p->wu);
+  g.B.nfeat = p->H;
+  g.epi = EPI_GLU_FWD;
+  g.H = p->H;
+  g.h = h;
+  g.pg = pg;
+  g.pu = pu;
+  if (p->bg.base) {
+    g.bg = mat_of(&p->bg);
+    g.bu = mat_of(&p->bu);
+  }
+  gemm_run(&g, ws, nth);
+}
+
+static size_t glu_bwd_ws_floats(const sg_linear_problem *p, int nth) {
+  size_t need = gemm_ws_floats(p->T, p->D, nth); /* the recompute */
+  size_t n2 = gemm_ws_floats(p->T, 2 * p->H, nth), n3 = gemm_ws_floats(p->H, p->T, nth);
+  if (n2 > need) need = n2;
+  if (n3 > need) need = n3;
+  return (size_t)p->T * (size_t)(2 * p->H) + 16 + need;
+}
+
+size_t SG_NAME(sg_cpu_linear_ws)(const sg_linear_problem *p, int nth) {
+  size_t f = 0;
+  switch (p->op) {
+    case SG_LIN_GLU_FWD: f = gemm_ws_floats(p->T, p->D, nth); break;
+    case SG_LIN_GLU_BWD: f = glu_bwd_ws_floats(p, nth); break;
+    case SG_LIN_DOWN_FWD: f = gemm_ws_floats(p->T, p->H, nth); break;
+    default: {
+      size_t a = gemm_ws_floats(p->T, p->D, nth), b = gemm_ws_floats(p->D, p->T, nth);
+      f = a > b ? a : b;
+      break;
+    }
+  }
+  return f * 4 + 64;
+}
+
+/* dpre = GLU backward of dh at the pre-activations, fp32 [T, 2H] gate | up. */
+static void glu_bwd_rows(const sg_linear_problem *p, sg_mat pg, sg_mat pu, float *dpre, int nth) {
+  const int64_t T = p->T, H = p->H;
+#pragma omp parallel for num_threads(nth) schedule(static)
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c0 = 0; c0 < H; c0 += SG_SEG) {
+      const int64_t n = H - c0 < SG_SEG ? H - c0 : SG_SEG;
+      SG_ALIGNED float gv[SG_SEG] = {0}, uv[SG_SEG] = {0}, dh[SG_SEG] = {0};
+      SG_ALIGNED float dg[SG_SEG], du[SG_SEG];
+      mat_seg(&pg, t, c0, 1, n, gv);
+      mat_seg(&pu, t, c0, 1, n, uv);
+      sg_mat mdh = mat_of(&p->dh);
+      mat_seg(&mdh, t, c0, 1, n, dh);
+      for (int64_t v = 0; v < n; v += SG_W) {
+        sg_act a = v_activation(p->activation, p->alpha, p->limit, v_load_f32(gv + v),
+                                v_load_f32(uv + v), 1);
+        const vf d = v_load_f32(dh + v);
+        v_store_f32(dg + v, (d * a.m) * a.da);
+        v_store_f32(du + v, (d * a.a) * a.dm);
+      }
+      memcpy(dpre + t * 2 * H + c0, dg, (size_t)n * 4);
+      memcpy(dpre + t * 2 * H + H + c0, du, (size_t)n * 4);
+    }
+  }
+}
+
+static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) {
+  const int64_t T = p->T, H = p->H, D = p->D;
+  float *dpre = align64(ws);
+  float *gws = align64(dpre + (size_t)T * (size_t)(2 * H));
+  sg_mat pg, pu;
+  if (p->pg.base) {
+    pg = mat_of(&p->pg);
+    pu = mat_of(&p->pu);
+  } else {
+    /* Recompute the pre-activations into dpre's storage (fp32, gate | up);
+     * the backward below reads each element before writing it. */
+    sg_mat none = {NULL, 0, 0, SG_F32};
+    sg_mat g = {(const char *)dpre, 2 * H, 1, SG_F32};
+    sg_mat u = {(const char *)(dpre + H), 2 * H, 1, SG_F32};
+    glu_fwd_gemm(p, none, g, u, gws, nth);
+    pg = g;
+    pu = u;
+  }
+  glu_bwd_rows(p, pg, pu, dpre, nth);
+  sg_mat dp = {(const char *)dpre, 2 * H, 1, SG_F32};
+  if (p->dx.base) { /* dX = dpre [T, 2H] . [Wg; Wu] [2H, D] */
+    sg_gemm g;
+    memset(&g, 0, sizeof g);
+    g.M = T;
+    g.N = D;
+    g.K = 2 * H;
+    g.A.kind = SRC_PLAIN;
+    g.A.a = dp;
+    g.B.kind = SRC_SPLIT;
+    g.B.a = mat_of(&p->wg);
+    g.B.b = mat_of(&p->wu);
+    g.B.split = H;
+    g.epi = EPI_STORE;
+    g.c = mat_of(&p->dx);
+    gemm_run(&g, gws, nth);
+  }
+  const int acc = (p->flags & SWIGLU_LINEAR_ACCUMULATE) != 0;
+  if (p->dwg.base) { /* dWg = dG^T X, dWu = dU^T X */
+    for (int half = 0; half < 2; ++half) {
+      sg_gemm g;
+      memset(&g, 0, sizeof g);
+      g.M = H;
+      g.N = D;
+      g.K = T;
+      g.A.kind = SRC_PLAIN;
+      g.A.a = (sg_mat){(const char *)(dpre + half * H), 1, 2 * H, SG_F32};
+      g.B.kind = SRC_PLAIN;
+      g.B.a = mat_of(&p->x);
+      g.epi = EPI_STORE;
+      g.c = mat_of(half ? &p->dwu : &p->dwg);
+      g.accumulate = acc;
+      gemm_run(&g, gws, nth);
+    }
+  }
+  if (p->dbg.base) { /* column sums, in fp32 in row order */
+    for (int half = 0; half < 2; ++half) {
+      const sg_operand *db = half ? &p->dbu : &p->dbg;
+#pragma omp parallel for num_threads(nth) schedule(static)
+      for (int64_t c0 = 0; c0 < H; c0 += SG_SEG) {
+        const int64_t n = H - c0 < SG_SEG ? H - c0 : SG_SEG;
+        SG_ALIGNED float s[SG_SEG] = {0};
+        for (int64_t t = 0; t < T; ++t) {
+          const float *row = dpre + t * 2 * H + half * H + c0;
+          for (int64_t j = 0; j < n; ++j) s[j] += row[j];
+        }
+        sg_mat m = mat_of(db);
+        sg_mat at = mat_at(&m, 0, c0);
+        store_run((char *)at.p, at.dt, at.cs, s, n, acc);
+      }
+    }
+  }
+}
+
+static void down_forward(const sg_linear_problem *p, float *ws, int nth) {
+  const int32_t E = p->experts > 0 ? p->experts : 1;
+  for (int32_t e = 0; e < E; ++e) {
+    const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : p->T;
+    if (r1 == r0) continue;
+    sg_gemm g;
+    memset(&g, 0, sizeof g);
+    gemm_set_act(&g, p);
+    g.M = r1 - r0;
+    g.N = p->D;
+    g.K = p->H;
+    g.A.kind = SRC_GLU;
+    g.A.a = mat_rows(mat_of(&p->pg), r0);
+    g.A.b = mat_rows(mat_of(&p->pu), r0);
+    sg_operand w = p->wd;
+    w.base += e * p->wd_expert_stride * (int64_t)sg_dtype_size(w.dtype);
+    g.B.kind = SRC_PLAIN;
+    g.B.a = mat_t(&w);
+    g.epi = EPI_STORE;
+    g.c = mat_rows(mat_of(&p->y), r0);
+    gemm_run(&g, ws, nth);
+  }
+}
+
+static void down_backward(const sg_linear_problem *p, float *ws, int nth) {
+  const int32_t E = p->experts > 0 ? p->experts : 1;
+  const int acc = (p->flags & SWIGLU_LINEAR_ACCUMULATE) != 0;
+  for (int32_t e = 0; e < E; ++e) {
+    const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : p->T;
+    sg_operand w = p->wd;
+    w.base += e * p->wd_expert_stride * (int64_t)sg_dtype_size(w.dtype);
+    if (r1 > r0) { /* dh = dy Wd, GLU backward in the epilogue */
+      sg_gemm g;
+      memset(&g, 0, sizeof g);
+      gemm_set_act(&g, p);
+      g.M = r1 - r0;
+      g.N = p->H;
+      g.K = p->D;
+      g.A.kind = SRC_PLAIN;
+      g.A.a = mat_rows(mat_of(&p->y), r0);
+      g.B.kind = SRC_PLAIN;
+      g.B.a = mat_of(&w);
+      g.epi = EPI_GLU_BWD;
+      g.pg = mat_rows(mat_of(&p->pg), r0);
+      g.pu = mat_rows(mat_of(&p->pu), r0);
+      g.dpg = mat_rows(mat_of(&p->dpg), r0);
+      g.dpu = mat_rows(mat_of(&p->dpu), r0);
+      gemm_run(&g, ws, nth);
+    }
+    if (p->dwd.base && (r1 > r0 || !acc)) { /* dWd = dy^T h, h recomputed while packing */
+      sg_operand dw = p->dwd;
+      dw.base += e * p->dwd_expert_stride * (int64_t)sg_dtype_size(dw.dtype);
+      sg_gemm g;
+      memset(&g, 0, sizeof g);
+      gemm_set_act(&g, p);
+      g.M = p->D;
+      g.N = p->H;
+      g.K = r1 - r0;
+      g.A.kind = SRC_PLAIN;
+      g.A.a = mat_rows(mat_t(&p->y), 0);
+      g.A.a.p = mat_at(&g.A.a, 0, r0).p;
+      g.B.kind = SRC_GLU;
+      g.B.a = mat_rows(mat_of(&p->pg), r0);
+      g.B.b = mat_rows(mat_of(&p->pu), r0);
+      g.epi = EPI_STORE;
+      g.c = mat_of(&dw);
+      g.accumulate = acc;
+      gemm_run(&g, ws, nth);
+    }
+  }
+}
+
+void SG_NAME(sg_cpu_linear)(const sg_linear_problem *p, int nth) {
+  float *ws = (float *)p->workspace;
+  switch (p->op) {
+    case SG_LIN_GLU_FWD: {
+      sg_mat pg = {NULL, 0, 0, SG_F32}, pu = pg;
+      if (p->pg.base) {
+        pg = mat_of(&p->pg);
+        pu = mat_of(&p->pu);
+      }
+      glu_fwd_gemm(p, mat_of(&p->h), pg, pu, ws, nth);
+      break;
+    }
+    case SG_LIN_GLU_BWD: glu_linear_backward(p, ws, nth); break;
+    case SG_LIN_DOWN_FWD: down_forward(p, ws, nth); break;
+    default: down_backward(p, ws, nth); break;
+  }
+}
