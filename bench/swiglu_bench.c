@@ -9,7 +9,7 @@
  * for the kernels), so a kernel that reads more than it writes can exceed
  * ratio 1.0. Times are medians over --reps runs after a warm-up.
  *
- *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|all] [--dtype bf16|f16|f32|all]
+ *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|linear|all] [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
  *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped]
  */
@@ -166,6 +166,11 @@ static void fill(void *p, size_t n, swiglu_dtype dt, unsigned seed) {
 }
 
 /* Buffers live in the context's memory (host heap on the CPU backend). */
+double bench_now_ms(void) { return now_ms(); }
+double bench_time_median(void (*fn)(void *), void *arg, int reps) { return time_median(fn, arg, reps); }
+int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, int reps, FILE *jf,
+                 int peer);
+
 static swiglu_context *g_ctx;
 static void *cbuf(size_t bytes) {
   void *p = NULL;
@@ -206,7 +211,7 @@ static void *xmalloc(size_t n) {
 
 int main(int argc, char **argv) {
   const char *backend = "auto", *ops = "all", *dtypes = "all", *json = NULL;
-  const char *shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
+  const char *shapes = NULL;
   int reps = 15, peer = 1, act = SWIGLU_ACT_SILU;
   static const char *const act_names[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
                                           "silu_clamped"};
@@ -229,7 +234,7 @@ int main(int argc, char **argv) {
       }
     }
     else {
-      fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|all] [--dtype bf16|f16|f32|all] "
+      fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|linear|all] [--dtype bf16|f16|f32|all] "
                       "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
       return 2;
     }
@@ -252,6 +257,13 @@ int main(int argc, char **argv) {
          omp_get_max_threads(), act_names[act], reps);
   printf("%-10s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
          "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
+  if (!strcmp(ops, "linear")) {
+    int rc = bench_linear(ctx, shapes ? shapes : "256x2048x5632", dtypes, reps, jf, peer);
+    if (jf && jf != stdout) fclose(jf);
+    swiglu_context_destroy(ctx);
+    return rc;
+  }
+  if (!shapes) shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
   const char *dt_list[] = {"bf16", "f16", "f32"};
   /* quant variants: FP8 E4M3 group 128 with three scale layouts */
   static const char *const qnames[] = {"q-rowmajor", "q-tma", "q-ue8m0pk"};

@@ -17,9 +17,9 @@
  *   - the down projection's packer computes act(G) * U while it converts
  *     the pre-activation into the A panels (the prologue), and the backward's
  *     epilogue turns the dh tile into dG, dU with the GLU backward.
- * K is never split, so no partial sums are ever written; the price is that the
- * B panel (K x SG_NR floats) lives in L2 rather than L1, which the hardware
- * prefetchers keep fed for the panel's sequential stream.
+ * K is split in blocks of SG_KC so a slice of the B panel stays in L1; a
+ * tile's partial sums wait between blocks in a per-thread buffer of one
+ * column panel (mc x SG_NR floats), never in a [T, N] matrix.
  *
  * Unlike the elementwise kernels, results are not bit-identical across ISAs:
  * the sums are the same sequential order, but the generic build's scalar
@@ -29,7 +29,7 @@
 #include <omp.h>
 
 #if SG_W >= 16
-#define SG_MR 12
+#define SG_MR 8
 #elif SG_W == 8
 #define SG_MR 6
 #else
@@ -199,8 +199,9 @@ static int src_along_c(const sg_src *s) {
 
 /* ----------------------------------------------------------------- packing */
 
-/* A rows [m0, m0 + mr) into an SG_MR-row panel of K columns (zero rows past mr). */
-static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t K, float *dst) {
+/* A rows [m0, m0 + mr), columns [k0, k0 + K), into an SG_MR-row panel
+ * (zero rows past mr). */
+static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t K, float *dst) {
   SG_ALIGNED float buf[SG_SEG];
   if (src_along_c(s)) {
     for (int i = 0; i < SG_MR; ++i) {
@@ -208,38 +209,169 @@ static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t K, float *dst) {
         for (int64_t k = 0; k < K; ++k) dst[k * SG_MR + i] = 0.0f;
         continue;
       }
-      for (int64_t k0 = 0; k0 < K; k0 += SG_SEG) {
-        const int64_t n = K - k0 < SG_SEG ? K - k0 : SG_SEG;
-        src_seg(s, m0 + i, k0, 1, n, buf);
-        float *d = dst + k0 * SG_MR + i;
+      for (int64_t kb = 0; kb < K; kb += SG_SEG) {
+        const int64_t n = K - kb < SG_SEG ? K - kb : SG_SEG;
+        src_seg(s, m0 + i, k0 + kb, 1, n, buf);
+        float *d = dst + kb * SG_MR + i;
         for (int64_t k = 0; k < n; ++k) d[k * SG_MR] = buf[k];
       }
     }
   } else {
     for (int64_t k = 0; k < K; ++k) {
-      src_seg(s, m0, k, 0, mr, buf);
+      src_seg(s, m0, k0 + k, 0, mr, buf);
       for (int i = 0; i < SG_MR; ++i) dst[k * SG_MR + i] = i < mr ? buf[i] : 0.0f;
     }
   }
 }
 
-/* B columns [n0, n0 + nr) into an SG_NR-column panel of K rows. */
+/* Index lists of the in-register transpose (pack_b): at distance d, the
+ * lanes with bit d set in row i swap with the lanes with bit d clear in row
+ * i + d; after every d the W x W block is transposed. */
+#if SG_W == 16
+#define SG_TR_TOP_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define SG_TR_BOT_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define SG_TR_TOP_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define SG_TR_BOT_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define SG_TR_TOP_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define SG_TR_BOT_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define SG_TR_TOP_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define SG_TR_BOT_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 8)) {
+      const vf a = r[i], b = r[i + 8];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_8);
+      r[i + 8] = __builtin_shufflevector(a, b, SG_TR_BOT_8);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 4)) {
+      const vf a = r[i], b = r[i + 4];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_4);
+      r[i + 4] = __builtin_shufflevector(a, b, SG_TR_BOT_4);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 2)) {
+      const vf a = r[i], b = r[i + 2];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
+      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 1)) {
+      const vf a = r[i], b = r[i + 1];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
+      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
+    }
+}
+#elif SG_W == 8
+#define SG_TR_TOP_4 0, 1, 2, 3, 8, 9, 10, 11
+#define SG_TR_BOT_4 4, 5, 6, 7, 12, 13, 14, 15
+#define SG_TR_TOP_2 0, 1, 8, 9, 4, 5, 12, 13
+#define SG_TR_BOT_2 2, 3, 10, 11, 6, 7, 14, 15
+#define SG_TR_TOP_1 0, 8, 2, 10, 4, 12, 6, 14
+#define SG_TR_BOT_1 1, 9, 3, 11, 5, 13, 7, 15
+static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 4)) {
+      const vf a = r[i], b = r[i + 4];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_4);
+      r[i + 4] = __builtin_shufflevector(a, b, SG_TR_BOT_4);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 2)) {
+      const vf a = r[i], b = r[i + 2];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
+      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 1)) {
+      const vf a = r[i], b = r[i + 1];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
+      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
+    }
+}
+#elif SG_W == 4
+#define SG_TR_TOP_2 0, 1, 4, 5
+#define SG_TR_BOT_2 2, 3, 6, 7
+#define SG_TR_TOP_1 0, 4, 2, 6
+#define SG_TR_BOT_1 1, 5, 3, 7
+static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 2)) {
+      const vf a = r[i], b = r[i + 2];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
+      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
+    }
+  for (int i = 0; i < SG_W; ++i)
+    if (!(i & 1)) {
+      const vf a = r[i], b = r[i + 1];
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
+      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
+    }
+}
+#endif
+
+/* The source row of column j of a B operand read along K with unit stride
+ * (weights in [out, in] orientation), or NULL for a zero column. */
+static const char *b_col_ptr(const sg_src *s, int64_t j) {
+  const sg_mat *m = &s->a;
+  int64_t c = j;
+  if (s->kind == SRC_PAIRS) {
+    const int64_t pnl = j / SG_NR, slot = j % SG_NR;
+    const int up = slot >= SG_W;
+    c = pnl * SG_W + (up ? slot - SG_W : slot);
+    if (c >= s->nfeat) return NULL;
+    m = up ? &s->b : &s->a;
+  }
+  return m->p + c * m->cs * (int64_t)sg_dtype_size(m->dt);
+}
+
+/* B columns [n0, n0 + nr) into an SG_NR-column panel of K rows. Read
+ * along K with unit stride (the weights of the forward ops), SG_W x SG_W
+ * blocks are converted with vector loads and transposed in registers;
+ * otherwise row by row. */
 static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
-  SG_ALIGNED float buf[SG_SEG];
-  if (!src_along_c(s)) {
-    for (int j = 0; j < SG_NR; ++j) {
-      if (j >= nr) {
-        for (int64_t k = 0; k < K; ++k) dst[k * SG_NR + j] = 0.0f;
-        continue;
+  if (!src_along_c(s) && (s->kind == SRC_PLAIN || s->kind == SRC_PAIRS) && s->a.rs == 1 &&
+      (s->kind == SRC_PLAIN || s->b.rs == 1)) {
+    const int32_t dt = s->a.dt;
+    const size_t es = sg_dtype_size(dt);
+    const int64_t kfull = K / SG_W * SG_W;
+    for (int jb = 0; jb < SG_NR; jb += SG_W) {
+      const char *col[SG_W];
+      for (int j = 0; j < SG_W; ++j) col[j] = jb + j < nr ? b_col_ptr(s, n0 + jb + j) : NULL;
+      for (int64_t k = 0; k < kfull; k += SG_W) {
+        vf r[SG_W];
+#pragma GCC unroll 16
+        for (int j = 0; j < SG_W; ++j) r[j] = col[j] ? v_load(col[j] + k * (int64_t)es, dt) : v_set(0.0f);
+        v_transpose(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < SG_W; ++i) v_store_f32(dst + (k + i) * SG_NR + jb, r[i]);
       }
-      for (int64_t k0 = 0; k0 < K; k0 += SG_SEG) {
-        const int64_t n = K - k0 < SG_SEG ? K - k0 : SG_SEG;
-        src_seg(s, k0, n0 + j, 0, n, buf);
-        float *d = dst + k0 * SG_NR + j;
-        for (int64_t k = 0; k < n; ++k) d[k * SG_NR] = buf[k];
+      if (kfull < K) {
+        SG_ALIGNED float t[SG_W];
+        for (int j = 0; j < SG_W; ++j) {
+          if (col[j]) conv_run(col[j] + kfull * (int64_t)es, dt, K - kfull, t);
+          for (int64_t k = kfull; k < K; ++k) dst[k * SG_NR + jb + j] = col[j] ? t[k - kfull] : 0.0f;
+        }
       }
     }
+    return;
+  }
+  if (!src_along_c(s)) {
+    SG_ALIGNED float tile[SG_NR][64];
+    for (int64_t kb = 0; kb < K; kb += 64) {
+      const int64_t n = K - kb < 64 ? K - kb : 64;
+      for (int j = 0; j < SG_NR; ++j) {
+        if (j < nr)
+          src_seg(s, kb, n0 + j, 0, n, tile[j]);
+        else
+          memset(tile[j], 0, sizeof tile[j]);
+      }
+      float *d = dst + kb * SG_NR;
+      for (int64_t k = 0; k < n; ++k)
+        for (int j = 0; j < SG_NR; ++j) d[k * SG_NR + j] = tile[j][k];
+    }
   } else {
+    SG_ALIGNED float buf[SG_SEG];
     for (int64_t k = 0; k < K; ++k) {
       src_seg(s, k, n0, 1, nr, buf);
       for (int j = 0; j < SG_NR; ++j) dst[k * SG_NR + j] = j < nr ? buf[j] : 0.0f;
@@ -247,23 +379,73 @@ static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
   }
 }
 
+/* Prefetch into L2 of part of the next B panel, for operands read along K:
+ * lines [l0, l0 + n) of its nr columns, each column ceil(K / per_line)
+ * lines. The weights stream from memory once per call, and without this
+ * their reads would wait between panels instead of overlapping the FMAs. */
+static void prefetch_b(const sg_src *s, int64_t n0, int nr, int64_t K, int64_t l0, int64_t n) {
+  if (s->kind != SRC_PAIRS && s->kind != SRC_PLAIN) return;
+  const size_t es = sg_dtype_size(s->a.dt);
+  const int64_t per_line = 64 / (int64_t)es, lines = (K + per_line - 1) / per_line;
+  for (int64_t l = l0; l < l0 + n && l < lines * nr; ++l) {
+    const int64_t j = n0 + l / lines, k = (l % lines) * per_line;
+    const sg_mat *m = &s->a;
+    int64_t c = j;
+    if (s->kind == SRC_PAIRS) {
+      const int64_t pnl = j / SG_NR, slot = j % SG_NR;
+      const int up = slot >= SG_W;
+      c = pnl * SG_W + (up ? slot - SG_W : slot);
+      if (c >= s->nfeat) continue;
+      m = up ? &s->b : &s->a;
+    }
+    __builtin_prefetch(m->p + (k * m->rs + c * m->cs) * (int64_t)es, 0, 2);
+  }
+}
+
 /* ------------------------------------------------------------ micro-kernel */
+
+/* acc += A_p B_p over K; acc is read from / written to c (an SG_MR x SG_NR
+ * fp32 tile) unless first / last. */
+/* A broadcast from memory: one vbroadcastss (v_set's {0} + x costs an add,
+ * since x + 0 is not x for -0, and a lane loop becomes masked broadcasts). */
+#if SG_W == 16 && defined(__AVX512F__)
+#define v_bcast(p) ((vf)_mm512_set1_ps(*(p)))
+#elif SG_W == 8 && defined(__AVX2__)
+#define v_bcast(p) ((vf)_mm256_set1_ps(*(p)))
+#else
+static inline vf v_bcast(const float *p) {
+  vf v;
+  for (int l = 0; l < SG_W; ++l) v[l] = *p;
+  return v;
+}
+#endif
 
 static inline __attribute__((always_inline)) void ukernel(int64_t K, const float *restrict A,
                                                           const float *restrict B,
-                                                          vf acc[SG_MR][2]) {
+                                                          vf acc[SG_MR][2], float *c, int first) {
 #pragma GCC unroll 16
-  for (int i = 0; i < SG_MR; ++i) acc[i][0] = acc[i][1] = v_set(0.0f);
+  for (int i = 0; i < SG_MR; ++i) {
+    acc[i][0] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR);
+    acc[i][1] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR + SG_W);
+  }
   for (int64_t k = 0; k < K; ++k) {
     const vf b0 = v_load_f32(B), b1 = v_load_f32(B + SG_W);
 #pragma GCC unroll 16
     for (int i = 0; i < SG_MR; ++i) {
-      const vf a = v_set(A[i]);
+      const vf a = v_bcast(A + i);
       acc[i][0] = sg_v_fma(a, b0, acc[i][0]);
       acc[i][1] = sg_v_fma(a, b1, acc[i][1]);
     }
     A += SG_MR;
     B += SG_NR;
+  }
+}
+
+static inline void tile_save(float *c, vf acc[SG_MR][2]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < SG_MR; ++i) {
+    v_store_f32(c + i * SG_NR, acc[i][0]);
+    v_store_f32(c + i * SG_NR + SG_W, acc[i][1]);
   }
 }
 
@@ -349,14 +531,29 @@ static int64_t gemm_mc(int64_t M, int64_t K) {
   return mc < mr_up ? mc : (mr_up > 0 ? mr_up : SG_MR);
 }
 
+/* Per-thread floats: the B panel (K x SG_NR), the panel's biases, and the
+ * partial sums of an M block's tiles in this column panel between K blocks. */
+static size_t gemm_thread_floats(int64_t M, int64_t K) {
+  const size_t kk = (size_t)(K > 0 ? K : 1);
+  return kk * SG_NR + SG_NR + (size_t)gemm_mc(M, K) * SG_NR + 32;
+}
+
 /* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
 static size_t gemm_ws_floats(int64_t M, int64_t K, int nth) {
   const size_t kk = (size_t)(K > 0 ? K : 1);
-  return (size_t)gemm_mc(M, K) * kk + 16 + (size_t)nth * (kk * SG_NR + SG_NR + 16);
+  return (size_t)gemm_mc(M, K) * kk + 16 + (size_t)nth * gemm_thread_floats(M, K);
 }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
+/* Loop order (GotoBLAS): M blocks of up to mc rows, A packed once per block
+ * in [K block][row panel][k][SG_MR] order; then each thread takes column
+ * panels, packs the panel's B once, and for each K block of SG_KC runs every
+ * row panel against the same SG_KC x SG_NR slice of B, which stays in L1
+ * while the A panels stream from L2. A tile's partial sums wait in the
+ * thread's cbuf between K blocks; the epilogue sees the last block's
+ * registers. */
+#define SG_KC 256
 static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   const int64_t M = g->M, N = g->N, K = g->K;
   if (M <= 0 || N <= 0) return;
@@ -365,20 +562,30 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   float *apack = align64(ws);
   float *thread_base = align64(apack + (size_t)mc_max * kk);
   const int64_t npb = (N + SG_NR - 1) / SG_NR;
+  const int64_t nkc = K > 0 ? (K + SG_KC - 1) / SG_KC : 1;
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
-    float *bpack = align64(thread_base + (size_t)tid * (kk * SG_NR + SG_NR + 16));
+    float *bpack = align64(thread_base + (size_t)tid * gemm_thread_floats(M, K));
     float *bias = bpack + kk * SG_NR;
+    float *cbuf = bias + SG_NR;
     for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
       const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
       const int64_t npa = (mc + SG_MR - 1) / SG_MR;
+      const int64_t mc_pad = npa * SG_MR;
+#pragma omp for schedule(static) collapse(2)
+      for (int64_t kb = 0; kb < nkc; ++kb)
+        for (int64_t pa = 0; pa < npa; ++pa) {
+          const int64_t r0 = pa * SG_MR, k0 = kb * SG_KC;
+          const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
+          pack_a(&g->A, m0 + r0, (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR), k0, kcl,
+                 apack + k0 * mc_pad + r0 * kcl);
+        }
+      /* contiguous panel ranges per thread, so its next panel is pb + 1 */
+      const int pf = !src_along_c(&g->B);
+      const int64_t pf_lines = pf ? ((K + 15) / 16) * SG_NR : 0;
+      const int64_t pf_step = (pf_lines + nkc * npa - 1) / (nkc * npa);
 #pragma omp for schedule(static)
-      for (int64_t pa = 0; pa < npa; ++pa) {
-        const int64_t r0 = pa * SG_MR;
-        pack_a(&g->A, m0 + r0, (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR), K, apack + r0 * (int64_t)kk);
-      }
-#pragma omp for schedule(dynamic, 1)
       for (int64_t pb = 0; pb < npb; ++pb) {
         const int64_t n0 = pb * SG_NR;
         const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
@@ -392,17 +599,30 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
             mat_seg(&g->bu, 0, f0, 1, nf, bias + SG_W);
           }
         }
-        for (int64_t pa = 0; pa < npa; ++pa) {
-          const int64_t r0 = pa * SG_MR;
-          const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-          vf acc[SG_MR][2];
-          ukernel(K, apack + r0 * (int64_t)kk, bpack, acc);
-          if (g->epi == EPI_GLU_FWD)
-            epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias);
-          else if (g->epi == EPI_GLU_BWD)
-            epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
-          else
-            epi_store(g, m0 + r0, mr, n0, nr, acc);
+        for (int64_t kb = 0; kb < nkc; ++kb) {
+          const int64_t k0 = kb * SG_KC;
+          const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
+          const int last = kb == nkc - 1;
+          for (int64_t pa = 0; pa < npa; ++pa) {
+            const int64_t r0 = pa * SG_MR;
+            const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+            if (pf && pb + 1 < npb) {
+              const int64_t n1 = (pb + 1) * SG_NR;
+              prefetch_b(&g->B, n1, (int)(N - n1 < SG_NR ? N - n1 : SG_NR), K,
+                         (kb * npa + pa) * pf_step, pf_step);
+            }
+            vf acc[SG_MR][2];
+            float *ct = cbuf + r0 * SG_NR;
+            ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bpack + k0 * SG_NR, acc, ct, kb == 0);
+            if (!last)
+              tile_save(ct, acc);
+            else if (g->epi == EPI_GLU_FWD)
+              epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias);
+            else if (g->epi == EPI_GLU_BWD)
+              epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
+            else
+              epi_store(g, m0 + r0, mr, n0, nr, acc);
+          }
         }
       }
     }

@@ -1,0 +1,375 @@
+/*
+ * swiglu-bench --op linear: the GEMM-fused ops against the machine's own
+ * ceiling, measured in the same run.
+ *
+ * CPU: the ceiling is the FMA peak, a loop of independent vector FMAs on
+ * every OpenMP thread (AVX-512 when the CPU has it, else AVX2), measured
+ * before the ops (ratios use it) and again after them (printed, to show
+ * the machine did not change speed meanwhile). The peer is oneDNN:
+ * the GLU linear as two matmuls, the first with a swish post-op and the
+ * second with a binary-multiply post-op reading the first's output, with
+ * oneDNN's own pre-packed weight layout (packing done once, outside the
+ * timing; swiglu packs on every call), plus one plain matmul over [2H, D]
+ * as the GEMM-only reference.
+ * GPU: the FLOP rate alone; bench/torch_peers.py --linear times the
+ * PyTorch peers (X @ W^T, the unfused layer) on the same shapes.
+ *
+ * FLOPs counted: 2 T D 2H for the GLU linear forward, 2 T H D for the down
+ * projection, the GEMM terms only.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swiglu/swiglu.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#ifdef SWIGLU_BENCH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+double bench_now_ms(void);
+double bench_time_median(void (*fn)(void *), void *arg, int reps);
+
+/* ------------------------------------------------------------- FMA peak */
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float fma_loop_512(long iters, float seed) {
+  __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  __m512 a[12];
+  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(seed + (float)k);
+  for (long i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], m, c);
+  __m512 s = a[0];
+  for (int k = 1; k < 12; ++k) s = _mm512_add_ps(s, a[k]);
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) static float fma_loop_256(long iters, float seed) {
+  __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  __m256 a[12];
+  for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(seed + (float)k);
+  for (long i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], m, c);
+  __m256 s = a[0];
+  for (int k = 1; k < 12; ++k) s = _mm256_add_ps(s, a[k]);
+  float o[8];
+  _mm256_storeu_ps(o, s);
+  return o[0] + o[7];
+}
+#endif
+
+/* GFLOP/s of fp32 FMAs on all threads; *isa names the vector width used. */
+static double fma_peak_gflops(const char **isa) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const int w512 = __builtin_cpu_supports("avx512f");
+  if (!w512 && !__builtin_cpu_supports("fma")) {
+    *isa = "none";
+    return 0;
+  }
+  *isa = w512 ? "avx512 fma" : "avx2 fma";
+  const int lanes = w512 ? 16 : 8;
+  const long iters = 20000000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    double t0 = bench_now_ms();
+#pragma omp parallel reduction(+ : sink)
+    sink += w512 ? fma_loop_512(iters, (float)omp_get_thread_num()) : fma_loop_256(iters, 1.0f);
+    double ms = bench_now_ms() - t0;
+    double gf = (double)omp_get_max_threads() * iters * 12 * lanes * 2 / (ms * 1e6);
+    if (gf > best) best = gf;
+  }
+  return best;
+#else
+  *isa = "none";
+  return 0;
+#endif
+}
+
+/* ------------------------------------------------------------ the ops */
+
+typedef struct {
+  swiglu_context *ctx;
+  const swiglu_glu_desc *desc;
+  swiglu_glu_linear_args la;
+  swiglu_down_proj_args da;
+  int down;
+} lin_arg;
+
+static void lin_run(void *p) {
+  lin_arg *a = p;
+  swiglu_status st = a->down ? swiglu_down_proj_forward(a->ctx, a->desc, &a->da)
+                             : swiglu_glu_linear_forward(a->ctx, a->desc, &a->la);
+  if (!st) st = swiglu_context_synchronize(a->ctx);
+  if (st) {
+    fprintf(stderr, "linear op failed: %s: %s\n", swiglu_status_string(st), swiglu_context_last_error(a->ctx));
+    exit(1);
+  }
+}
+
+static void *dev_fill(swiglu_context *ctx, size_t n, int bf16, double scale, unsigned seed) {
+  size_t es = bf16 ? 2 : 4;
+  char *h = malloc(n * es);
+  unsigned s = seed;
+  for (size_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    float v = (float)(((double)(s >> 8) / 16777216.0 - 0.5) * 2 * scale);
+    if (bf16) {
+      uint32_t u;
+      memcpy(&u, &v, 4);
+      uint16_t b = (uint16_t)(u >> 16);
+      memcpy(h + i * 2, &b, 2);
+    } else {
+      memcpy(h + i * 4, &v, 4);
+    }
+  }
+  void *d;
+  if (swiglu_context_malloc(ctx, n * es, &d) ||
+      swiglu_context_copy(ctx, d, h, n * es, SWIGLU_COPY_HOST_TO_DEVICE)) {
+    fprintf(stderr, "cannot allocate %zu bytes on the device\n", n * es);
+    exit(1);
+  }
+  free(h);
+  return d;
+}
+
+static swiglu_tensor tensor2(swiglu_context *ctx, void *data, int64_t *shape, int bf16) {
+  swiglu_tensor t;
+  memset(&t, 0, sizeof t);
+  t.data = data;
+  t.device.device_type = swiglu_context_device_type(ctx);
+  t.device.device_id = swiglu_context_device(ctx);
+  t.ndim = 2;
+  t.dtype = bf16 ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32;
+  t.shape = shape;
+  return t;
+}
+
+/* ---------------------------------------------------------------- oneDNN */
+
+#ifdef SWIGLU_BENCH_ONEDNN
+typedef struct {
+  dnnl_engine_t eng;
+  dnnl_stream_t stream;
+  dnnl_primitive_t gate, mul, plain;
+  dnnl_memory_t x, wg, wu, wall, tmp, h, hall;
+} odnn_lin;
+
+static int dok(dnnl_status_t s) { return s == dnnl_success; }
+
+/* A matmul [T, D] x [D, N] with weights in oneDNN's chosen layout, filled
+ * from the row-major [N, D] user weights by a reorder. */
+static int make_matmul(odnn_lin *o, int64_t T, int64_t D, int64_t N, dnnl_data_type_t dt,
+                       dnnl_post_ops_t po, const void *w_user, dnnl_primitive_t *prim,
+                       dnnl_memory_t *wmem) {
+  dnnl_memory_desc_t src, wei_any, wei_user, dst;
+  dnnl_dims_t sd = {T, D}, wd = {D, N}, dd = {T, N}, ws = {1, D};
+  if (!dok(dnnl_memory_desc_init_by_tag(&src, 2, sd, dt, dnnl_ab)) ||
+      !dok(dnnl_memory_desc_init_by_tag(&wei_any, 2, wd, dt, dnnl_format_tag_any)) ||
+      !dok(dnnl_memory_desc_init_by_strides(&wei_user, 2, wd, dt, ws)) ||
+      !dok(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dt, dnnl_ab)))
+    return 0;
+  dnnl_matmul_desc_t md;
+  if (!dok(dnnl_matmul_desc_init(&md, &src, &wei_any, NULL, &dst))) return 0;
+  dnnl_primitive_attr_t attr;
+  dnnl_primitive_attr_create(&attr);
+  if (po) dnnl_primitive_attr_set_post_ops(attr, po);
+  dnnl_primitive_desc_t pd;
+  int good = dok(dnnl_primitive_desc_create(&pd, &md, attr, o->eng, NULL));
+  dnnl_primitive_attr_destroy(attr);
+  if (!good) return 0;
+  const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+  dnnl_memory_t user;
+  dnnl_memory_create(&user, &wei_user, o->eng, (void *)w_user);
+  dnnl_memory_create(wmem, wmd, o->eng, DNNL_MEMORY_ALLOCATE);
+  dnnl_primitive_desc_t rpd;
+  dnnl_primitive_t r;
+  good = dok(dnnl_reorder_primitive_desc_create(&rpd, &wei_user, o->eng, wmd, o->eng, NULL)) &&
+         dok(dnnl_primitive_create(&r, rpd));
+  if (good) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, *wmem}};
+    good = dok(dnnl_primitive_execute(r, o->stream, 2, args)) && dok(dnnl_stream_wait(o->stream));
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+  }
+  dnnl_memory_destroy(user);
+  good = good && dok(dnnl_primitive_create(prim, pd));
+  dnnl_primitive_desc_destroy(pd);
+  return good;
+}
+
+static void odnn_run(void *p) {
+  odnn_lin *o = p;
+  dnnl_exec_arg_t a1[3] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wg}, {DNNL_ARG_DST, o->tmp}};
+  dnnl_exec_arg_t a2[4] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wu}, {DNNL_ARG_DST, o->h},
+                           {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, o->tmp}};
+  dnnl_primitive_execute(o->gate, o->stream, 3, a1);
+  dnnl_primitive_execute(o->mul, o->stream, 4, a2);
+  dnnl_stream_wait(o->stream);
+}
+static void odnn_plain_run(void *p) {
+  odnn_lin *o = p;
+  dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wall}, {DNNL_ARG_DST, o->hall}};
+  dnnl_primitive_execute(o->plain, o->stream, 3, a);
+  dnnl_stream_wait(o->stream);
+}
+
+static int odnn_make(odnn_lin *o, int64_t T, int64_t D, int64_t H, int bf16, const void *x,
+                     const void *w /* [2H, D], gate rows first */, void *tmp, void *h, void *hall) {
+  memset(o, 0, sizeof *o);
+  const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+  const size_t es = bf16 ? 2 : 4;
+  if (!dok(dnnl_engine_create(&o->eng, dnnl_cpu, 0)) ||
+      !dok(dnnl_stream_create(&o->stream, o->eng, dnnl_stream_default_flags)))
+    return 0;
+  dnnl_post_ops_t po1, po2;
+  dnnl_post_ops_create(&po1);
+  dnnl_post_ops_append_eltwise(po1, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f);
+  dnnl_post_ops_create(&po2);
+  dnnl_memory_desc_t tmd;
+  dnnl_dims_t td = {T, H};
+  dnnl_memory_desc_init_by_tag(&tmd, 2, td, dt, dnnl_ab);
+  dnnl_post_ops_append_binary(po2, dnnl_binary_mul, &tmd);
+  int good = make_matmul(o, T, D, H, dt, po1, w, &o->gate, &o->wg) &&
+             make_matmul(o, T, D, H, dt, po2, (const char *)w + (size_t)(H * D) * es, &o->mul, &o->wu) &&
+             make_matmul(o, T, D, 2 * H, dt, NULL, w, &o->plain, &o->wall);
+  dnnl_post_ops_destroy(po1);
+  dnnl_post_ops_destroy(po2);
+  if (!good) return 0;
+  dnnl_memory_desc_t xmd, hmd;
+  dnnl_dims_t xd = {T, D}, hd = {T, 2 * H};
+  dnnl_memory_desc_init_by_tag(&xmd, 2, xd, dt, dnnl_ab);
+  dnnl_memory_desc_init_by_tag(&hmd, 2, hd, dt, dnnl_ab);
+  dnnl_memory_create(&o->x, &xmd, o->eng, (void *)x);
+  dnnl_memory_create(&o->tmp, &tmd, o->eng, tmp);
+  dnnl_memory_create(&o->h, &tmd, o->eng, h);
+  dnnl_memory_create(&o->hall, &hmd, o->eng, hall);
+  return 1;
+}
+static void odnn_free(odnn_lin *o) {
+  dnnl_primitive_t ps[3] = {o->gate, o->mul, o->plain};
+  for (int i = 0; i < 3; ++i)
+    if (ps[i]) dnnl_primitive_destroy(ps[i]);
+  dnnl_memory_t ms[7] = {o->x, o->wg, o->wu, o->wall, o->tmp, o->h, o->hall};
+  for (int i = 0; i < 7; ++i)
+    if (ms[i]) dnnl_memory_destroy(ms[i]);
+  if (o->stream) dnnl_stream_destroy(o->stream);
+  if (o->eng) dnnl_engine_destroy(o->eng);
+}
+#endif
+
+/* ------------------------------------------------------------------ main */
+
+int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, int reps, FILE *jf,
+                 int peer) {
+  const int gpu = swiglu_context_device_type(ctx) != SWIGLU_DEVICE_CPU;
+  const char *isa = "";
+  double peak0 = gpu ? 0 : fma_peak_gflops(&isa);
+  if (!gpu) printf("FMA peak (%s, %d threads): %.1f GFLOP/s\n", isa, omp_get_max_threads(), peak0);
+  printf("%-14s %-5s %6s %6s %6s %9s %9s %7s %9s %9s %7s %9s %9s\n", "op", "dtype", "T", "D", "H",
+         "ms", "GFLOP/s", "ofpeak", "dnnl ms", "dnnlGF/s", "xdnnl", "gemm ms", "gemmGF/s");
+  const char *p = shapes;
+  while (*p) {
+    long long T, D, H;
+    int n = 0;
+    if (sscanf(p, "%lldx%lldx%lld%n", &T, &D, &H, &n) != 3) {
+      fprintf(stderr, "bad --shapes entry at '%s' (want TxDxH)\n", p);
+      return 2;
+    }
+    p += n;
+    if (*p == ',') ++p;
+    for (int bf16 = 0; bf16 < 2; ++bf16) {
+      const char *dn = bf16 ? "bf16" : "f32";
+      if (strcmp(dtypes, "all") && strcmp(dtypes, dn)) continue;
+      for (int down = 0; down < 2; ++down) {
+        int64_t xs[2] = {T, D}, ws[2] = {2 * H, D}, hs[2] = {T, H}, ps[2] = {T, 2 * H}, wds[2] = {D, H},
+                ys[2] = {T, D};
+        void *x = dev_fill(ctx, (size_t)(T * (down ? 2 * H : D)), bf16, 1.0, 1);
+        void *w = dev_fill(ctx, (size_t)(down ? D * H : 2 * H * D), bf16, 1.0 / sqrt((double)D), 2);
+        void *out = dev_fill(ctx, (size_t)(T * (down ? D : H)), bf16, 0.0, 3);
+        swiglu_glu_desc desc;
+        swiglu_glu_desc_init(&desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+        lin_arg a;
+        memset(&a, 0, sizeof a);
+        a.ctx = ctx, a.desc = &desc, a.down = down;
+        swiglu_tensor tx = tensor2(ctx, x, down ? ps : xs, bf16), tw = tensor2(ctx, w, down ? wds : ws, bf16),
+                      to = tensor2(ctx, out, down ? ys : hs, bf16);
+        size_t bytes = 0;
+        swiglu_status st;
+        if (down) {
+          a.da = (swiglu_down_proj_args){&tx, NULL, &tw, NULL, 0, &to, NULL, 0};
+          st = swiglu_down_proj_forward_workspace_size(ctx, &desc, &a.da, &bytes);
+        } else {
+          a.la = (swiglu_glu_linear_args){&tx, &tw, NULL, NULL, NULL, &to, NULL, NULL, 0};
+          st = swiglu_glu_linear_forward_workspace_size(ctx, &desc, &a.la, &bytes);
+        }
+        if (st) {
+          printf("%-14s %-5s: %s (%s)\n", down ? "down-proj" : "glu-linear", dn, swiglu_status_string(st),
+                 swiglu_context_last_error(ctx));
+          continue;
+        }
+        void *wsp = NULL;
+        if (bytes && swiglu_context_malloc(ctx, bytes, &wsp)) {
+          fprintf(stderr, "cannot allocate the %zu-byte workspace\n", bytes);
+          return 1;
+        }
+        a.la.workspace = a.da.workspace = wsp;
+        a.la.workspace_bytes = a.da.workspace_bytes = bytes;
+        const double flops = 2.0 * T * D * (down ? H : 2 * H);
+        double ms = bench_time_median(lin_run, &a, reps);
+        double gf = flops / (ms * 1e6);
+        double dms = 0, dgf = 0, gms = 0, ggf = 0;
+#ifdef SWIGLU_BENCH_ONEDNN
+        if (peer && !gpu && !down) {
+          odnn_lin o;
+          size_t es = bf16 ? 2 : 4;
+          void *tmp = malloc((size_t)(T * H) * es), *h2 = malloc((size_t)(T * H) * es),
+               *hall = malloc((size_t)(T * 2 * H) * es);
+          if (odnn_make(&o, T, D, H, bf16, x, w, tmp, h2, hall)) {
+            dms = bench_time_median(odnn_run, &o, reps);
+            dgf = flops / (dms * 1e6);
+            gms = bench_time_median(odnn_plain_run, &o, reps);
+            ggf = flops / (gms * 1e6);
+          } else {
+            printf("  (oneDNN %s matmul with post-ops is not available here)\n", dn);
+          }
+          odnn_free(&o);
+          free(tmp), free(h2), free(hall);
+        }
+#else
+        (void)peer;
+#endif
+        const double peak = peak0;
+        printf("%-14s %-5s %6lld %6lld %6lld %9.3f %9.1f %7.3f", down ? "down-proj" : "glu-linear", dn, T, D, H,
+               ms, gf, peak > 0 ? gf / peak : 0.0);
+        if (dms > 0)
+          printf(" %9.3f %9.1f %7.2f %9.3f %9.1f\n", dms, dgf, dms / ms, gms, ggf);
+        else
+          printf("\n");
+        if (jf)
+          fprintf(jf,
+                  "{\"op\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"T\":%lld,\"D\":%lld,"
+                  "\"H\":%lld,\"ms\":%.6f,\"gflops\":%.3f,\"fma_peak_gflops\":%.3f,\"ratio_to_peak\":%.4f,"
+                  "\"onednn_ms\":%.6f,\"onednn_gemm_only_ms\":%.6f,\"speedup_vs_onednn\":%.4f}\n",
+                  down ? "down-proj" : "glu-linear", swiglu_context_backend(ctx),
+                  swiglu_context_device_name(ctx), dn, T, D, H, ms, gf, peak, peak > 0 ? gf / peak : 0.0,
+                  dms, gms, dms > 0 ? dms / ms : 0.0);
+        swiglu_context_free(ctx, x);
+        swiglu_context_free(ctx, w);
+        swiglu_context_free(ctx, out);
+        if (wsp) swiglu_context_free(ctx, wsp);
+      }
+    }
+  }
+  if (!gpu) {
+    double peak1 = fma_peak_gflops(&isa);
+    printf("FMA peak again after the ops: %.1f GFLOP/s (ratios above use the first, %.1f)\n", peak1, peak0);
+  }
+  return 0;
+}
