@@ -30,7 +30,7 @@
 #endif
 
 #ifdef SWIGLU_BENCH_ONEDNN
-#include <oneapi/dnnl/dnnl.h>
+#include "onednn_linear.h"
 #endif
 
 double bench_now_ms(void);
@@ -154,113 +154,20 @@ static swiglu_tensor tensor2(swiglu_context *ctx, void *data, int64_t *shape, in
 /* ---------------------------------------------------------------- oneDNN */
 
 #ifdef SWIGLU_BENCH_ONEDNN
+/* The oneDNN peer: gate = swish(X Wg^T), h = (X Wu^T) * gate; and X W^T alone. */
 typedef struct {
-  dnnl_engine_t eng;
-  dnnl_stream_t stream;
-  dnnl_primitive_t gate, mul, plain;
-  dnnl_memory_t x, wg, wu, wall, tmp, h, hall;
+  odnn_mm *gate, *mul, *plain;
+  const void *x;
+  void *tmp, *h, *hall;
 } odnn_lin;
-
-static int dok(dnnl_status_t s) { return s == dnnl_success; }
-
-/* A matmul [T, D] x [D, N] with weights in oneDNN's chosen layout, filled
- * from the row-major [N, D] user weights by a reorder. */
-static int make_matmul(odnn_lin *o, int64_t T, int64_t D, int64_t N, dnnl_data_type_t dt,
-                       dnnl_post_ops_t po, const void *w_user, dnnl_primitive_t *prim,
-                       dnnl_memory_t *wmem) {
-  dnnl_memory_desc_t src, wei_any, wei_user, dst;
-  dnnl_dims_t sd = {T, D}, wd = {D, N}, dd = {T, N}, ws = {1, D};
-  if (!dok(dnnl_memory_desc_init_by_tag(&src, 2, sd, dt, dnnl_ab)) ||
-      !dok(dnnl_memory_desc_init_by_tag(&wei_any, 2, wd, dt, dnnl_format_tag_any)) ||
-      !dok(dnnl_memory_desc_init_by_strides(&wei_user, 2, wd, dt, ws)) ||
-      !dok(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dt, dnnl_ab)))
-    return 0;
-  dnnl_matmul_desc_t md;
-  if (!dok(dnnl_matmul_desc_init(&md, &src, &wei_any, NULL, &dst))) return 0;
-  dnnl_primitive_attr_t attr;
-  dnnl_primitive_attr_create(&attr);
-  if (po) dnnl_primitive_attr_set_post_ops(attr, po);
-  dnnl_primitive_desc_t pd;
-  int good = dok(dnnl_primitive_desc_create(&pd, &md, attr, o->eng, NULL));
-  dnnl_primitive_attr_destroy(attr);
-  if (!good) return 0;
-  const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  dnnl_memory_t user;
-  dnnl_memory_create(&user, &wei_user, o->eng, (void *)w_user);
-  dnnl_memory_create(wmem, wmd, o->eng, DNNL_MEMORY_ALLOCATE);
-  dnnl_primitive_desc_t rpd;
-  dnnl_primitive_t r;
-  good = dok(dnnl_reorder_primitive_desc_create(&rpd, &wei_user, o->eng, wmd, o->eng, NULL)) &&
-         dok(dnnl_primitive_create(&r, rpd));
-  if (good) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, *wmem}};
-    good = dok(dnnl_primitive_execute(r, o->stream, 2, args)) && dok(dnnl_stream_wait(o->stream));
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-  }
-  dnnl_memory_destroy(user);
-  good = good && dok(dnnl_primitive_create(prim, pd));
-  dnnl_primitive_desc_destroy(pd);
-  return good;
-}
-
 static void odnn_run(void *p) {
   odnn_lin *o = p;
-  dnnl_exec_arg_t a1[3] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wg}, {DNNL_ARG_DST, o->tmp}};
-  dnnl_exec_arg_t a2[4] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wu}, {DNNL_ARG_DST, o->h},
-                           {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, o->tmp}};
-  dnnl_primitive_execute(o->gate, o->stream, 3, a1);
-  dnnl_primitive_execute(o->mul, o->stream, 4, a2);
-  dnnl_stream_wait(o->stream);
+  odnn_mm_run(o->gate, o->x, NULL, o->tmp);
+  odnn_mm_run(o->mul, o->x, o->tmp, o->h);
 }
 static void odnn_plain_run(void *p) {
   odnn_lin *o = p;
-  dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, o->x}, {DNNL_ARG_WEIGHTS, o->wall}, {DNNL_ARG_DST, o->hall}};
-  dnnl_primitive_execute(o->plain, o->stream, 3, a);
-  dnnl_stream_wait(o->stream);
-}
-
-static int odnn_make(odnn_lin *o, int64_t T, int64_t D, int64_t H, int bf16, const void *x,
-                     const void *w /* [2H, D], gate rows first */, void *tmp, void *h, void *hall) {
-  memset(o, 0, sizeof *o);
-  const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
-  const size_t es = bf16 ? 2 : 4;
-  if (!dok(dnnl_engine_create(&o->eng, dnnl_cpu, 0)) ||
-      !dok(dnnl_stream_create(&o->stream, o->eng, dnnl_stream_default_flags)))
-    return 0;
-  dnnl_post_ops_t po1, po2;
-  dnnl_post_ops_create(&po1);
-  dnnl_post_ops_append_eltwise(po1, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f);
-  dnnl_post_ops_create(&po2);
-  dnnl_memory_desc_t tmd;
-  dnnl_dims_t td = {T, H};
-  dnnl_memory_desc_init_by_tag(&tmd, 2, td, dt, dnnl_ab);
-  dnnl_post_ops_append_binary(po2, dnnl_binary_mul, &tmd);
-  int good = make_matmul(o, T, D, H, dt, po1, w, &o->gate, &o->wg) &&
-             make_matmul(o, T, D, H, dt, po2, (const char *)w + (size_t)(H * D) * es, &o->mul, &o->wu) &&
-             make_matmul(o, T, D, 2 * H, dt, NULL, w, &o->plain, &o->wall);
-  dnnl_post_ops_destroy(po1);
-  dnnl_post_ops_destroy(po2);
-  if (!good) return 0;
-  dnnl_memory_desc_t xmd, hmd;
-  dnnl_dims_t xd = {T, D}, hd = {T, 2 * H};
-  dnnl_memory_desc_init_by_tag(&xmd, 2, xd, dt, dnnl_ab);
-  dnnl_memory_desc_init_by_tag(&hmd, 2, hd, dt, dnnl_ab);
-  dnnl_memory_create(&o->x, &xmd, o->eng, (void *)x);
-  dnnl_memory_create(&o->tmp, &tmd, o->eng, tmp);
-  dnnl_memory_create(&o->h, &tmd, o->eng, h);
-  dnnl_memory_create(&o->hall, &hmd, o->eng, hall);
-  return 1;
-}
-static void odnn_free(odnn_lin *o) {
-  dnnl_primitive_t ps[3] = {o->gate, o->mul, o->plain};
-  for (int i = 0; i < 3; ++i)
-    if (ps[i]) dnnl_primitive_destroy(ps[i]);
-  dnnl_memory_t ms[7] = {o->x, o->wg, o->wu, o->wall, o->tmp, o->h, o->hall};
-  for (int i = 0; i < 7; ++i)
-    if (ms[i]) dnnl_memory_destroy(ms[i]);
-  if (o->stream) dnnl_stream_destroy(o->stream);
-  if (o->eng) dnnl_engine_destroy(o->eng);
+  odnn_mm_run(o->plain, o->x, NULL, o->hall);
 }
 #endif
 
@@ -328,19 +235,25 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
 #ifdef SWIGLU_BENCH_ONEDNN
         if (peer && !gpu && !down) {
           odnn_lin o;
-          size_t es = bf16 ? 2 : 4;
-          void *tmp = malloc((size_t)(T * H) * es), *h2 = malloc((size_t)(T * H) * es),
-               *hall = malloc((size_t)(T * 2 * H) * es);
-          if (odnn_make(&o, T, D, H, bf16, x, w, tmp, h2, hall)) {
+          const size_t es = bf16 ? 2 : 4;
+          char why[200] = "";
+          o.x = x;
+          o.tmp = malloc((size_t)(T * H) * es), o.h = malloc((size_t)(T * H) * es);
+          o.hall = malloc((size_t)(T * 2 * H) * es);
+          o.gate = odnn_mm_create(T, D, H, bf16, w, D, ODNN_POST_ACT, SWIGLU_ACT_SILU, why, sizeof why);
+          o.mul = odnn_mm_create(T, D, H, bf16, (const char *)w + (size_t)(H * D) * es, D, ODNN_POST_MUL, 0,
+                                 why, sizeof why);
+          o.plain = odnn_mm_create(T, D, 2 * H, bf16, w, D, ODNN_POST_NONE, 0, why, sizeof why);
+          if (o.gate && o.mul && o.plain) {
             dms = bench_time_median(odnn_run, &o, reps);
             dgf = flops / (dms * 1e6);
             gms = bench_time_median(odnn_plain_run, &o, reps);
             ggf = flops / (gms * 1e6);
           } else {
-            printf("  (oneDNN %s matmul with post-ops is not available here)\n", dn);
+            printf("  (%s)\n", why);
           }
-          odnn_free(&o);
-          free(tmp), free(h2), free(hall);
+          odnn_mm_destroy(o.gate), odnn_mm_destroy(o.mul), odnn_mm_destroy(o.plain);
+          free(o.tmp), free(o.h), free(o.hall);
         }
 #else
         (void)peer;

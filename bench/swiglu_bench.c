@@ -255,14 +255,14 @@ int main(int argc, char **argv) {
   printf("swiglu %s, backend %s on %s, %d threads, activation %s, median of %d\n",
          swiglu_version_string(), swiglu_context_backend(ctx), swiglu_context_device_name(ctx),
          omp_get_max_threads(), act_names[act], reps);
-  printf("%-10s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
-         "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   if (!strcmp(ops, "linear")) {
     int rc = bench_linear(ctx, shapes ? shapes : "256x2048x5632", dtypes, reps, jf, peer);
     if (jf && jf != stdout) fclose(jf);
     swiglu_context_destroy(ctx);
     return rc;
   }
+  printf("%-10s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
+         "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   if (!shapes) shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
   const char *dt_list[] = {"bf16", "f16", "f32"};
   /* quant variants: FP8 E4M3 group 128 with three scale layouts */
