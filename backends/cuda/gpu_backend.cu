@@ -421,7 +421,20 @@ struct sg_gpu_state {
   int max_smem;
   int sm_count;
   char name[160];
+  void *lt;            /* cuBLASLt handle (CUDA), NULL when unavailable */
+  char lt_error[200];  /* why lt is NULL */
 };
+
+/* The GEMM-fused ops (gpu_linear.cuh): composed with cuBLASLt on CUDA; the
+ * HIP build has no BLAS wired in yet and leaves them out, so they report
+ * SWIGLU_ERROR_UNSUPPORTED there. */
+#if defined(SWIGLU_HIP)
+#define SG_HAVE_LINEAR 0
+#else
+#define SG_HAVE_LINEAR 1
+static void sg_lin_create(sg_gpu_state *s);
+static void sg_lin_destroy(sg_gpu_state *s);
+#endif
 
 static swiglu_status sg_cuda_fail(cudaError_t e, const char *what, char *msg, size_t cap) {
   snprintf(msg, cap, "%s: %s", what, cudaGetErrorString(e));
@@ -459,6 +472,11 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
     return sg_cuda_fail(e, "allocating the context's flag", msg, cap);
   }
   SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, s->max_smem);
+  s->lt = NULL;
+  snprintf(s->lt_error, sizeof s->lt_error, "not built for %s", SG_GPU_RUNTIME);
+#if SG_HAVE_LINEAR
+  sg_lin_create(s);
+#endif
   *state = s;
   return SWIGLU_SUCCESS;
 }
@@ -466,6 +484,9 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
 static void gpu_destroy(void *state) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   cudaSetDevice(s->device);
+#if SG_HAVE_LINEAR
+  sg_lin_destroy(s);
+#endif
   cudaFree(s->bad);
   delete s;
 }
@@ -597,6 +618,15 @@ static swiglu_status gpu_synchronize(void *state, char *msg, size_t cap) {
   return SWIGLU_SUCCESS;
 }
 
+#if SG_HAVE_LINEAR
+#include "gpu_linear.cuh"
+#define SG_LINEAR_WS gpu_linear_workspace
+#define SG_LINEAR gpu_linear
+#else
+#define SG_LINEAR_WS NULL
+#define SG_LINEAR NULL
+#endif
+
 static const swiglu_backend_iface k_gpu_iface = {
     SWIGLU_BACKEND_ABI_VERSION,
     (uint32_t)sizeof(swiglu_backend_iface),
@@ -613,6 +643,8 @@ static const swiglu_backend_iface k_gpu_iface = {
     gpu_mem_free,
     gpu_mem_copy,
     gpu_synchronize,
+    SG_LINEAR_WS,
+    SG_LINEAR,
 };
 
 SG_EXPORT const swiglu_backend_iface *SG_ENTRY(swiglu_backend_init)(void) { return &k_gpu_iface; }
