@@ -14,14 +14,17 @@ cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT
 echo "== ctest (GPU and CPU)"
 ctest --test-dir build-gpu --output-on-failure -j 4 > "$OUT/ctest.log" 2>&1
 grep -E "tests passed|Failed|Skipped|\*\*\*" "$OUT/ctest.log" | tail -20
-for t in glu_oracle glu_quant; do
+for t in glu_oracle glu_quant glu_linear; do
   echo "== $t on cuda"
   ./build-gpu/bin/test_$t --backend cuda > "$OUT/$t-cuda.log" 2>&1; echo "rc=$?"; tail -3 "$OUT/$t-cuda.log"
 done
 echo "== compute-sanitizer"
 mkdir -p "$OUT/logs"
 for tool in memcheck racecheck; do
-  for t in glu_oracle glu_quant; do
+  # racecheck is for shared memory: the linear ops' own kernels use none
+  # (their GEMMs are cuBLASLt's), so they get memcheck only
+  tests="glu_oracle glu_quant"; [ $tool = memcheck ] && tests="$tests glu_linear"
+  for t in $tests; do
     compute-sanitizer --tool $tool --error-exitcode 3 ./build-gpu/bin/test_$t --backend cuda --quick \
       > "$OUT/logs/sanitizer-$tool-$t.log" 2>&1
     echo "$tool $t rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/logs/sanitizer-$tool-$t.log" | tail -1)" | tee -a "$OUT/sanitizer-summary.txt"
@@ -32,4 +35,11 @@ echo "== benchmark"
 python3 bench/torch_peers.py --lib build-gpu/lib/libswiglu.so --json "$OUT/gpu-bench.jsonl" ${BENCH_ARGS:-} \
   > "$OUT/gpu-bench.txt" 2>&1
 echo "bench rc=$?"
+python3 bench/torch_peers.py --lib build-gpu/lib/libswiglu.so --linear ${LINEAR_SHAPES:-} \
+  --json "$OUT/gpu-linear.jsonl" > "$OUT/gpu-linear.txt" 2>&1
+echo "linear bench rc=$?"
+./build-gpu/bin/swiglu-bench --backend cuda --op linear --dtype all \
+  --shapes 256x2048x5632,4096x4096x14336 > "$OUT/gpu-linear-swiglu-bench.txt" 2>&1
+echo "swiglu-bench linear rc=$?"
 grep -E "^(fwd|bwd|fp8q) +(8192|32768|1 |64 ) " "$OUT/gpu-bench.txt" | head -100
+cat "$OUT/gpu-linear.txt"

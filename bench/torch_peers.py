@@ -13,6 +13,7 @@ written once (forward 3*T*H*2, backward 5*T*H*2, FP8 group-128 quant
 2*T*H*2 + T*H + 4*T*H/128).
 
     python3 bench/torch_peers.py --lib build/lib/libswiglu.so [--json out.jsonl] [--quick]
+    python3 bench/torch_peers.py --lib ... --linear [TxDxH,...]   (the GEMM-fused ops)
 """
 import argparse
 import ctypes as C
@@ -51,6 +52,17 @@ class QuantDesc(C.Structure):
 class QuantArgs(C.Structure):
     _fields_ = [(n, C.POINTER(Tensor)) for n in
                 ("x", "up", "q", "scales", "tensor_scale", "row_weight", "expert_counts")]
+
+
+class LinearArgs(C.Structure):
+    _fields_ = [(n, C.POINTER(Tensor)) for n in ("x", "w", "w_up", "bias", "bias_up", "h", "preact")] + \
+               [("workspace", C.c_void_p), ("workspace_bytes", C.c_size_t)]
+
+
+class DownArgs(C.Structure):
+    _fields_ = [("x", C.POINTER(Tensor)), ("up", C.POINTER(Tensor)), ("w", C.POINTER(Tensor)),
+                ("expert_offsets", C.POINTER(C.c_int64)), ("num_experts", C.c_int32),
+                ("y", C.POINTER(Tensor)), ("workspace", C.c_void_p), ("workspace_bytes", C.c_size_t)]
 
 
 DT = {torch.bfloat16: (4, 16), torch.float16: (2, 16), torch.float32: (2, 32),
@@ -110,6 +122,25 @@ class Swiglu:
         return lambda: (self.stream(), self.check(self.lib.swiglu_glu_quant(self.ctx, C.byref(self.desc), C.byref(qd), C.byref(a))))
 
 
+    def _with_workspace(self, args, query, run):
+        n = C.c_size_t()
+        self.check(query(self.ctx, C.byref(self.desc), C.byref(args), C.byref(n)))
+        ws = torch.empty(max(n.value, 1), device="cuda", dtype=torch.uint8)
+        args.workspace, args.workspace_bytes = ws.data_ptr(), n.value
+        _keep.extend([args, ws])
+        return lambda: (self.stream(), self.check(run(self.ctx, C.byref(self.desc), C.byref(args))))
+
+    def glu_linear(self, x, w, h):
+        a = LinearArgs(C.pointer(desc(x)), C.pointer(desc(w)), None, None, None, C.pointer(desc(h)), None, None, 0)
+        return self._with_workspace(a, self.lib.swiglu_glu_linear_forward_workspace_size,
+                                    self.lib.swiglu_glu_linear_forward)
+
+    def down_proj(self, pre, wd, y):
+        a = DownArgs(C.pointer(desc(pre)), None, C.pointer(desc(wd)), None, 0, C.pointer(desc(y)), None, 0)
+        return self._with_workspace(a, self.lib.swiglu_down_proj_forward_workspace_size,
+                                    self.lib.swiglu_down_proj_forward)
+
+
 def time_ms(fn, graph):
     """Median ms of fn: events around single calls, or around replays of a
     CUDA graph of 20 calls (divided by 20)."""
@@ -149,6 +180,50 @@ def fp8_group_quant(h, T, H):
     return q.view(T, H), scale.view(T, H // 128)
 
 
+def linear_main(sw, shapes, out):
+    """The GEMM-fused forward ops (composed from cuBLASLt on CUDA) against
+    PyTorch: X @ W^T over [2H, D] (the GEMM ceiling) and the unfused layer
+    silu(X Wg^T) * (X Wu^T); the down projection against h @ Wd^T and the
+    unfused silu-and-mul then matmul. bf16, ratios to the plain GEMM."""
+    dev = torch.device("cuda")
+    print(f"{'op':<10} {'T':>6} {'D':>6} {'H':>6} {'contestant':<14} {'ms':>9} {'TFLOP/s':>8} {'of gemm':>7}")
+    for shp in shapes.split(","):
+        T, D, H = (int(v) for v in shp.split("x"))
+        x = torch.randn(T, D, device=dev).to(torch.bfloat16)
+        w = (torch.randn(2 * H, D, device=dev) / D ** 0.5).to(torch.bfloat16)
+        h = torch.empty(T, H, device=dev, dtype=torch.bfloat16)
+        pre = (torch.randn(T, 2 * H, device=dev) * 2).to(torch.bfloat16)
+        wd = (torch.randn(D, H, device=dev) / H ** 0.5).to(torch.bfloat16)
+        y = torch.empty(T, D, device=dev, dtype=torch.bfloat16)
+        hh = torch.empty(T, H, device=dev, dtype=torch.bfloat16)
+
+        def layer():
+            z = x @ w.t()
+            return F.silu(z[:, :H]) * z[:, H:]
+        tests = {
+            "glu-linear": (2.0 * T * D * 2 * H, [
+                ("torch X@W^T", lambda: x @ w.t()),
+                ("swiglu", sw.glu_linear(x, w, h)),
+                ("torch layer", layer)]),
+            "down-proj": (2.0 * T * H * D, [
+                ("torch h@Wd^T", lambda: hh @ wd.t()),
+                ("swiglu", sw.down_proj(pre, wd, y)),
+                ("torch layer", lambda: (F.silu(pre[:, :H]) * pre[:, H:]) @ wd.t())]),
+        }
+        for op, (flops, contestants) in tests.items():
+            gemm_ms = None
+            for name, fn in contestants:
+                ms = time_ms(fn, T <= 64)
+                gemm_ms = gemm_ms or ms
+                tf = flops / ms / 1e9
+                print(f"{op:<10} {T:>6} {D:>6} {H:>6} {name:<14} {ms:>9.4f} {tf:>8.1f} {gemm_ms / ms:>7.3f}")
+                if out:
+                    out.write(json.dumps(dict(op=op, T=T, D=D, H=H, contestant=name, ms=ms, tflops=tf,
+                                              ratio_to_gemm=gemm_ms / ms, device=sw.name)) + "\n")
+                    out.flush()
+        sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", default="build/lib/libswiglu.so")
@@ -156,8 +231,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--H", default="1024,4096,11008,14336")
     ap.add_argument("--T", default="1,64,4096,8192,32768")
+    ap.add_argument("--linear", nargs="?", const="256x2048x5632,4096x4096x14336,16x4096x14336",
+                    help="time the GEMM-fused forward ops on TxDxH shapes instead")
     args = ap.parse_args()
     sw = Swiglu(args.lib)
+    if args.linear:
+        print(f"device: {sw.name}; torch {torch.__version__}")
+        linear_main(sw, args.linear, open(args.json, "w") if args.json else None)
+        return
     torch.manual_seed(0)
     dev = torch.device("cuda")
     Hs = [int(v) for v in args.H.split(",")]
