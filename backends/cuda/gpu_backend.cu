@@ -170,8 +170,10 @@ __global__ void __launch_bounds__(SG_EW_THREADS, 8) sg_bwd_kernel(const sg_glu_p
         h[i] = f.a * f.m;
       }
     }
-    /* every input of these 8 columns is in registers: in place is safe */
-    if (IL >= 0 ? IL != 0 : p.dgate.col_step == 2) {
+    /* every input of these 8 columns is in registers: in place is safe. The
+     * outputs' layout is their own: the GEMM-fused ops write compact halves
+     * from an interleaved pre-activation. */
+    if (p.dgate.col_step == 2) {
       float t[16];
 #pragma unroll
       for (int i = 0; i < 8; ++i) t[2 * i] = dg[i], t[2 * i + 1] = du[i];

@@ -224,11 +224,14 @@ static sg_cvt sg_cvt_of(const void *in, int64_t in_rs, int in_dt, const sg_opera
   return a;
 }
 
-/* A compact [rows, cols] copy of m in dtype dt (m itself when it already is). */
+/* m as a GEMM operand of dtype dt: itself when it already is one and its
+ * rows have a pitch cuBLASLt accepts, else a compact [rows, cols] copy. (A
+ * row stride below cols is legal for an input, e.g. 0 repeats one row; a
+ * single row just gets the pitch cols.) */
 static swiglu_status sg_as_dtype(sg_lin_ctx *c, const sg_operand &m, int64_t rows, int64_t cols, int dt,
                                  sg_rm *out) {
-  if (m.dtype == dt) {
-    *out = {m.base, m.row_stride, dt};
+  if (m.dtype == dt && (rows <= 1 || m.row_stride >= cols)) {
+    *out = {m.base, rows <= 1 && m.row_stride < cols ? cols : m.row_stride, dt};
     return SWIGLU_SUCCESS;
   }
   char *p = sg_take(c, (size_t)(rows * cols) * sg_dtype_size(dt));
@@ -399,8 +402,9 @@ static swiglu_status sg_lin_down_fwd(sg_lin_ctx *c, const sg_linear_problem *p) 
   for (int32_t e = 0; e < E; ++e) {
     const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : T;
     if (r1 == r0) continue;
-    const sg_operand w = sg_expert(p->wd, p->wd_expert_stride, e);
-    sg_rm a = {h ? h + r0 * H * (int64_t)sg_dtype_size(wdt) : NULL, H, wdt}, b = {w.base, w.row_stride, wdt};
+    sg_rm b;
+    SG_TRY(sg_as_dtype(c, sg_expert(p->wd, p->wd_expert_stride, e), D, H, wdt, &b));
+    sg_rm a = {h ? h + r0 * H * (int64_t)sg_dtype_size(wdt) : NULL, H, wdt};
     SG_TRY(sg_gemm(c, y ? y + r0 * D : NULL, D, a, 0, b, 1, r1 - r0, D, H, 0.0f));
   }
   return sg_convert(c, sg_cvt_of(y, D, SG_F32, p->y, T, D, 0));
@@ -417,16 +421,11 @@ static swiglu_status sg_lin_down_bwd(sg_lin_ctx *c, const sg_linear_problem *p) 
   if (T > 0) SG_TRY(sg_as_dtype(c, p->y, T, D, dt, &dy));
   /* dh = dy Wd per expert, then the GLU backward into the outputs */
   float *dh = T > 0 ? (float *)sg_take(c, (size_t)(T * H) * 4) : NULL;
-  char *wbuf = p->wd.dtype != dt ? sg_take(c, (size_t)(D * H) * 4) : NULL;
   for (int32_t e = 0; e < E && T > 0; ++e) {
     const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : T;
     if (r1 == r0) continue;
-    const sg_operand w = sg_expert(p->wd, p->wd_expert_stride, e);
-    sg_rm wm = {w.base, w.row_stride, dt};
-    if (wbuf) {
-      SG_TRY(sg_convert(c, sg_cvt_of(w.base, w.row_stride, w.dtype, sg_op(wbuf, H, dt), D, H, 0)));
-      wm = {wbuf, H, dt};
-    }
+    sg_rm wm;
+    SG_TRY(sg_as_dtype(c, sg_expert(p->wd, p->wd_expert_stride, e), D, H, dt, &wm));
     sg_rm a = {dy.p ? dy.p + r0 * dy.ld * (int64_t)sg_dtype_size(dt) : NULL, dy.ld, dt};
     SG_TRY(sg_gemm(c, dh ? dh + r0 * H : NULL, H, a, 0, wm, 0, r1 - r0, H, D, 0.0f));
   }
