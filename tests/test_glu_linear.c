@@ -145,9 +145,30 @@ static void glu_box(int act, double al, double lim, double g, double eg, double 
   o->tdu = 1.25 * sdu + 16 * u24 * (fabs(c.dup) + c.dup_arg) + c.dup_abs;
 }
 
+/* The largest |error| / allowed error seen per output with an fp32 result,
+ * printed at the end so docs/numerics.md can say how much of the bound is
+ * used. */
+static struct {
+  const char *what;
+  double worst;
+} g_use[16];
+static void track_use(const char *what, double exact, double tol, double got, int t) {
+  if (!isfinite(exact) || !isfinite(got) || t != T_F32) return; /* 16-bit: the rounding dominates */
+  const double allowed = tol + t_ulp(exact, t);
+  const double r = fabs(got - exact) / allowed;
+  for (int i = 0; i < 16; ++i) {
+    if (!g_use[i].what) g_use[i].what = what;
+    if (!strcmp(g_use[i].what, what)) {
+      if (r > g_use[i].worst) g_use[i].worst = r;
+      return;
+    }
+  }
+}
+
 static void check(const char *what, const char *cs, int64_t r, int64_t c, double exact, double tol,
                   double got, int t) {
   ++g_checked;
+  track_use(what, exact, tol, got, t);
   if (t_accept(exact, got, t, 0.5, 0, 0, tol, 0)) return;
   ++g_failed;
   if (g_verbose_left-- > 0)
@@ -709,6 +730,9 @@ int main(int argc, char **argv) {
   printf("bad inputs:\n");
   bad_inputs(&r);
   if (g_ws) swiglu_context_free(g_ctx, g_ws);
+  printf("largest error as a fraction of its bound (fp32 outputs):");
+  for (int i = 0; i < 16 && g_use[i].what; ++i) printf("%s %s %.3f", i ? "," : "", g_use[i].what, g_use[i].worst);
+  printf("\n");
   printf("backend %s: %ld cases, %ld checks, %ld failed (%d bad-input rules failed)\n", backend,
          g_cases, g_checked, g_failed, g_bad_failed);
   swiglu_context_destroy(g_ctx);
