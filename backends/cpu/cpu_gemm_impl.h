@@ -524,6 +524,93 @@ static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, 
 
 /* ------------------------------------------------------------------ driver */
 
+/* ----------------------------------------- bf16 dot products (AVX512_BF16) */
+
+/* When A and B are both bf16 and read along K with unit stride (the GLU
+ * linear forward with bf16 activations and weights), the AVX512_BF16 build
+ * multiplies pairs of K with vdpbf16ps: one instruction does the two FMAs
+ * of a K pair per lane, twice the fp32 FMA rate. bf16 products are exact in
+ * fp32 and each is added with round-to-nearest-even, as two fp32 FMAs
+ * would; the instruction treats subnormal inputs and results as zero, an
+ * absolute error of at most 2^-126 per product (docs/numerics.md). Panels
+ * hold 32-bit units, the bf16 pair (k, k + 1) of one row or column, k even;
+ * an odd K's last pair is padded with zero in both operands. */
+#if defined(__AVX512BF16__) && SG_W == 16
+#define SG_HAVE_DP 1
+static int gemm_use_dp(const sg_gemm *g) {
+  const sg_src *a = &g->A, *b = &g->B;
+  return a->kind == SRC_PLAIN && a->a.dt == SG_BF16 && a->a.cs == 1 &&
+         (b->kind == SRC_PLAIN || b->kind == SRC_PAIRS) && b->a.dt == SG_BF16 && b->a.rs == 1 &&
+         (b->kind == SRC_PLAIN || (b->b.dt == SG_BF16 && b->b.rs == 1));
+}
+
+static inline uint32_t bf16_pair(const char *p, int64_t k, int64_t K) {
+  uint16_t lo = 0, hi = 0;
+  memcpy(&lo, p + 2 * k, 2);
+  if (k + 1 < K) memcpy(&hi, p + 2 * (k + 1), 2);
+  return (uint32_t)lo | (uint32_t)hi << 16;
+}
+
+/* A rows [m0, m0 + mr), K range [k0, k0 + kcl) as kcl/2 (rounded up) pairs. */
+static void pack_a_dp(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t kcl, uint32_t *dst) {
+  const int64_t kp = (kcl + 1) / 2, K = k0 + kcl;
+  for (int i = 0; i < SG_MR; ++i) {
+    if (i >= mr) {
+      for (int64_t q = 0; q < kp; ++q) dst[q * SG_MR + i] = 0;
+      continue;
+    }
+    const char *row = s->a.p + (m0 + i) * s->a.rs * 2;
+    int64_t q = 0;
+    if (kcl % 2 == 0)
+      for (; q < kp; ++q) memcpy(&dst[q * SG_MR + i], row + 2 * (k0 + 2 * q), 4);
+    for (; q < kp; ++q) dst[q * SG_MR + i] = bf16_pair(row, k0 + 2 * q, K);
+  }
+}
+
+/* B columns [n0, n0 + nr) over all K as pairs: 16 columns x 16 pairs per
+ * in-register transpose of 32-bit units. */
+static void pack_b_dp(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *dst) {
+  const int64_t kp = (K + 1) / 2, kfull = K / 32 * 16; /* pairs covered by whole 32-k blocks */
+  for (int jb = 0; jb < SG_NR; jb += SG_W) {
+    const char *col[SG_W];
+    for (int j = 0; j < SG_W; ++j) col[j] = jb + j < nr ? b_col_ptr(s, n0 + jb + j) : NULL;
+    for (int64_t q = 0; q < kfull; q += SG_W) {
+      vf r[SG_W];
+#pragma GCC unroll 16
+      for (int j = 0; j < SG_W; ++j) r[j] = col[j] ? v_load_f32(col[j] + 4 * q) : v_set(0.0f);
+      v_transpose(r);
+#pragma GCC unroll 16
+      for (int i = 0; i < SG_W; ++i) v_store_f32(dst + (q + i) * SG_NR + jb, r[i]);
+    }
+    for (int64_t q = kfull; q < kp; ++q)
+      for (int j = 0; j < SG_W; ++j) dst[q * SG_NR + jb + j] = col[j] ? bf16_pair(col[j], 2 * q, K) : 0;
+  }
+}
+
+static inline __attribute__((always_inline)) void ukernel_dp(int64_t KP, const uint32_t *restrict A,
+                                                             const uint32_t *restrict B,
+                                                             vf acc[SG_MR][2], float *c, int first) {
+#pragma GCC unroll 16
+  for (int i = 0; i < SG_MR; ++i) {
+    acc[i][0] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR);
+    acc[i][1] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR + SG_W);
+  }
+  for (int64_t q = 0; q < KP; ++q) {
+    const __m512i b0 = _mm512_loadu_si512(B), b1 = _mm512_loadu_si512(B + SG_W);
+#pragma GCC unroll 16
+    for (int i = 0; i < SG_MR; ++i) {
+      const __m512i a = _mm512_set1_epi32((int)A[i]);
+      acc[i][0] = (vf)_mm512_dpbf16_ps((__m512)acc[i][0], (__m512bh)a, (__m512bh)b0);
+      acc[i][1] = (vf)_mm512_dpbf16_ps((__m512)acc[i][1], (__m512bh)a, (__m512bh)b1);
+    }
+    A += SG_MR;
+    B += SG_NR;
+  }
+}
+#else
+#define SG_HAVE_DP 0
+#endif
+
 static int64_t gemm_mc(int64_t M, int64_t K) {
   int64_t mc = (int64_t)SG_APACK_BYTES / (K > 0 ? K * 4 : 4) / SG_MR * SG_MR;
   if (mc < SG_MR) mc = SG_MR;
@@ -563,6 +650,12 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   float *thread_base = align64(apack + (size_t)mc_max * kk);
   const int64_t npb = (N + SG_NR - 1) / SG_NR;
   const int64_t nkc = K > 0 ? (K + SG_KC - 1) / SG_KC : 1;
+#if SG_HAVE_DP
+  const int dp = gemm_use_dp(g);
+#else
+  const int dp = 0;
+  (void)dp;
+#endif
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
@@ -578,8 +671,14 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
         for (int64_t pa = 0; pa < npa; ++pa) {
           const int64_t r0 = pa * SG_MR, k0 = kb * SG_KC;
           const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
-          pack_a(&g->A, m0 + r0, (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR), k0, kcl,
-                 apack + k0 * mc_pad + r0 * kcl);
+          const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+#if SG_HAVE_DP
+          if (dp) { /* pairs: K block kb starts at pair k0 / 2 (SG_KC is even) */
+            pack_a_dp(&g->A, m0 + r0, mr, k0, kcl, (uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2));
+            continue;
+          }
+#endif
+          pack_a(&g->A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
         }
       /* contiguous panel ranges per thread, so its next panel is pb + 1 */
       const int pf = !src_along_c(&g->B);
@@ -589,7 +688,12 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
       for (int64_t pb = 0; pb < npb; ++pb) {
         const int64_t n0 = pb * SG_NR;
         const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
-        pack_b(&g->B, n0, nr, K, bpack);
+#if SG_HAVE_DP
+        if (dp)
+          pack_b_dp(&g->B, n0, nr, K, (uint32_t *)bpack);
+        else
+#endif
+          pack_b(&g->B, n0, nr, K, bpack);
         if (g->epi == EPI_GLU_FWD) {
           const int64_t f0 = pb * SG_W;
           const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
@@ -613,7 +717,13 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
             }
             vf acc[SG_MR][2];
             float *ct = cbuf + r0 * SG_NR;
-            ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bpack + k0 * SG_NR, acc, ct, kb == 0);
+#if SG_HAVE_DP
+            if (dp)
+              ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
+                         (const uint32_t *)bpack + k0 / 2 * SG_NR, acc, ct, kb == 0);
+            else
+#endif
+              ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bpack + k0 * SG_NR, acc, ct, kb == 0);
             if (!last)
               tile_save(ct, acc);
             else if (g->epi == EPI_GLU_FWD)
