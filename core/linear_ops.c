@@ -135,13 +135,39 @@ static swiglu_status finish(swiglu_context *ctx, sg_linear_problem *p, const sg_
   return SWIGLU_SUCCESS;
 }
 
-static void init_problem(sg_linear_problem *p, int op, const swiglu_glu_desc *d) {
+/* What every op checks first: the desc, the args pointer and the flags;
+ * then the problem starts from the desc. */
+static swiglu_status begin(swiglu_context *ctx, const swiglu_glu_desc *d, const void *args,
+                           uint32_t flags, sg_linear_problem *p, int op) {
+  ctx->last_error[0] = '\0';
+  swiglu_status st;
+  if ((st = sg_glu_check_desc(ctx, d))) return st;
+  if (!args) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "args is NULL");
+  if (flags & ~SWIGLU_LINEAR_ACCUMULATE)
+    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "flags 0x%x has unknown bits", flags);
   memset(p, 0, sizeof *p);
   p->op = op;
   p->activation = d->activation;
   p->alpha = d->alpha;
   p->limit = d->limit;
+  p->flags = flags;
+  return SWIGLU_SUCCESS;
 }
+
+/* The public pair of each op: the call, and the workspace query that runs
+ * the same validation and stops before the backend computes. */
+#define SG_LINEAR_ENTRIES(name, impl, args_t)                                                     \
+  swiglu_status swiglu_##name(swiglu_context *ctx, const swiglu_glu_desc *desc,                  \
+                              const args_t *args) {                                              \
+    return impl(ctx, desc, args, NULL);                                                          \
+  }                                                                                              \
+  swiglu_status swiglu_##name##_workspace_size(swiglu_context *ctx, const swiglu_glu_desc *desc, \
+                                               const args_t *args, size_t *bytes) {              \
+    if (!bytes)                                                                                  \
+      return ctx ? sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "bytes is NULL")                      \
+                 : SWIGLU_ERROR_NULL_POINTER;                                                    \
+    return impl(ctx, desc, args, bytes);                                                         \
+  }
 
 /* The GLU linear operands common to forward and backward: x, the weights and
  * the biases. Sets T, D, H, pre_layout. */
@@ -205,12 +231,9 @@ static swiglu_status glu_weights(swiglu_context *ctx, const swiglu_glu_desc *d,
 static swiglu_status glu_linear_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
                                         const swiglu_glu_linear_args *a, size_t *query) {
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
-  ctx->last_error[0] = '\0';
-  swiglu_status st;
-  if ((st = sg_glu_check_desc(ctx, desc))) return st;
-  if (!a) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "args is NULL");
   sg_linear_problem p;
-  init_problem(&p, SG_LIN_GLU_FWD, desc);
+  swiglu_status st = begin(ctx, desc, a, 0, &p, SG_LIN_GLU_FWD);
+  if (st) return st;
   sg_operands o;
   memset(&o, 0, sizeof o);
   sg_checked cx, c;
@@ -230,31 +253,15 @@ static swiglu_status glu_linear_forward(swiglu_context *ctx, const swiglu_glu_de
   return finish(ctx, &p, &o, "glu_linear_forward", query);
 }
 
-swiglu_status swiglu_glu_linear_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
-                                        const swiglu_glu_linear_args *args) {
-  return glu_linear_forward(ctx, desc, args, NULL);
-}
-swiglu_status swiglu_glu_linear_forward_workspace_size(swiglu_context *ctx,
-                                                       const swiglu_glu_desc *desc,
-                                                       const swiglu_glu_linear_args *args,
-                                                       size_t *bytes) {
-  if (!bytes) return ctx ? sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "bytes is NULL") : SWIGLU_ERROR_NULL_POINTER;
-  return glu_linear_forward(ctx, desc, args, bytes);
-}
+SG_LINEAR_ENTRIES(glu_linear_forward, glu_linear_forward, swiglu_glu_linear_args)
 
 static swiglu_status glu_linear_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
                                          const swiglu_glu_linear_backward_args *a, size_t *query) {
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
-  ctx->last_error[0] = '\0';
-  swiglu_status st;
-  if ((st = sg_glu_check_desc(ctx, desc))) return st;
-  if (!a) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "args is NULL");
-  if (a->flags & ~SWIGLU_LINEAR_ACCUMULATE)
-    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "flags 0x%x has unknown bits", a->flags);
-  const int sep = desc->layout == SWIGLU_LAYOUT_SEPARATE;
   sg_linear_problem p;
-  init_problem(&p, SG_LIN_GLU_BWD, desc);
-  p.flags = a->flags;
+  swiglu_status st = begin(ctx, desc, a, a ? a->flags : 0, &p, SG_LIN_GLU_BWD);
+  if (st) return st;
+  const int sep = desc->layout == SWIGLU_LAYOUT_SEPARATE;
   sg_operands o;
   memset(&o, 0, sizeof o);
   sg_checked cx, c;
@@ -314,17 +321,7 @@ static swiglu_status glu_linear_backward(swiglu_context *ctx, const swiglu_glu_d
   return finish(ctx, &p, &o, "glu_linear_backward", query);
 }
 
-swiglu_status swiglu_glu_linear_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
-                                         const swiglu_glu_linear_backward_args *args) {
-  return glu_linear_backward(ctx, desc, args, NULL);
-}
-swiglu_status swiglu_glu_linear_backward_workspace_size(swiglu_context *ctx,
-                                                        const swiglu_glu_desc *desc,
-                                                        const swiglu_glu_linear_backward_args *args,
-                                                        size_t *bytes) {
-  if (!bytes) return ctx ? sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "bytes is NULL") : SWIGLU_ERROR_NULL_POINTER;
-  return glu_linear_backward(ctx, desc, args, bytes);
-}
+SG_LINEAR_ENTRIES(glu_linear_backward, glu_linear_backward, swiglu_glu_linear_backward_args)
 
 /* The down projection's pre-activation, weight and expert offsets. */
 static swiglu_status down_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
@@ -378,12 +375,9 @@ static swiglu_status down_inputs(swiglu_context *ctx, const swiglu_glu_desc *d,
 static swiglu_status down_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
                                   const swiglu_down_proj_args *a, size_t *query) {
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
-  ctx->last_error[0] = '\0';
-  swiglu_status st;
-  if ((st = sg_glu_check_desc(ctx, desc))) return st;
-  if (!a) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "args is NULL");
   sg_linear_problem p;
-  init_problem(&p, SG_LIN_DOWN_FWD, desc);
+  swiglu_status st = begin(ctx, desc, a, 0, &p, SG_LIN_DOWN_FWD);
+  if (st) return st;
   sg_operands o;
   memset(&o, 0, sizeof o);
   sg_checked cx, c;
@@ -398,31 +392,15 @@ static swiglu_status down_forward(swiglu_context *ctx, const swiglu_glu_desc *de
   return finish(ctx, &p, &o, "down_proj_forward", query);
 }
 
-swiglu_status swiglu_down_proj_forward(swiglu_context *ctx, const swiglu_glu_desc *desc,
-                                       const swiglu_down_proj_args *args) {
-  return down_forward(ctx, desc, args, NULL);
-}
-swiglu_status swiglu_down_proj_forward_workspace_size(swiglu_context *ctx,
-                                                      const swiglu_glu_desc *desc,
-                                                      const swiglu_down_proj_args *args,
-                                                      size_t *bytes) {
-  if (!bytes) return ctx ? sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "bytes is NULL") : SWIGLU_ERROR_NULL_POINTER;
-  return down_forward(ctx, desc, args, bytes);
-}
+SG_LINEAR_ENTRIES(down_proj_forward, down_forward, swiglu_down_proj_args)
 
 static swiglu_status down_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
                                    const swiglu_down_proj_backward_args *a, size_t *query) {
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
-  ctx->last_error[0] = '\0';
-  swiglu_status st;
-  if ((st = sg_glu_check_desc(ctx, desc))) return st;
-  if (!a) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "args is NULL");
-  if (a->flags & ~SWIGLU_LINEAR_ACCUMULATE)
-    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "flags 0x%x has unknown bits", a->flags);
-  const int sep = desc->layout == SWIGLU_LAYOUT_SEPARATE;
   sg_linear_problem p;
-  init_problem(&p, SG_LIN_DOWN_BWD, desc);
-  p.flags = a->flags;
+  swiglu_status st = begin(ctx, desc, a, a ? a->flags : 0, &p, SG_LIN_DOWN_BWD);
+  if (st) return st;
+  const int sep = desc->layout == SWIGLU_LAYOUT_SEPARATE;
   sg_operands o;
   memset(&o, 0, sizeof o);
   sg_checked cx, c;
@@ -458,13 +436,4 @@ static swiglu_status down_backward(swiglu_context *ctx, const swiglu_glu_desc *d
   return finish(ctx, &p, &o, "down_proj_backward", query);
 }
 
-swiglu_status swiglu_down_proj_backward(swiglu_context *ctx, const swiglu_glu_desc *desc,
-                                        const swiglu_down_proj_backward_args *args) {
-  return down_backward(ctx, desc, args, NULL);
-}
-swiglu_status swiglu_down_proj_backward_workspace_size(
-    swiglu_context *ctx, const swiglu_glu_desc *desc, const swiglu_down_proj_backward_args *args,
-    size_t *bytes) {
-  if (!bytes) return ctx ? sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "bytes is NULL") : SWIGLU_ERROR_NULL_POINTER;
-  return down_backward(ctx, desc, args, bytes);
-}
+SG_LINEAR_ENTRIES(down_proj_backward, down_backward, swiglu_down_proj_backward_args)

@@ -236,32 +236,6 @@ static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t K, f
 #define SG_TR_BOT_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
 #define SG_TR_TOP_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
 #define SG_TR_BOT_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 8)) {
-      const vf a = r[i], b = r[i + 8];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_8);
-      r[i + 8] = __builtin_shufflevector(a, b, SG_TR_BOT_8);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 4)) {
-      const vf a = r[i], b = r[i + 4];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_4);
-      r[i + 4] = __builtin_shufflevector(a, b, SG_TR_BOT_4);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 2)) {
-      const vf a = r[i], b = r[i + 2];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
-      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 1)) {
-      const vf a = r[i], b = r[i + 1];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
-      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
-    }
-}
 #elif SG_W == 8
 #define SG_TR_TOP_4 0, 1, 2, 3, 8, 9, 10, 11
 #define SG_TR_BOT_4 4, 5, 6, 7, 12, 13, 14, 15
@@ -269,46 +243,29 @@ static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
 #define SG_TR_BOT_2 2, 3, 10, 11, 6, 7, 14, 15
 #define SG_TR_TOP_1 0, 8, 2, 10, 4, 12, 6, 14
 #define SG_TR_BOT_1 1, 9, 3, 11, 5, 13, 7, 15
-static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 4)) {
-      const vf a = r[i], b = r[i + 4];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_4);
-      r[i + 4] = __builtin_shufflevector(a, b, SG_TR_BOT_4);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 2)) {
-      const vf a = r[i], b = r[i + 2];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
-      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 1)) {
-      const vf a = r[i], b = r[i + 1];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
-      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
-    }
-}
 #elif SG_W == 4
 #define SG_TR_TOP_2 0, 1, 4, 5
 #define SG_TR_BOT_2 2, 3, 6, 7
 #define SG_TR_TOP_1 0, 4, 2, 6
 #define SG_TR_BOT_1 1, 5, 3, 7
-static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 2)) {
-      const vf a = r[i], b = r[i + 2];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_2);
-      r[i + 2] = __builtin_shufflevector(a, b, SG_TR_BOT_2);
-    }
-  for (int i = 0; i < SG_W; ++i)
-    if (!(i & 1)) {
-      const vf a = r[i], b = r[i + 1];
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_1);
-      r[i + 1] = __builtin_shufflevector(a, b, SG_TR_BOT_1);
-    }
-}
 #endif
+#define SG_TR_STAGE(d)                                         \
+  for (int i = 0; i < SG_W; ++i)                               \
+    if (!(i & d)) {                                            \
+      const vf a = r[i], b = r[i + d];                         \
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_##d);     \
+      r[i + d] = __builtin_shufflevector(a, b, SG_TR_BOT_##d); \
+    }
+static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
+#if SG_W >= 16
+  SG_TR_STAGE(8)
+#endif
+#if SG_W >= 8
+  SG_TR_STAGE(4)
+#endif
+  SG_TR_STAGE(2)
+  SG_TR_STAGE(1)
+}
 
 /* The source row of column j of a B operand read along K with unit stride
  * (weights in [out, in] orientation), or NULL for a zero column. */
