@@ -206,6 +206,10 @@ static void case_name(const lcase *c, char *s, size_t n) {
            t_dtype_name[c->tx], t_dtype_name[c->tw], t_dtype_name[c->to]);
 }
 
+/* When set, the cases put a NaN into one input row: it must reach exactly
+ * the outputs that depend on that row (the reference propagates it). */
+static int g_nan;
+
 static size_t g_ws_bytes;
 static void *g_ws;
 static void *workspace(size_t bytes) {
@@ -291,6 +295,7 @@ static void glu_linear_case(const lcase *c, t_rng *r, int save_pre, int accumula
   tb x, h, pre, dh, dx, dw, dwu, db, dbu;
   tb_make(&x, c->tx, 2, 1, c->T, c->D, 5);
   tb_fill(&x, r, 1.0);
+  if (g_nan && c->T > 1) tb_set(&x, 0, c->T - 1, c->D / 2, NAN);
   tb_up(&x);
   tb_make(&h, c->to, 2, 1, c->T, c->H, 2);
   tb_poison(&h);
@@ -450,6 +455,7 @@ static void down_case(const lcase *c, t_rng *r, int experts, int accumulate) {
   tb x, up, w, y, dy, dx, dup, dw;
   tb_make(&x, c->tx, 2, 1, T, sep ? H : 2 * H, 3);
   tb_fill(&x, r, 1.5);
+  if (g_nan && T > 1) tb_set(&x, 0, T - 1, 0, NAN);
   tb_up(&x);
   if (sep) {
     tb_make(&up, c->tx, 2, 1, T, H, 0);
@@ -628,6 +634,27 @@ static void bad_inputs(t_rng *r) {
   a.h = &x.d; /* h [T, D]: wrong width */
   expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &a), SWIGLU_ERROR_BAD_SHAPE, "h of the wrong width", &h);
   a.h = &h.d;
+  expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, NULL), SWIGLU_ERROR_NULL_POINTER, "NULL args", &h);
+  {
+    swiglu_glu_linear_args ov2 = a;
+    swiglu_tensor hx = h.d; /* h over the first elements of x */
+    hx.data = x.dev;
+    ov2.h = &hx;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_OVERLAP, "h overlapping x", &h);
+    swiglu_tensor wi = lw.w.d;
+    wi.dtype = (swiglu_dtype){SWIGLU_DTYPE_INT, 8, 1};
+    ov2 = a, ov2.w = &wi;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_BAD_DTYPE, "int8 weights", &h);
+    swiglu_glu_desc bad = desc;
+    bad.activation = (swiglu_activation)42;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &bad, &a), SWIGLU_ERROR_INVALID_ARGUMENT, "unknown activation", &h);
+    swiglu_glu_linear_backward_args bb;
+    memset(&bb, 0, sizeof bb);
+    bb.dh = &h.d, bb.x = &x.d, bb.w = &lw.w.d, bb.dx = &xbad.d, bb.flags = 0x80;
+    expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_INVALID_ARGUMENT, "unknown backward flag", &xbad);
+    bb.flags = 0, bb.dx = NULL;
+    expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_INVALID_ARGUMENT, "backward with no output", &xbad);
+  }
   tb_make(&pre, T_F32, 2, 1, T, 2 * H, 0);
   tb_fill(&pre, r, 1);
   tb_up(&pre);
@@ -716,8 +743,10 @@ int main(int argc, char **argv) {
         const int64_t *sh = shapes[(k / 2) % ns];
         c.tx = dt[0], c.tw = dt[1], c.to = dt[2];
         c.T = sh[0], c.D = sh[1], c.H = sh[2];
+        g_nan = k % 5 == 2;
         glu_linear_case(&c, &r, (k % 3) != 1, (k % 4) == 3);
         down_case(&c, &r, (k % 2) ? 3 : 0, (k % 4) == 1);
+        g_nan = 0;
         ++k;
       }
   /* an empty batch: the weight gradients are zeros (or unchanged) */
