@@ -208,6 +208,8 @@ static swiglu_status glu_weights(swiglu_context *ctx, const swiglu_glu_desc *d,
   } else {
     if (w_up) return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "w_up must be NULL with a packed layout");
     split_rows(&c.op, d->layout, H, &p->wg, &p->wu);
+    p->w2h = c.op;
+    p->w2h.nlead = 0;
   }
   if (bias) {
     if ((st = vector_tensor(ctx, bias, "bias", 0, sep ? H : 2 * H, &c))) return st;
@@ -221,6 +223,7 @@ static swiglu_status glu_weights(swiglu_context *ctx, const swiglu_glu_desc *d,
     } else {
       if (bias_up) return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "bias_up must be NULL with a packed layout");
       sg_split_packed(&c.op, d->layout, H, &p->bg, &p->bu);
+      p->b2h = c.op;
     }
   } else if (bias_up) {
     return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "bias_up is given without bias");

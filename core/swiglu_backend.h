@@ -133,6 +133,9 @@ typedef struct sg_linear_problem {
   sg_operand x;         /* X [T, D] */
   sg_operand wg, wu;    /* weight rows [H, D] */
   sg_operand bg, bu;    /* biases as one row [1, H] (optional) */
+  sg_operand w2h, b2h;  /* packed layouts: the whole [2H, D] weight and [1, 2H] bias, rows and
+                           columns in pre_layout order (base NULL with SEPARATE / no bias); a
+                           backend may run one GEMM over it instead of two */
   sg_operand h;         /* GLU_FWD out [T, H] */
   sg_operand dh;        /* GLU_BWD in [T, H] */
   sg_operand dx;        /* GLU_BWD out [T, D] (optional) */

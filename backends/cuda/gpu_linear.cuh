@@ -286,12 +286,40 @@ static swiglu_status sg_fill_ones(sg_lin_ctx *c, float *p, int64_t n) {
 /* The dtype two GEMM operands share: theirs, or fp32 when they differ. */
 static int sg_common(int a, int b) { return a == b ? a : SG_F32; }
 
-/* Pre-activations X [Wg; Wu]^T + b into pre (fp32 [T, 2H], gate | up). */
+/* The gate and up halves of the fp32 [T, 2H] pre-activation buffer, which
+ * is in the weights' layout (gate | up for separate weights). */
+static void sg_pre_halves(const sg_linear_problem *p, float *pre, sg_operand *g, sg_operand *u) {
+  const int64_t H = p->H;
+  *g = sg_op(pre, 2 * H, SG_F32);
+  *u = sg_op(pre ? pre + H : NULL, 2 * H, SG_F32);
+  if (p->pre_layout == SWIGLU_LAYOUT_UP_GATE) {
+    *u = sg_op(pre, 2 * H, SG_F32);
+    *g = sg_op(pre ? pre + H : NULL, 2 * H, SG_F32);
+  } else if (p->pre_layout == SWIGLU_LAYOUT_INTERLEAVED) {
+    *u = sg_op(pre ? pre + 1 : NULL, 2 * H, SG_F32);
+    g->col_step = u->col_step = 2;
+  }
+}
+
+/* Pre-activations X W^T + b into pre (fp32 [T, 2H], the weights' layout):
+ * one GEMM over a packed [2H, D] weight, two over separate ones. */
 static swiglu_status sg_preact(sg_lin_ctx *c, const sg_linear_problem *p, float *pre) {
   const int64_t T = p->T, D = p->D, H = p->H;
   const int dt = sg_common(p->x.dtype, sg_common(p->wg.dtype, p->wu.dtype));
-  sg_rm x, wg, wu;
+  sg_rm x;
   SG_TRY(sg_as_dtype(c, p->x, T, D, dt, &x));
+  if (p->w2h.base) {
+    sg_rm w;
+    SG_TRY(sg_as_dtype(c, p->w2h, 2 * H, D, dt, &w));
+    SG_TRY(sg_gemm(c, pre, 2 * H, x, 0, w, 1, T, 2 * H, D, 0.0f));
+    if (p->b2h.base) {
+      sg_cvt a = sg_cvt_of(pre, 2 * H, SG_F32, sg_op(pre, 2 * H, SG_F32), T, 2 * H, 0);
+      a.bias = p->b2h.base, a.bias_cs = 1, a.bias_dt = p->b2h.dtype;
+      SG_TRY(sg_convert(c, a));
+    }
+    return SWIGLU_SUCCESS;
+  }
+  sg_rm wg, wu;
   SG_TRY(sg_as_dtype(c, p->wg, H, D, dt, &wg));
   SG_TRY(sg_as_dtype(c, p->wu, H, D, dt, &wu));
   SG_TRY(sg_gemm(c, pre, 2 * H, x, 0, wg, 1, T, H, D, 0.0f));
@@ -299,7 +327,8 @@ static swiglu_status sg_preact(sg_lin_ctx *c, const sg_linear_problem *p, float 
   if (p->bg.base) {
     for (int half = 0; half < 2; ++half) {
       const sg_operand &b = half ? p->bu : p->bg;
-      sg_cvt a = sg_cvt_of(pre ? pre + half * H : NULL, 2 * H, SG_F32, sg_op(pre ? pre + half * H : NULL, 2 * H, SG_F32), T, H, 0);
+      float *ph = pre ? pre + half * H : NULL;
+      sg_cvt a = sg_cvt_of(ph, 2 * H, SG_F32, sg_op(ph, 2 * H, SG_F32), T, H, 0);
       a.bias = b.base, a.bias_cs = b.col_step, a.bias_dt = b.dtype;
       SG_TRY(sg_convert(c, a));
     }
@@ -312,14 +341,18 @@ static swiglu_status sg_lin_glu_fwd(sg_lin_ctx *c, const sg_linear_problem *p) {
   if (T == 0) return SWIGLU_SUCCESS;
   float *pre = (float *)sg_take(c, (size_t)(T * 2 * H) * 4);
   SG_TRY(sg_preact(c, p, pre));
+  sg_operand g, u, none;
+  sg_pre_halves(p, pre, &g, &u);
   if (p->pg.base) {
-    SG_TRY(sg_convert(c, sg_cvt_of(pre, 2 * H, SG_F32, p->pg, T, H, 0)));
-    SG_TRY(sg_convert(c, sg_cvt_of(pre ? pre + H : NULL, 2 * H, SG_F32, p->pu, T, H, 0)));
+    sg_cvt a = sg_cvt_of(g.base, 2 * H, SG_F32, p->pg, T, H, 0);
+    a.in_cs = g.col_step;
+    SG_TRY(sg_convert(c, a));
+    a = sg_cvt_of(u.base, 2 * H, SG_F32, p->pu, T, H, 0);
+    a.in_cs = u.col_step;
+    SG_TRY(sg_convert(c, a));
   }
-  sg_operand none;
   memset(&none, 0, sizeof none);
-  return sg_glu_ew(c, p, false, sg_op(pre, 2 * H, SG_F32), sg_op(pre ? pre + H : NULL, 2 * H, SG_F32), none,
-                   p->h, none, T);
+  return sg_glu_ew(c, p, false, g, u, none, p->h, none, T);
 }
 
 static swiglu_status sg_lin_glu_bwd(sg_lin_ctx *c, const sg_linear_problem *p) {
@@ -343,7 +376,7 @@ static swiglu_status sg_lin_glu_bwd(sg_lin_ctx *c, const sg_linear_problem *p) {
   if (!g.base) {
     float *pre = (float *)sg_take(c, (size_t)(T * 2 * H) * 4);
     SG_TRY(sg_preact(c, p, pre));
-    g = sg_op(pre, 2 * H, SG_F32), u = sg_op(pre ? pre + H : NULL, 2 * H, SG_F32);
+    sg_pre_halves(p, pre, &g, &u);
   }
   float *dpre = (float *)sg_take(c, (size_t)(T * 2 * H) * 4);
   SG_TRY(sg_glu_ew(c, p, true, g, u, p->dh, sg_op(dpre, 2 * H, SG_F32),
