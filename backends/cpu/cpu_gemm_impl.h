@@ -361,8 +361,7 @@ static void prefetch_b(const sg_src *s, int64_t n0, int nr, int64_t K, int64_t l
 
 /* ------------------------------------------------------------ micro-kernel */
 
-/* acc += A_p B_p over K; acc is read from / written to c (an SG_MR x SG_NR
- * fp32 tile) unless first / last. */
+/* acc = (partial sums in c, or zero when first) + A_p B_p over K. */
 /* A broadcast from memory: one vbroadcastss (v_set's {0} + x costs an add,
  * since x + 0 is not x for -0, and a lane loop becomes masked broadcasts). */
 #if SG_W == 16 && defined(__AVX512F__)
@@ -377,14 +376,20 @@ static inline vf v_bcast(const float *p) {
 }
 #endif
 
-static inline __attribute__((always_inline)) void ukernel(int64_t K, const float *restrict A,
-                                                          const float *restrict B,
-                                                          vf acc[SG_MR][2], float *c, int first) {
+/* A tile's accumulators: zero at the first K block, else the partial sums
+ * tile_save left in c (an SG_MR x SG_NR fp32 tile). */
+static inline __attribute__((always_inline)) void tile_load(vf acc[SG_MR][2], const float *c, int first) {
 #pragma GCC unroll 16
   for (int i = 0; i < SG_MR; ++i) {
     acc[i][0] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR);
     acc[i][1] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR + SG_W);
   }
+}
+
+static inline __attribute__((always_inline)) void ukernel(int64_t K, const float *restrict A,
+                                                          const float *restrict B,
+                                                          vf acc[SG_MR][2], float *c, int first) {
+  tile_load(acc, c, first);
   for (int64_t k = 0; k < K; ++k) {
     const vf b0 = v_load_f32(B), b1 = v_load_f32(B + SG_W);
 #pragma GCC unroll 16
@@ -547,11 +552,7 @@ static void pack_b_dp(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *
 static inline __attribute__((always_inline)) void ukernel_dp(int64_t KP, const uint32_t *restrict A,
                                                              const uint32_t *restrict B,
                                                              vf acc[SG_MR][2], float *c, int first) {
-#pragma GCC unroll 16
-  for (int i = 0; i < SG_MR; ++i) {
-    acc[i][0] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR);
-    acc[i][1] = first ? v_set(0.0f) : v_load_f32(c + i * SG_NR + SG_W);
-  }
+  tile_load(acc, c, first);
   for (int64_t q = 0; q < KP; ++q) {
     const __m512i b0 = _mm512_loadu_si512(B), b1 = _mm512_loadu_si512(B + SG_W);
 #pragma GCC unroll 16

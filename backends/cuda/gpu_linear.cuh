@@ -35,44 +35,54 @@ struct sg_lt_api {
   decltype(&cublasLtMatmul) matmul;
 };
 
-/* Loads cuBLASLt once per process; NULL with the reason in why otherwise. */
-static const sg_lt_api *sg_lt_load(char *why, size_t cap) {
-  static sg_lt_api api;
-  static int state = 0; /* 0 untried, 1 loaded, -1 failed */
-  static char reason[200];
-  if (state == 0) {
-    const char *names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
-    void *h = NULL;
-    for (const char *n : names)
-      if ((h = dlopen(n, RTLD_NOW | RTLD_LOCAL))) break;
-    if (!h) {
-      snprintf(reason, sizeof reason, "cuBLASLt not found (libcublasLt.so.13/.12): %s", dlerror());
-      state = -1;
-    } else {
-      bool ok = true;
-#define SG_LT_SYM(field, name) ok = ok && (*(void **)&api.field = dlsym(h, #name)) != NULL
-      SG_LT_SYM(create, cublasLtCreate);
-      SG_LT_SYM(destroy, cublasLtDestroy);
-      SG_LT_SYM(desc_create, cublasLtMatmulDescCreate);
-      SG_LT_SYM(desc_destroy, cublasLtMatmulDescDestroy);
-      SG_LT_SYM(desc_set, cublasLtMatmulDescSetAttribute);
-      SG_LT_SYM(layout_create, cublasLtMatrixLayoutCreate);
-      SG_LT_SYM(layout_destroy, cublasLtMatrixLayoutDestroy);
-      SG_LT_SYM(pref_create, cublasLtMatmulPreferenceCreate);
-      SG_LT_SYM(pref_destroy, cublasLtMatmulPreferenceDestroy);
-      SG_LT_SYM(pref_set, cublasLtMatmulPreferenceSetAttribute);
-      SG_LT_SYM(heuristic, cublasLtMatmulAlgoGetHeuristic);
-      SG_LT_SYM(matmul, cublasLtMatmul);
-#undef SG_LT_SYM
-      if (!ok) snprintf(reason, sizeof reason, "cuBLASLt lacks a needed symbol: %s", dlerror());
-      state = ok ? 1 : -1;
-    }
+/* cuBLASLt, opened once per process. The function-local static makes the
+ * first use thread-safe (contexts may be created on several threads at
+ * once). */
+struct sg_lt_loaded {
+  sg_lt_api api;
+  bool ok;
+  char reason[200];
+};
+
+static sg_lt_loaded sg_lt_open() {
+  sg_lt_loaded L;
+  memset(&L, 0, sizeof L);
+  const char *names[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
+  void *h = NULL;
+  for (const char *n : names)
+    if ((h = dlopen(n, RTLD_NOW | RTLD_LOCAL))) break;
+  if (!h) {
+    snprintf(L.reason, sizeof L.reason, "cuBLASLt not found (libcublasLt.so.13/.12): %s", dlerror());
+    return L;
   }
-  if (state < 0) {
-    snprintf(why, cap, "%s", reason);
+  bool ok = true;
+#define SG_LT_SYM(field, name) ok = ok && (*(void **)&L.api.field = dlsym(h, #name)) != NULL
+  SG_LT_SYM(create, cublasLtCreate);
+  SG_LT_SYM(destroy, cublasLtDestroy);
+  SG_LT_SYM(desc_create, cublasLtMatmulDescCreate);
+  SG_LT_SYM(desc_destroy, cublasLtMatmulDescDestroy);
+  SG_LT_SYM(desc_set, cublasLtMatmulDescSetAttribute);
+  SG_LT_SYM(layout_create, cublasLtMatrixLayoutCreate);
+  SG_LT_SYM(layout_destroy, cublasLtMatrixLayoutDestroy);
+  SG_LT_SYM(pref_create, cublasLtMatmulPreferenceCreate);
+  SG_LT_SYM(pref_destroy, cublasLtMatmulPreferenceDestroy);
+  SG_LT_SYM(pref_set, cublasLtMatmulPreferenceSetAttribute);
+  SG_LT_SYM(heuristic, cublasLtMatmulAlgoGetHeuristic);
+  SG_LT_SYM(matmul, cublasLtMatmul);
+#undef SG_LT_SYM
+  if (!ok) snprintf(L.reason, sizeof L.reason, "cuBLASLt lacks a needed symbol: %s", dlerror());
+  L.ok = ok;
+  return L;
+}
+
+/* The API, or NULL with the reason in why. */
+static const sg_lt_api *sg_lt_load(char *why, size_t cap) {
+  static const sg_lt_loaded L = sg_lt_open();
+  if (!L.ok) {
+    snprintf(why, cap, "%s", L.reason);
     return NULL;
   }
-  return &api;
+  return &L.api;
 }
 
 #define SG_LT_WS_BYTES ((size_t)8 << 20) /* cuBLASLt's own scratch, carved from the workspace */
