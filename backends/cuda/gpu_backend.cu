@@ -424,6 +424,7 @@ struct sg_gpu_state {
   int sm_count;
   char name[160];
   void *lt;            /* cuBLASLt handle (CUDA), NULL when unavailable */
+  void *lt_cache;      /* GEMM shape -> algorithm (gpu_linear.cuh), made with the context */
   char lt_error[200];  /* why lt is NULL */
 };
 
@@ -475,6 +476,7 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   }
   SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, s->max_smem);
   s->lt = NULL;
+  s->lt_cache = NULL;
   snprintf(s->lt_error, sizeof s->lt_error, "not built for %s", SG_GPU_RUNTIME);
 #if SG_HAVE_LINEAR
   sg_lin_create(s);

@@ -87,6 +87,26 @@ static const sg_lt_api *sg_lt_load(char *why, size_t cap) {
 
 #define SG_LT_WS_BYTES ((size_t)8 << 20) /* cuBLASLt's own scratch, carved from the workspace */
 
+/* Algorithms cuBLASLt's heuristic chose, per GEMM shape: the heuristic
+ * query costs tens of microseconds of host time, as much as a decode-sized
+ * GEMM, so each context remembers its last few answers. */
+struct sg_lt_key {
+  int64_t m, n, k, lda, ldb, ldc;
+  int32_t type, opa, opb;
+  uint32_t al_a, al_b, al_c;
+};
+static bool sg_lt_key_eq(const sg_lt_key &a, const sg_lt_key &b) {
+  return a.m == b.m && a.n == b.n && a.k == b.k && a.lda == b.lda && a.ldb == b.ldb && a.ldc == b.ldc &&
+         a.type == b.type && a.opa == b.opa && a.opb == b.opb && a.al_a == b.al_a && a.al_b == b.al_b &&
+         a.al_c == b.al_c;
+}
+struct sg_lt_cache {
+  enum { SIZE = 64 };
+  sg_lt_key key[SIZE];
+  cublasLtMatmulAlgo_t algo[SIZE];
+  int used, next;
+};
+
 /* A row-major matrix with unit column stride. */
 struct sg_rm {
   const char *p;
@@ -161,9 +181,25 @@ static swiglu_status sg_gemm(sg_lin_ctx *c, float *C, int64_t ldc, sg_rm A, int 
     st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
   if (st == CUBLAS_STATUS_SUCCESS)
     st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
+  const sg_lt_key key = {N, M, K, B.ld, A.ld, ldc, (int32_t)ab, (int32_t)opa, (int32_t)opb, al_a, al_b, al_c};
+  sg_lt_cache *cache = (sg_lt_cache *)c->s->lt_cache;
   cublasLtMatmulHeuristicResult_t res;
-  int found = 0;
-  if (st == CUBLAS_STATUS_SUCCESS) st = lt->heuristic(h, desc, la, lb, lc, lc, pref, 1, &res, &found);
+  int found = 0, slot = -1;
+  for (int i = 0; cache && i < cache->used; ++i)
+    if (sg_lt_key_eq(cache->key[i], key)) slot = i;
+  if (slot >= 0) {
+    res.algo = cache->algo[slot];
+    found = 1;
+  } else {
+    if (st == CUBLAS_STATUS_SUCCESS) st = lt->heuristic(h, desc, la, lb, lc, lc, pref, 1, &res, &found);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0 && cache) {
+      int i = cache->next;
+      cache->next = (cache->next + 1) % sg_lt_cache::SIZE;
+      if (cache->used < sg_lt_cache::SIZE) ++cache->used;
+      cache->key[i] = key;
+      cache->algo[i] = res.algo;
+    }
+  }
   const float one = 1.0f;
   if (st == CUBLAS_STATUS_SUCCESS && found > 0)
     st = lt->matmul(h, desc, &one, B.p, la, A.p, lb, &beta, C, lc, C, lc, &res.algo, c->lt_ws,
@@ -547,9 +583,11 @@ static void sg_lin_create(sg_gpu_state *s) {
     return;
   }
   s->lt = h;
+  s->lt_cache = new sg_lt_cache();
 }
 static void sg_lin_destroy(sg_gpu_state *s) {
   char why[8];
   const sg_lt_api *lt = sg_lt_load(why, sizeof why);
   if (lt && s->lt) lt->destroy((cublasLtHandle_t)s->lt);
+  delete (sg_lt_cache *)s->lt_cache;
 }
