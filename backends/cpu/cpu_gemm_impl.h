@@ -145,6 +145,30 @@ static void glu_run(int act, float alpha, float limit, const float *g, const flo
   }
 }
 
+/* Which matrix and column hold logical column j of a PLAIN or PAIRS
+ * operand; -1 for a PAIRS padding column past the last feature (zero). */
+static int64_t src_col(const sg_src *s, int64_t j, const sg_mat **m) {
+  *m = &s->a;
+  if (s->kind != SRC_PAIRS) return j;
+  const int64_t slot = j % SG_NR;
+  const int up = slot >= SG_W;
+  const int64_t f = j / SG_NR * SG_W + (up ? slot - SG_W : slot);
+  *m = up ? &s->b : &s->a;
+  return f < s->nfeat ? f : -1;
+}
+
+/* The GLU backward over n values: dg = dh * m * act', du = dh * act * m'
+ * (the arrays hold a multiple of SG_W; the product order is bwd_vec's). */
+static void glu_bwd_run(int act, float alpha, float limit, const float *g, const float *u,
+                        const float *dh, int64_t n, float *dg, float *du) {
+  for (int64_t i = 0; i < n; i += SG_W) {
+    sg_act a = v_activation(act, alpha, limit, v_load_f32(g + i), v_load_f32(u + i), 1);
+    const vf d = v_load_f32(dh + i);
+    v_store_f32(dg + i, (d * a.m) * a.da);
+    v_store_f32(du + i, (d * a.a) * a.dm);
+  }
+}
+
 /* n <= SG_SEG elements of operand s from (r, c), along columns or rows;
  * out has room for SG_SEG floats. */
 static void src_seg(const sg_src *s, int64_t r, int64_t c, int along_c, int64_t n, float *out) {
@@ -162,14 +186,12 @@ static void src_seg(const sg_src *s, int64_t r, int64_t c, int along_c, int64_t 
       return;
     }
     case SRC_PAIRS: { /* only packed along rows (K), one column at a time */
-      const int64_t pnl = c / SG_NR, slot = c % SG_NR;
-      const int up = slot >= SG_W;
-      const int64_t f = pnl * SG_W + (up ? slot - SG_W : slot);
-      if (f >= s->nfeat) {
+      const sg_mat *m;
+      const int64_t f = src_col(s, c, &m);
+      if (f < 0)
         memset(out, 0, (size_t)n * 4);
-        return;
-      }
-      mat_seg(up ? &s->b : &s->a, r, f, along_c, n, out);
+      else
+        mat_seg(m, r, f, along_c, n, out);
       return;
     }
     case SRC_SPLIT: { /* split along rows */
@@ -270,16 +292,9 @@ static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
 /* The source row of column j of a B operand read along K with unit stride
  * (weights in [out, in] orientation), or NULL for a zero column. */
 static const char *b_col_ptr(const sg_src *s, int64_t j) {
-  const sg_mat *m = &s->a;
-  int64_t c = j;
-  if (s->kind == SRC_PAIRS) {
-    const int64_t pnl = j / SG_NR, slot = j % SG_NR;
-    const int up = slot >= SG_W;
-    c = pnl * SG_W + (up ? slot - SG_W : slot);
-    if (c >= s->nfeat) return NULL;
-    m = up ? &s->b : &s->a;
-  }
-  return m->p + c * m->cs * (int64_t)sg_dtype_size(m->dt);
+  const sg_mat *m;
+  const int64_t c = src_col(s, j, &m);
+  return c < 0 ? NULL : m->p + c * m->cs * (int64_t)sg_dtype_size(m->dt);
 }
 
 /* B columns [n0, n0 + nr) into an SG_NR-column panel of K rows. Read
@@ -345,16 +360,10 @@ static void prefetch_b(const sg_src *s, int64_t n0, int nr, int64_t K, int64_t l
   const size_t es = sg_dtype_size(s->a.dt);
   const int64_t per_line = 64 / (int64_t)es, lines = (K + per_line - 1) / per_line;
   for (int64_t l = l0; l < l0 + n && l < lines * nr; ++l) {
-    const int64_t j = n0 + l / lines, k = (l % lines) * per_line;
-    const sg_mat *m = &s->a;
-    int64_t c = j;
-    if (s->kind == SRC_PAIRS) {
-      const int64_t pnl = j / SG_NR, slot = j % SG_NR;
-      const int up = slot >= SG_W;
-      c = pnl * SG_W + (up ? slot - SG_W : slot);
-      if (c >= s->nfeat) continue;
-      m = up ? &s->b : &s->a;
-    }
+    const int64_t k = (l % lines) * per_line;
+    const sg_mat *m;
+    const int64_t c = src_col(s, n0 + l / lines, &m);
+    if (c < 0) continue;
     __builtin_prefetch(m->p + (k * m->rs + c * m->cs) * (int64_t)es, 0, 2);
   }
 }
@@ -462,12 +471,7 @@ static void epi_glu_bwd(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr
     v_store_f32(dh + SG_W, acc[i][1]);
     mat_seg(&g->pg, m0 + i, n0, 1, nr, gv);
     mat_seg(&g->pu, m0 + i, n0, 1, nr, uv);
-    for (int v = 0; v < SG_NR; v += SG_W) {
-      sg_act a = v_activation(g->act, g->alpha, g->limit, v_load_f32(gv + v), v_load_f32(uv + v), 1);
-      const vf d = v_load_f32(dh + v);
-      v_store_f32(dg + v, (d * a.m) * a.da);
-      v_store_f32(du + v, (d * a.a) * a.dm);
-    }
+    glu_bwd_run(g->act, g->alpha, g->limit, gv, uv, dh, SG_NR, dg, du);
     sg_mat pg = mat_at(&g->dpg, m0 + i, n0), pu = mat_at(&g->dpu, m0 + i, n0);
     store_run((char *)pg.p, pg.dt, pg.cs, dg, nr, 0);
     store_run((char *)pu.p, pu.dt, pu.cs, du, nr, 0);
@@ -783,13 +787,7 @@ static void glu_bwd_rows(const sg_linear_problem *p, sg_mat pg, sg_mat pu, float
       mat_seg(&pu, t, c0, 1, n, uv);
       sg_mat mdh = mat_of(&p->dh);
       mat_seg(&mdh, t, c0, 1, n, dh);
-      for (int64_t v = 0; v < n; v += SG_W) {
-        sg_act a = v_activation(p->activation, p->alpha, p->limit, v_load_f32(gv + v),
-                                v_load_f32(uv + v), 1);
-        const vf d = v_load_f32(dh + v);
-        v_store_f32(dg + v, (d * a.m) * a.da);
-        v_store_f32(du + v, (d * a.a) * a.dm);
-      }
+      glu_bwd_run(p->activation, p->alpha, p->limit, gv, uv, dh, n, dg, du);
       memcpy(dpre + t * 2 * H + c0, dg, (size_t)n * 4);
       memcpy(dpre + t * 2 * H + H + c0, du, (size_t)n * 4);
     }
