@@ -166,21 +166,9 @@ static swiglu_status sg_gemm(sg_lin_ctx *c, float *C, int64_t ldc, sg_rm A, int 
   if (st == CUBLAS_STATUS_SUCCESS)
     st = lt->layout_create(&lb, ab, ta ? M : K, ta ? K : M, A.ld);
   if (st == CUBLAS_STATUS_SUCCESS) st = lt->layout_create(&lc, CUDA_R_32F, N, M, ldc);
-  if (st == CUBLAS_STATUS_SUCCESS) st = lt->pref_create(&pref);
   const size_t es = sg_dtype_size(A.dt);
-  uint64_t wsb = SG_LT_WS_BYTES;
-  uint32_t al_a = sg_align_of(B.p, B.ld * (int64_t)es), al_b = sg_align_of(A.p, A.ld * (int64_t)es),
-           al_c = sg_align_of(C, ldc * 4);
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a);
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
-  if (st == CUBLAS_STATUS_SUCCESS)
-    st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
+  const uint32_t al_a = sg_align_of(B.p, B.ld * (int64_t)es), al_b = sg_align_of(A.p, A.ld * (int64_t)es),
+                 al_c = sg_align_of(C, ldc * 4);
   const sg_lt_key key = {N, M, K, B.ld, A.ld, ldc, (int32_t)ab, (int32_t)opa, (int32_t)opb, al_a, al_b, al_c};
   sg_lt_cache *cache = (sg_lt_cache *)c->s->lt_cache;
   cublasLtMatmulHeuristicResult_t res;
@@ -190,7 +178,19 @@ static swiglu_status sg_gemm(sg_lin_ctx *c, float *C, int64_t ldc, sg_rm A, int 
   if (slot >= 0) {
     res.algo = cache->algo[slot];
     found = 1;
-  } else {
+  } else { /* the preference exists only to ask the heuristic */
+    const uint64_t wsb = SG_LT_WS_BYTES;
+    if (st == CUBLAS_STATUS_SUCCESS) st = lt->pref_create(&pref);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c);
     if (st == CUBLAS_STATUS_SUCCESS) st = lt->heuristic(h, desc, la, lb, lc, lc, pref, 1, &res, &found);
     if (st == CUBLAS_STATUS_SUCCESS && found > 0 && cache) {
       int i = cache->next;
