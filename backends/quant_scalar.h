@@ -54,28 +54,24 @@ SG_HD static inline float sg_fmax_of(int format) {
   return format == SWIGLU_QUANT_INT8 ? 127.0f : sg_fmt_of(format).fmax;
 }
 
-/* Round to nearest even into the format, saturating to +-fmax (Inf too). */
+/* Round to nearest even into the format, saturating to +-fmax (Inf too).
+ * Written as selects, not early returns, so GPU compilers predicate it
+ * instead of branching per element. */
 SG_HD static inline uint32_t sg_encode(float x, sg_fmt f) {
-  if (x != x) return f.nan_code;
-  uint32_t sign = (sg_f2u(x) >> 31) << f.sign_shift;
   float a = fabsf(x);
-  a = a > f.fmax ? f.fmax : a;
+  a = a > f.fmax ? f.fmax : a; /* NaN stays NaN and is replaced at the end */
   const uint32_t ab = sg_f2u(a);
   const int sh = 23 - f.mbits;
-  uint32_t code;
-  if (a >= f.min_normal) {
-    code = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
-           (uint32_t)((127 - f.bias) << f.mbits);
-  } else {
-    code = sg_f2u(a + f.c) - sg_f2u(f.c); /* a + c rounds a onto the subnormal grid */
-  }
-  if (f.fnuz && code == 0) sign = 0;
-  return code | sign;
+  const uint32_t normal = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
+                          (uint32_t)((127 - f.bias) << f.mbits);
+  const uint32_t sub = sg_f2u(a + f.c) - sg_f2u(f.c); /* a + c rounds a onto the subnormal grid */
+  const uint32_t code = a >= f.min_normal ? normal : sub;
+  const uint32_t sign = (f.fnuz && code == 0) ? 0u : (sg_f2u(x) >> 31) << f.sign_shift;
+  return x != x ? f.nan_code : (code | sign);
 }
 
 SG_HD static inline uint32_t sg_encode_int8(float x) {
-  if (x != x) return 0;
-  x = x > 127.0f ? 127.0f : (x < -127.0f ? -127.0f : x);
+  x = x != x ? 0.0f : x > 127.0f ? 127.0f : (x < -127.0f ? -127.0f : x);
   const float r = (x + 12582912.0f) - 12582912.0f; /* round to nearest even */
   return (uint32_t)(int)r & 0xffu;
 }
@@ -98,14 +94,30 @@ SG_HD static inline float sg_decode_e4m3fn(uint32_t c) {
   return (c & 0x80) ? -v : v;
 }
 
+/* RN(a / m) for a format maximum m (448, 240, 57344, 127). On the GPU the
+ * division is Markstein's correction with the constant RN(1 / m): exact
+ * residual, one fma, the correctly rounded quotient whenever a >= 2^-100 (no
+ * underflow on the way); smaller a divide. The CPU divides. Same bits. */
+SG_HD static inline float sg_div_by_fmax(float a, float m) {
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+  if (a >= 7.888609052210118e-31f && a <= 3.40282347e38f) {
+    const float y = 1.0f / m; /* folded to a constant: m is one from the table */
+    const float q = a * y;
+    return fmaf(fmaf(-q, m, a), y, q);
+  }
+#endif
+  return a / m;
+}
+
 /* The divisor of a group whose finite values have largest magnitude amax,
  * with the fp32 scale (*sf) and the scale byte (*sb) its encoding stores;
- * *zero when every code of the group is 0 (docs/numerics.md). */
-SG_HD static inline float sg_group_scale(const sg_quant_problem *p, float amax, float *sf,
+ * *zero when every code of the group is 0 (docs/numerics.md). format is
+ * p->format, passed apart so a kernel specialised on it folds the rest. */
+SG_HD static inline float sg_group_scale(const sg_quant_problem *p, int format, float amax, float *sf,
                                          uint32_t *sb, int *zero) {
   *sf = 0.0f, *sb = 0u, *zero = 0;
   if (p->granularity == SWIGLU_SCALE_PER_TENSOR) return *p->tensor_scale;
-  if (p->format == SWIGLU_QUANT_MXFP8) {
+  if (format == SWIGLU_QUANT_MXFP8) {
     if (p->flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
       *sb = sg_ue8m0_of(amax / 448.0f);
     } else {
@@ -115,7 +127,7 @@ SG_HD static inline float sg_group_scale(const sg_quant_problem *p, float amax, 
     }
     return *sb ? sg_u2f(*sb << 23) : 5.87747175e-39f; /* 2^-127 */
   }
-  if (p->format == SWIGLU_QUANT_NVFP4) {
+  if (format == SWIGLU_QUANT_NVFP4) {
     const float gs = *p->tensor_scale;
     *sb = sg_encode(amax / (6.0f * gs), sg_fmt_of(SWIGLU_QUANT_FP8_E4M3FN));
     const float d = sg_decode_e4m3fn(*sb) * gs;
@@ -123,7 +135,7 @@ SG_HD static inline float sg_group_scale(const sg_quant_problem *p, float amax, 
     return d;
   }
   if (amax < p->amax_floor) amax = p->amax_floor;
-  const float s = amax / sg_fmax_of(p->format);
+  const float s = sg_div_by_fmax(amax, sg_fmax_of(format));
   if (p->encoding == SWIGLU_SCALE_FP32) return *sf = s;
   *sb = sg_ue8m0_of(s);
   return *sf = sg_u2f(*sb << 23);

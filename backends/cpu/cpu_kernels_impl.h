@@ -659,7 +659,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
       uint32_t sb;
       int zero;
       const float amax = p->granularity == SWIGLU_SCALE_PER_TENSOR ? 0.0f : amax_finite(hg, G);
-      const float div = sg_group_scale(p, amax, &sf, &sb, &zero);
+      const float div = sg_group_scale(p, p->format, amax, &sf, &sb, &zero);
       encode_group(hg, G, div, p->format, zero, qg);
       if (p->scales) sg_write_scale(p, e, m, g, sf, sb);
     }

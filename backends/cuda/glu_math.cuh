@@ -100,6 +100,56 @@ SG_DI sg_logistic sg_logistic_fast(float x, float za, float zb, bool want_grad) 
   return o;
 }
 
+/* A reciprocal good to about an ulp: the seed of sg_div_seq. */
+SG_DI float sg_rcp_seed(float d) {
+#if defined(SWIGLU_HIP)
+  return __builtin_amdgcn_rcpf(d);
+#else
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
+  return r;
+#endif
+}
+
+/* sg_logistic_fast(x, z, 0, want_grad) with no branch: the same bits
+ * whenever *slow is left alone (far is then false). The divisions are the
+ * sequences the IEEE division and reciprocal themselves run on their fast
+ * paths (seed, one Newton step: RN(1/den); then quotient, exact residual,
+ * one correction: RN(x/den)), which are correctly rounded while
+ * 1 <= den < 2^126 and the quotient stays far from underflow. The rest -- z
+ * outside [-87, 87] or NaN, |x/den| < 2^-100 -- raises *slow and the caller
+ * recomputes with sg_logistic_fast. An infinite x always comes with an
+ * infinite or NaN z for the activations here, so it takes the slow path
+ * too. fminf/fmaxf let a NaN z through as a clamp bound, which the z != zc
+ * test catches. test_gpu_math compares it with sg_logistic_fast on every
+ * fp32 input. */
+SG_DI sg_logistic sg_logistic_try(float x, float z, bool want_grad, bool &slow) {
+  const float zc = fminf(fmaxf(z, -87.0f), 87.0f);
+  int n;
+  const float p = sg_exp_parts1(-zc, &n);
+  const float e = p * __int_as_float((n + 127) << 23);
+  const float den = 1.0f + e;
+  const float r0 = sg_rcp_seed(den);
+  const float r1 = fmaf(r0, fmaf(-den, r0, 1.0f), r0);
+  const float q0 = x * r1;
+  sg_logistic o;
+  o.xs = fmaf(r1, fmaf(-den, q0, x), q0);
+  o.sig = want_grad ? r1 : 0.0f;
+  o.sigc = want_grad ? e * r1 : 0.0f;
+  o.far = false;
+  /* bitwise, not ||: a short circuit makes the compiler keep a byte and branch */
+  slow = slow | (z != zc) | !(fabsf(q0) >= 7.888609052210118e-31f); /* 2^-100 */
+  return o;
+}
+
+/* x * sigmoid(z) for a 16-bit result (sg_xsig_16bit) with no branch: z <
+ * -87 raises *slow instead. */
+SG_DI float sg_xsig_16bit_try(float x, float z, bool &slow) {
+  slow = slow | (z < -87.0f);
+  const float zc = z > 87.0f ? 87.0f : z;
+  return __fdividef(x, 1.0f + __expf(-zc));
+}
+
 SG_DI void sg_normal_cdf_pdf(float x, float *cdf, float *pdf) {
   float s = fabsf(x);
   float s_cl = s > 14.5f ? 14.5f : s;
@@ -146,8 +196,14 @@ SG_DI float sg_xsig_16bit(float x, float z) {
   return __fdividef(x, 1.0f + __expf(-zc));
 }
 
-SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float up, bool want_grad,
-                           bool out16 = false) {
+/* act(gate), its multiplier and their derivatives. With TRY the logistic
+ * and the 16-bit product take their branch-free forms (sg_logistic_try,
+ * sg_xsig_16bit_try) and GELU erf, which has none, raises *slow; the
+ * results are sg_activation's wherever *slow stays false, and a caller
+ * that sees it raised recomputes its elements with sg_activation. */
+template <bool TRY>
+SG_DI sg_act sg_activation_t(int act, float alpha, float limit, float gate, float up, bool want_grad, bool out16,
+                             bool &slow) {
   sg_act o;
   o.m = up;
   o.dm = 1.0f;
@@ -156,10 +212,11 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
     case 0:
     default: {
       if (out16 && !want_grad) {
-        o.a = sg_xsig_16bit(gate, gate);
+        o.a = (TRY ? sg_xsig_16bit_try(gate, gate, slow) : sg_xsig_16bit(gate, gate));
         break;
       }
-      sg_logistic l = sg_logistic_fast(gate, gate, 0.0f, want_grad);
+      const sg_logistic l = TRY ? sg_logistic_try(gate, gate, want_grad, slow)
+                                  : sg_logistic_fast(gate, gate, 0.0f, want_grad);
       o.a = l.xs;
       if (want_grad) o.da = l.far ? l.sig : fmaf(l.xs, l.sigc, l.sig);
       break;
@@ -169,10 +226,10 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
       float inner = fmaf(0.044715f * x2, gate, gate);
       float z = inner * 1.5957691216057308f;
       if (out16 && !want_grad) {
-        o.a = sg_xsig_16bit(gate, z);
+        o.a = (TRY ? sg_xsig_16bit_try(gate, z, slow) : sg_xsig_16bit(gate, z));
         break;
       }
-      sg_logistic l = sg_logistic_fast(gate, z, 0.0f, want_grad);
+      const sg_logistic l = TRY ? sg_logistic_try(gate, z, want_grad, slow) : sg_logistic_fast(gate, z, 0.0f, want_grad);
       o.a = l.xs;
       if (want_grad) {
         float dz = fmaf(x2, 3.0f * 0.044715f * 1.5957691216057308f, 1.5957691216057308f);
@@ -181,6 +238,10 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
       break;
     }
     case 2: {
+      if (TRY) {
+        slow = true;
+        break;
+      }
       float cdf, pdf;
       sg_normal_cdf_pdf(gate, &cdf, &pdf);
       o.a = gate * cdf;
@@ -202,10 +263,11 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
       float al = act == 4 ? alpha : 1.0f;
       o.m = act == 4 ? u + 1.0f : u;
       if (out16 && !want_grad) {
-        o.a = sg_xsig_16bit(g, g * al);
+        o.a = (TRY ? sg_xsig_16bit_try(g, g * al, slow) : sg_xsig_16bit(g, g * al));
         break;
       }
-      sg_logistic l = sg_logistic_fast(g, g * al, 0.0f, want_grad);
+      const sg_logistic l = TRY ? sg_logistic_try(g, g * al, want_grad, slow)
+                                  : sg_logistic_fast(g, g * al, 0.0f, want_grad);
       o.a = l.xs;
       if (want_grad) {
         float da = l.far ? l.sig : fmaf(l.xs * al, l.sigc, l.sig);
@@ -217,6 +279,21 @@ SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float 
     }
   }
   return o;
+}
+
+SG_DI sg_act sg_activation(int act, float alpha, float limit, float gate, float up, bool want_grad,
+                           bool out16 = false) {
+  bool unused = false;
+  return sg_activation_t<false>(act, alpha, limit, gate, up, want_grad, out16, unused);
+}
+
+/* act(gate) * up as sg_activation's fp32 forward result (a.a * a.m), with
+ * no branch: *slow raised where the caller must take sg_activation (always
+ * for GELU erf). ACT = -1 reads the activation at run time. */
+template <int ACT>
+SG_DI float sg_glu_try(int act, float alpha, float limit, float gate, float up, bool &slow) {
+  const sg_act a = sg_activation_t<true>(ACT >= 0 ? ACT : act, alpha, limit, gate, up, false, false, slow);
+  return a.a * a.m;
 }
 
 /* ------------------------------------------------------------- conversions */
@@ -240,6 +317,26 @@ SG_DI uint16_t sg_f32_to_bf16(float v) {
 /* Formats, encoders and group scales: backends/quant_scalar.h, shared with
  * the CPU. */
 #include "../quant_scalar.h"
+
+/* The FP8 E4M3FN codes of two values (lo in the low byte): one
+ * cvt.rn.satfinite on sm_89 and later -- round to nearest even, +-448 for
+ * values beyond it and for infinities -- which test_gpu_math checks against
+ * sg_encode on every fp32 input. */
+#if !defined(SWIGLU_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define SG_HW_E4M3 1
+#else
+#define SG_HW_E4M3 0
+#endif
+SG_DI uint32_t sg_e4m3x2(float lo, float hi) {
+#if SG_HW_E4M3
+  uint16_t r;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+  return r;
+#else
+  const sg_fmt f = sg_fmt_of(SWIGLU_QUANT_FP8_E4M3FN);
+  return sg_encode(lo, f) | (sg_encode(hi, f) << 8);
+#endif
+}
 
 /* h / s for a whole group, correctly rounded without a division per element:
  * with y = RN(1/s) and q = RN(h * y), the residual r = h - q * s is exact (one

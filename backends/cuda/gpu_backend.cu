@@ -129,18 +129,82 @@ SG_DI void sg_load_gu_t(const sg_glu_problem &p, int64_t r, int64_t c0, int n, f
   }
 }
 
+/* Where every row of an operand is a plain stride from the first and
+ * 16-byte aligned (absent operands pass). */
+static bool sg_rows_vec(const sg_operand *op) {
+  if (!op->base) return true;
+  const int64_t es = (int64_t)sg_dtype_size(op->dtype);
+  return op->row_stride >= 0 && !((uintptr_t)op->base & 15u) && (op->row_stride * es) % 16 == 0;
+}
+
+/* The elementwise kernels' fast path: the host found every operand's rows
+ * plain and aligned and the width a multiple of 8, so a thread walks
+ * pointers from row to row with 16-byte accesses only (a specialised
+ * instance never issues the scalar fallback loads next to the vector ones),
+ * and the math takes its branch-free form, recomputing a thread's 8
+ * elements exactly where that form declines (sg_activation_t). */
+struct sg_ew_cursor {
+  const char *p;
+  int64_t step;
+};
+SG_DI sg_ew_cursor sg_cursor(const sg_operand &op, int64_t c0, int64_t es) {
+  sg_ew_cursor c;
+  c.p = op.base ? op.base + (op.row_stride * blockIdx.y + c0 * op.col_step) * es : nullptr;
+  c.step = op.row_stride * gridDim.y * es;
+  return c;
+}
+
+/* 8 columns of gate and up from 16-byte-aligned rows (GD, IL constants) */
+template <int GD, int IL>
+SG_DI void sg_load_gu_vec(const char *gp, const char *up, float (&g)[8], float (&u)[8]) {
+  if (IL) {
+    float t[16];
+    sg_load<16>(gp, GD, 16, true, t);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
+  } else {
+    sg_load<8>(gp, GD, 8, true, g);
+    sg_load<8>(up, GD, 8, true, u);
+  }
+}
+
 template <int ACT, int GD, int IL>
-__global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_problem p) {
+__global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_problem p, int vec) {
   const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (c0 >= p.width) return;
   const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
+  const bool out16 = p.h.dtype != SG_F32;
+  const int act = ACT >= 0 ? ACT : p.activation;
+  if (GD >= 0 && IL >= 0 && vec) {
+    const int64_t es = GD == SG_F32 ? 4 : 2;
+    sg_ew_cursor gc = sg_cursor(p.gate, c0, es), uc = sg_cursor(p.up, c0, es);
+    sg_ew_cursor hc = sg_cursor(p.h, c0, out16 ? 2 : 4);
+    for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y, gc.p += gc.step, uc.p += uc.step, hc.p += hc.step) {
+      float g[8], u[8], h[8];
+      sg_load_gu_vec<GD, IL>(gc.p, uc.p, g, u);
+      bool slow = false;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const sg_act a = sg_activation_t<true>(act, p.alpha, p.limit, g[i], u[i], false, out16, slow);
+        h[i] = a.a * a.m;
+      }
+      if (slow) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const sg_act a = sg_activation(act, p.alpha, p.limit, g[i], u[i], false, out16);
+          h[i] = a.a * a.m;
+        }
+      }
+      sg_store<8>((char *)hc.p, p.h.dtype, 8, true, h);
+    }
+    return;
+  }
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     float g[8], u[8], h[8];
     sg_load_gu_t<GD, IL>(p, r, c0, n, g, u);
-    const bool out16 = p.h.dtype != SG_F32;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false, out16);
+      sg_act a = sg_activation(act, p.alpha, p.limit, g[i], u[i], false, out16);
       h[i] = a.a * a.m;
     }
     char *hp = sg_at(p.h, r, c0);
@@ -148,50 +212,84 @@ __global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_
   }
 }
 
+/* The backward of 8 columns from registers: dg, du and (when asked) h. */
+template <bool TRY>
+SG_DI void sg_bwd8(const sg_glu_problem &p, int act, const float (&g)[8], const float (&u)[8], const float (&dh)[8],
+                   float (&dg)[8], float (&du)[8], float (&h)[8], bool &slow) {
+  const bool h16 = p.h.base && p.h.dtype != SG_F32;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const sg_act a = sg_activation_t<TRY>(act, p.alpha, p.limit, g[i], u[i], true, false, slow);
+    dg[i] = (dh[i] * a.m) * a.da;
+    du[i] = (dh[i] * a.a) * a.dm;
+    h[i] = a.a * a.m;
+    if (h16) {
+      /* the recomputed h is the forward op's, which has its own 16-bit path */
+      const sg_act f = sg_activation_t<TRY>(act, p.alpha, p.limit, g[i], u[i], false, true, slow);
+      h[i] = f.a * f.m;
+    }
+  }
+}
+
+/* Stores dgate and dup (packed in pairs when the outputs are interleaved:
+ * their layout is their own, the GEMM-fused ops write compact halves from an
+ * interleaved pre-activation) and h. */
+SG_DI void sg_bwd_store(const sg_glu_problem &p, char *o1, char *o2, char *hp, int n, bool vec, const float (&dg)[8],
+                        const float (&du)[8], const float (&h)[8]) {
+  if (p.dgate.col_step == 2) {
+    float t[16];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) t[2 * i] = dg[i], t[2 * i + 1] = du[i];
+    sg_store<16>(o1, p.dgate.dtype, 2 * n, vec || (n == 8 && sg_aligned16(o1)), t);
+  } else {
+    sg_store<8>(o1, p.dgate.dtype, n, vec || (n == 8 && sg_aligned16(o1)), dg);
+    sg_store<8>(o2, p.dup.dtype, n, vec || (n == 8 && sg_aligned16(o2)), du);
+  }
+  if (p.h.base) sg_store<8>(hp, p.h.dtype, n, vec || (n == 8 && sg_aligned16(hp)), h);
+}
+
+#ifndef SG_BWD_MINB
+#define SG_BWD_MINB 6
+#endif
 template <int ACT, int GD, int IL>
-__global__ void __launch_bounds__(SG_EW_THREADS, 8) sg_bwd_kernel(const sg_glu_problem p) {
+__global__ void __launch_bounds__(SG_EW_THREADS, SG_BWD_MINB) sg_bwd_kernel(const sg_glu_problem p, int vec) {
   const int64_t c0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (c0 >= p.width) return;
   const int n = p.width - c0 < 8 ? (int)(p.width - c0) : 8;
+  const int act = ACT >= 0 ? ACT : p.activation;
+  if (GD >= 0 && IL >= 0 && vec) {
+    const int64_t es = GD == SG_F32 ? 4 : 2;
+    sg_ew_cursor gc = sg_cursor(p.gate, c0, es), uc = sg_cursor(p.up, c0, es);
+    sg_ew_cursor dc = sg_cursor(p.dh, c0, (int64_t)sg_dtype_size(p.dh.dtype));
+    sg_ew_cursor o1 = sg_cursor(p.dgate, c0, (int64_t)sg_dtype_size(p.dgate.dtype));
+    sg_ew_cursor o2 = sg_cursor(p.dup, c0, (int64_t)sg_dtype_size(p.dup.dtype));
+    sg_ew_cursor hc = sg_cursor(p.h, c0, (int64_t)sg_dtype_size(p.h.dtype));
+    for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y, gc.p += gc.step, uc.p += uc.step, dc.p += dc.step,
+                 o1.p += o1.step, o2.p += o2.step, hc.p += hc.step) {
+      float g[8], u[8], dh[8], dg[8], du[8], h[8];
+      sg_load_gu_vec<GD, IL>(gc.p, uc.p, g, u);
+      sg_load<8>(dc.p, p.dh.dtype, 8, true, dh);
+      bool slow = false;
+      sg_bwd8<true>(p, act, g, u, dh, dg, du, h, slow);
+      if (slow) sg_bwd8<false>(p, act, g, u, dh, dg, du, h, slow);
+      /* every input of these 8 columns is in registers: in place is safe */
+      sg_bwd_store(p, (char *)o1.p, (char *)o2.p, (char *)hc.p, 8, true, dg, du, h);
+    }
+    return;
+  }
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     float g[8], u[8], dh[8], dg[8], du[8], h[8];
     sg_load_gu_t<GD, IL>(p, r, c0, n, g, u);
     const char *dhp = sg_at(p.dh, r, c0);
     sg_load<8>(dhp, p.dh.dtype, n, n == 8 && sg_aligned16(dhp), dh);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      sg_act a = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], true);
-      dg[i] = (dh[i] * a.m) * a.da;
-      du[i] = (dh[i] * a.a) * a.dm;
-      h[i] = a.a * a.m;
-      if (p.h.base && p.h.dtype != SG_F32) {
-        /* the recomputed h is the forward op's, which has its own 16-bit path */
-        sg_act f = sg_activation(ACT >= 0 ? ACT : p.activation, p.alpha, p.limit, g[i], u[i], false, true);
-        h[i] = f.a * f.m;
-      }
-    }
-    /* every input of these 8 columns is in registers: in place is safe. The
-     * outputs' layout is their own: the GEMM-fused ops write compact halves
-     * from an interleaved pre-activation. */
-    if (p.dgate.col_step == 2) {
-      float t[16];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) t[2 * i] = dg[i], t[2 * i + 1] = du[i];
-      char *o = sg_at(p.dgate, r, c0);
-      sg_store<16>(o, p.dgate.dtype, 2 * n, n == 8 && sg_aligned16(o), t);
-    } else {
-      char *o1 = sg_at(p.dgate, r, c0), *o2 = sg_at(p.dup, r, c0);
-      sg_store<8>(o1, p.dgate.dtype, n, n == 8 && sg_aligned16(o1), dg);
-      sg_store<8>(o2, p.dup.dtype, n, n == 8 && sg_aligned16(o2), du);
-    }
-    if (p.h.base) {
-      char *hp = sg_at(p.h, r, c0);
-      sg_store<8>(hp, p.h.dtype, n, n == 8 && sg_aligned16(hp), h);
-    }
+    bool unused = false;
+    sg_bwd8<false>(p, act, g, u, dh, dg, du, h, unused);
+    sg_bwd_store(p, sg_at(p.dgate, r, c0), p.dgate.col_step == 2 ? nullptr : sg_at(p.dup, r, c0),
+                 p.h.base ? sg_at(p.h, r, c0) : nullptr, n, false, dg, du, h);
   }
 }
 
-typedef void (*sg_ew_kernel)(const sg_glu_problem);
+typedef void (*sg_ew_kernel)(const sg_glu_problem, int);
 
 /* The kernel instance for a problem: specialised on activation, input dtype
  * and interleaving when gate and up share a dtype (packed layouts always do),
@@ -255,58 +353,205 @@ SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
   return !p.expert_counts || (r % p.rows_per_expert) < p.expert_counts[r / p.rows_per_expert];
 }
 
-/* Groups of TL * 8 elements (G = 32, 64, 128, 256): TL lanes per group, each
- * lane owning 8 consecutive elements (16-byte loads). blockIdx.y walks the
- * rows, so no thread divides 64-bit indices in the loop. Lanes past the last
- * group still take part in the width-TL shuffles. ACT and GD specialise the
- * common cases (template constants; -1 reads them from the problem). */
-template <int TL, int ACT, int GD, int FMT = -1>
-__global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_problem p, const int *bad) {
+/* h for a lane's V elements of row r, with the group-maximum inputs: the
+ * common path has no per-element branch (sg_glu_try); a lane whose
+ * elements include a case it does not cover, and every ROUND_H or generic
+ * (ACT = -1) instance, recomputes them with sg_quant_h. |h| is ordered as an
+ * unsigned integer 2|h| + 2^24, where Inf wraps to 0 and NaN lands below
+ * 2^24, under every finite value: the maximum gives the largest finite |h|,
+ * the minimum says whether a non-finite h is present. */
+#define SG_FINITE_MIN 0x01000000u
+template <int ACT, int V>
+SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const float (&gg)[V], const float (&uu)[V],
+                       float (&h)[V], uint32_t &ymax, uint32_t &ymin) {
+  bool slow = ACT < 0 || p.round_dtype >= 0;
+  if (!slow) {
+#pragma unroll
+    for (int i = 0; i < V; ++i) h[i] = sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], slow);
+  }
+  if (slow) {
+#pragma unroll
+    for (int i = 0; i < V; ++i) h[i] = sg_quant_h<ACT>(p, gg[i], uu[i], r);
+  } else if (p.row_weight) {
+    const float w = p.row_weight[r];
+#pragma unroll
+    for (int i = 0; i < V; ++i) h[i] = h[i] * w;
+  }
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const uint32_t y = __float_as_uint(h[i]) * 2u + SG_FINITE_MIN;
+    ymax = y > ymax ? y : ymax;
+    ymin = y < ymin ? y : ymin;
+  }
+}
+
+/* The group's scale from the lanes' maxima (*sf, *sb: what its encoding
+ * stores), then the lane's V codes to qp (with QVEC, V-byte aligned). */
+template <int TL, int FMT, bool QVEC, int V>
+SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)[V], uint32_t ymax,
+                          uint32_t ymin, uint8_t *qp, float &sf, uint32_t &sb) {
+#pragma unroll
+  for (int off = TL / 2; off > 0; off >>= 1) {
+    const uint32_t o = SG_SHFL_XOR(ymax, off, TL);
+    ymax = o > ymax ? o : ymax;
+  }
+  if (!live) return;
+  const float amax = ymax >= SG_FINITE_MIN ? __uint_as_float((ymax - SG_FINITE_MIN) >> 1) : 0.0f;
+  int zero;
+  const float div = sg_group_scale(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
+  float q[V];
+  if (p.encoding != SWIGLU_SCALE_FP32) {
+    /* every other encoding stores a power of two: h * (1 / s) is h / s exactly */
+    const float y = 1.0f / div;
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = h[i] * y;
+  } else {
+    const sg_divider dv = sg_divider_of(div);
+    if (dv.fast && ymin >= SG_FINITE_MIN) {
+      /* sg_divide's correction without its special cases: no h is infinite
+       * or NaN, and the sign a zero quotient can lose is h's */
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        const float t = h[i] * dv.y;
+        q[i] = copysignf(fmaf(fmaf(-t, dv.s, h[i]), dv.y, t), h[i]);
+      }
+    } else {
+      /* RN(h / s), which is what sg_divide gives too (or, where h * RN(1/s)
+       * underflows to zero, a zero of the same sign: the same code) */
+#pragma unroll
+      for (int i = 0; i < V; ++i) q[i] = h[i] / div;
+    }
+  }
+  uint32_t w[V / 4];
+#pragma unroll
+  for (int k = 0; k < V / 4; ++k) w[k] = 0u;
+  if (!zero) {
+    if (FMT == SWIGLU_QUANT_FP8_E4M3FN) {
+#pragma unroll
+      for (int k = 0; k < V / 4; ++k)
+        w[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
+    } else {
+      const int fmt = FMT >= 0 ? FMT : p.format;
+#pragma unroll
+      for (int i = 0; i < V; ++i) w[i / 4] |= (sg_encode_fmt(q[i], fmt) & 0xffu) << (8 * (i % 4));
+    }
+  }
+  if constexpr (QVEC && V == 16) {
+    *(uint4 *)qp = make_uint4(w[0], w[1], w[2], w[3]);
+  } else if (QVEC || ((uintptr_t)qp & 7u) == 0) {
+#pragma unroll
+    for (int k = 0; k < V / 4; k += 2) *(uint2 *)(qp + 4 * k) = make_uint2(w[k], w[k + 1]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) qp[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
+  }
+}
+
+/* What the host works out once per quant launch: whether the
+ * pointer-walking path applies (every row of gate, up and the codes a plain
+ * stride from the first, 16-byte aligned, fp32 scales 4-byte aligned, rows
+ * < 2^31), and a multiply-shift division by M (rows per expert) for it:
+ * n / M = (umulhi(n, magic) + n) >> shift for n < 2^31. */
+struct sg_quant_launch {
+  int vec;
+  uint32_t M, magic, shift;
+};
+SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi(n, l.magic) + n) >> l.shift; }
+
+/* Groups of TL * V elements (G = 32, 64, 128, 256): TL lanes per group, each
+ * lane owning V consecutive elements (16-byte loads). blockIdx.y walks the
+ * rows, several per thread on large problems. Lanes past the last group
+ * still take part in the width-TL shuffles. ACT, GD, IL and FMT specialise
+ * the common cases (template constants; -1 reads them from the problem); the
+ * specialised instances take 16 elements per lane, the generic ones 8. On
+ * the vec path (specialised instances only) a thread walks pointers from row
+ * to row -- inputs, codes and its group's scale -- instead of computing each
+ * row's addresses. */
+#ifndef SG_QUANT_MINB
+#define SG_QUANT_MINB 3
+#endif
+template <int TL, int ACT, int GD, int IL, int FMT, int V>
+__global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
+                                                           const sg_quant_launch L) {
   if (bad && *bad) return;
   const int sub = threadIdx.x % TL;
   const int64_t g = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / TL;
-  const int64_t c0 = g * p.group + sub * 8;
+  const int64_t c0 = g * p.group + sub * V;
+  const bool in_range = g < p.groups;
+  if (GD >= 0 && IL >= 0 && L.vec) {
+    const int64_t es = GD == SG_F32 ? 4 : 2, ry = gridDim.y;
+    const char *gp = p.glu.gate.base + (p.glu.gate.row_stride * blockIdx.y + c0 * (IL ? 2 : 1)) * es;
+    const char *up = p.glu.up.base + (p.glu.up.row_stride * blockIdx.y + c0) * es;
+    uint8_t *qp = (uint8_t *)p.q.base + p.q.row_stride * blockIdx.y + c0;
+    const int64_t gstep = p.glu.gate.row_stride * ry * es, ustep = p.glu.up.row_stride * ry * es;
+    const int64_t qstep = p.q.row_stride * ry;
+    /* byte offset of this group's scale in row m of expert e: s_g + e s_e + m s_m */
+    const bool packed = p.encoding == SWIGLU_SCALE_UE8M0_PACKED;
+    const bool word = packed || p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0;
+    const int64_t W = word ? 4 : 1, c = packed ? g / 4 : g;
+    const int64_t ld = p.layout == SWIGLU_SCALE_COL_MAJOR_TMA ? p.rows_padded : p.rows_per_expert;
+    const bool rm = p.layout == SWIGLU_SCALE_ROW_MAJOR;
+    const int64_t s_m = rm ? p.scale_cols * W : W;
+    const int64_t s_e = rm ? p.rows_per_expert * p.scale_cols * W : p.scale_cols * ld * W;
+    const int pad = packed && g == p.groups - 1 ? (int)(4 * p.scale_cols - p.groups) : 0;
+    const bool writes_scale = sub == 0 && p.scales && in_range;
+    const bool moe = p.experts > 1;
+    /* without experts the scale address is loop-carried like the others
+     * (the compiler would otherwise recompute it inside the lane-0 branch) */
+    char *sbase = p.scales + (rm ? c * W : c * ld * W) + (packed ? g % 4 : 0);
+    char *sp = sbase + (int64_t)blockIdx.y * s_m;
+    const int64_t sstep = moe ? 0 : ry * s_m;
+    for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
+         r += (uint32_t)ry, gp += gstep, up += ustep, qp += qstep, sp += sstep) {
+      const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
+      const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
+      float h[V];
+      uint32_t ymax = 0u, ymin = ~0u;
+      if (live) {
+        float gg[V], uu[V];
+        if (IL) {
+          float t[2 * V];
+          sg_load<2 * V>(gp, GD, 2 * V, true, t);
+#pragma unroll
+          for (int i = 0; i < V; ++i) gg[i] = t[2 * i], uu[i] = t[2 * i + 1];
+        } else {
+          sg_load<V>(gp, GD, V, true, gg);
+          sg_load<V>(up, GD, V, true, uu);
+        }
+        sg_quant_hv<ACT, V>(p, r, gg, uu, h, ymax, ymin);
+      }
+      float sf;
+      uint32_t sb;
+      sg_quant_group<TL, FMT, true, V>(p, live, h, ymax, ymin, qp, sf, sb);
+      if (writes_scale && live) {
+        char *dst = moe ? sbase + (int64_t)e * s_e + (int64_t)m * s_m : sp;
+        if (word && !packed) *(float *)dst = sf;
+        else *dst = (char)sb;
+        for (int k = 1; k <= pad; ++k) dst[k] = 0;
+      }
+    }
+    return;
+  }
   for (int64_t r = blockIdx.y; r < p.glu.rows; r += gridDim.y) {
-    const bool live = g < p.groups && sg_row_live(p, r);
-    float h[8];
+    const bool live = in_range && sg_row_live(p, r);
+    float h[V];
+    uint32_t ymax = 0u, ymin = ~0u;
     if (live) {
-      float gg[8], uu[8];
-      sg_load_gu_t<GD, -1>(p.glu, r, c0, 8, gg, uu);
+      float gg[V], uu[V];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) h[i] = sg_quant_h<ACT>(p, gg[i], uu[i], r);
-    } else {
+      for (int k = 0; k < V; k += 8) {
+        float g8[8], u8[8];
+        sg_load_gu_t<GD, IL>(p.glu, r, c0 + k, 8, g8, u8);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) h[i] = 0.0f;
+        for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
+      }
+      sg_quant_hv<ACT, V>(p, r, gg, uu, h, ymax, ymin);
     }
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      float a = fabsf(h[i]);
-      if (a <= 3.40282347e38f && a > amax) amax = a;
-    }
-#pragma unroll
-    for (int off = TL / 2; off > 0; off >>= 1) {
-      float o = SG_SHFL_XOR(amax, off, TL);
-      amax = o > amax ? o : amax;
-    }
-    if (!live) continue;
     float sf;
     uint32_t sb;
-    int zero;
-    const float div = sg_group_scale(&p, amax, &sf, &sb, &zero);
-    uint8_t *q = (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0;
-    uint32_t w[2] = {0, 0};
-    const sg_divider dv = sg_divider_of(div);
-#pragma unroll
-    for (int i = 0; i < 8; ++i)
-      w[i / 4] |= (zero ? 0u : (sg_encode_fmt(sg_divide(h[i], dv), FMT >= 0 ? FMT : p.format) & 0xffu)) << (8 * (i % 4));
-    if (((uintptr_t)q & 7u) == 0) {
-      *(uint2 *)q = make_uint2(w[0], w[1]);
-    } else {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) q[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
-    }
-    if (sub == 0 && p.scales) {
+    sg_quant_group<TL, FMT, false, V>(p, live, h, ymax, ymin,
+                                      (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0, sf, sb);
+    if (sub == 0 && p.scales && live) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
       sg_write_scale(&p, e, m, g, sf, sb);
       if (g == p.groups - 1) sg_pad_packed(&p, e, m);
@@ -314,37 +559,65 @@ __global__ void __launch_bounds__(256) sg_quant_team_kernel(const sg_quant_probl
   }
 }
 
-typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *);
+typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *, const sg_quant_launch);
 
-template <int ACT>
-static sg_quant_kernel sg_pick_quant_dt(int gd, int format) {
-  if (format == SWIGLU_QUANT_FP8_E4M3FN) /* the common case: its encoding folds to constants */
-    return gd == SG_BF16 ? sg_quant_team_kernel<16, ACT, SG_BF16, 0>
-           : gd == SG_F16 ? sg_quant_team_kernel<16, ACT, SG_F16, 0>
-                          : sg_quant_team_kernel<16, ACT, SG_F32, 0>;
-  return gd == SG_BF16 ? sg_quant_team_kernel<16, ACT, SG_BF16>
-         : gd == SG_F16 ? sg_quant_team_kernel<16, ACT, SG_F16>
-                        : sg_quant_team_kernel<16, ACT, SG_F32>;
+/* The kernel for a per-group problem and its elements per lane. G = 128
+ * (the common group) is specialised per activation, dtype, layout and
+ * (E4M3FN, whose encoding is one instruction on sm_89+) format, 16
+ * elements per lane; GELU erf has no branch-free form and, like every
+ * other case, takes a generic instance with 8. */
+#ifndef SG_QV
+#define SG_QV 16
+#endif
+template <int ACT, int GD>
+static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
+  const int T = 128 / SG_QV;
+  if (format == SWIGLU_QUANT_FP8_E4M3FN)
+    return il ? sg_quant_team_kernel<T, ACT, GD, 1, 0, SG_QV> : sg_quant_team_kernel<T, ACT, GD, 0, 0, SG_QV>;
+  return il ? sg_quant_team_kernel<T, ACT, GD, 1, -1, SG_QV> : sg_quant_team_kernel<T, ACT, GD, 0, -1, SG_QV>;
 }
-
-/* G = 128 (the common group) specialised per activation and dtype. */
-static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int tl) {
-  if (tl == 16 && p->glu.gate.dtype == p->glu.up.dtype) {
+template <int ACT>
+static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
+  const bool il = p->glu.gate.col_step == 2;
+  switch (p->glu.gate.dtype) {
+    case SG_BF16: return sg_pick_quant_il<ACT, SG_BF16>(il, p->format);
+    case SG_F16: return sg_pick_quant_il<ACT, SG_F16>(il, p->format);
+    default: return sg_pick_quant_il<ACT, SG_F32>(il, p->format);
+  }
+}
+static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v) {
+  *v = SG_QV;
+  if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype && p->round_dtype < 0) {
     switch (p->glu.activation) {
-      case 0: return sg_pick_quant_dt<0>(p->glu.gate.dtype, p->format);
-      case 1: return sg_pick_quant_dt<1>(p->glu.gate.dtype, p->format);
-      case 2: return sg_pick_quant_dt<2>(p->glu.gate.dtype, p->format);
-      case 3: return sg_pick_quant_dt<3>(p->glu.gate.dtype, p->format);
-      case 4: return sg_pick_quant_dt<4>(p->glu.gate.dtype, p->format);
-      default: return sg_pick_quant_dt<5>(p->glu.gate.dtype, p->format);
+      case 0: return sg_pick_quant_dt<0>(p);
+      case 1: return sg_pick_quant_dt<1>(p);
+      case 3: return sg_pick_quant_dt<3>(p);
+      case 4: return sg_pick_quant_dt<4>(p);
+      case 5: return sg_pick_quant_dt<5>(p);
+      default: break;
     }
   }
-  switch (tl) {
-    case 4: return sg_quant_team_kernel<4, -1, -1>;
-    case 8: return sg_quant_team_kernel<8, -1, -1>;
-    case 16: return sg_quant_team_kernel<16, -1, -1>;
-    default: return sg_quant_team_kernel<32, -1, -1>;
+  *v = 8;
+  switch (p->group) {
+    case 32: return sg_quant_team_kernel<4, -1, -1, -1, -1, 8>;
+    case 64: return sg_quant_team_kernel<8, -1, -1, -1, -1, 8>;
+    case 128: return sg_quant_team_kernel<16, -1, -1, -1, -1, 8>;
+    default: return sg_quant_team_kernel<32, -1, -1, -1, -1, 8>;
   }
+}
+
+/* The launch facts for sg_quant_team_kernel (see sg_quant_launch). */
+static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p) {
+  sg_quant_launch l = {0, 1u, 1u, 0u};
+  const bool il = p->glu.gate.col_step == 2;
+  if (!sg_rows_vec(&p->glu.gate) || (!il && !sg_rows_vec(&p->glu.up))) return l;
+  if (p->q.row_stride < 0 || ((uintptr_t)p->q.base & 15u) || p->q.row_stride % 16) return l;
+  if (((uintptr_t)p->scales & 3u) || p->glu.rows >= (int64_t)1 << 31 || p->rows_per_expert < 1) return l;
+  l.vec = 1;
+  l.M = (uint32_t)p->rows_per_expert;
+  while ((1ull << l.shift) < l.M) ++l.shift;
+  l.magic = (uint32_t)(((1ull << 32) * ((1ull << l.shift) - l.M)) / l.M + 1u);
+  return l;
 }
 
 /* Any group size, per-row and per-tensor scales, NVFP4: one block per row,
@@ -376,7 +649,7 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       float sf;
       uint32_t sb;
       int zero;
-      const float div = sg_group_scale(&p, amax, &sf, &sb, &zero);
+      const float div = sg_group_scale(&p, p.format, amax, &sf, &sb, &zero);
       const sg_divider dv = sg_divider_of(div);
       if (nv) {
         for (int64_t j = 2 * lane; j < G; j += 2 * SG_TEAM) {
@@ -487,11 +760,11 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
 
 static void gpu_destroy(void *state) {
   sg_gpu_state *s = (sg_gpu_state *)state;
-  cudaSetDevice(s->device);
+  (void)cudaSetDevice(s->device); /* teardown: nothing to report an error to */
 #if SG_HAVE_LINEAR
   sg_lin_destroy(s);
 #endif
-  cudaFree(s->bad);
+  (void)cudaFree(s->bad);
   delete s;
 }
 
@@ -520,17 +793,25 @@ static dim3 sg_ew_grid(const sg_glu_problem *p) {
   return dim3((unsigned)gx, (unsigned)gy);
 }
 
+/* Whether the elementwise kernels may take their vector path. */
+static int sg_ew_vec(const sg_glu_problem *p, bool bwd) {
+  const bool il = p->gate.col_step == 2;
+  bool ok = p->width % 8 == 0 && sg_rows_vec(&p->gate) && (il || sg_rows_vec(&p->up)) && sg_rows_vec(&p->h);
+  if (bwd) ok = ok && sg_rows_vec(&p->dh) && sg_rows_vec(&p->dgate) && (p->dgate.col_step == 2 || sg_rows_vec(&p->dup));
+  return ok;
+}
+
 static swiglu_status gpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
-  sg_pick<false>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  sg_pick<false>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p, sg_ew_vec(p, false));
   return sg_launched("forward kernel", msg, cap);
 }
 
 static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
-  sg_pick<true>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p);
+  sg_pick<true>(p)<<<sg_ew_grid(p), SG_EW_THREADS, 0, s->stream>>>(*p, sg_ew_vec(p, true));
   return sg_launched("backward kernel", msg, cap);
 }
 
@@ -558,9 +839,16 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
   const bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv &&
                        (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
-    const int64_t tl = G / 8;
-    const int64_t gx = (p->groups * tl + 255) / 256, gy = p->glu.rows < 65535 ? p->glu.rows : 65535;
-    sg_pick_quant(p, (int)tl)<<<dim3((unsigned)gx, (unsigned)gy), 256, 0, s->stream>>>(*p, bad);
+    int v;
+    const sg_quant_kernel k = sg_pick_quant(p, &v);
+    /* several rows per thread once the grid is large (as sg_ew_grid) */
+    /* narrow rows get narrower blocks rather than idle lanes */
+    const int64_t lanes = p->groups * (G / v);
+    const int64_t threads = lanes >= 256 ? 256 : (lanes + 31) / 32 * 32;
+    const int64_t gx = (lanes + threads - 1) / threads;
+    int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + SG_EW_ROWS - 1) / SG_EW_ROWS : p->glu.rows;
+    if (gy > 65535) gy = 65535;
+    k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p));
   } else {
     const size_t smem = (size_t)p->glu.width * sizeof(float);
     if (smem > (size_t)s->max_smem) {
@@ -658,7 +946,7 @@ SG_EXPORT int SG_ENTRY(swiglu_backend_score)(char *reason, size_t cap) {
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     snprintf(reason, cap, "%s runtime: %s", SG_GPU_RUNTIME, cudaGetErrorString(e));
-    cudaGetLastError(); /* not sticky: clear it */
+    (void)cudaGetLastError(); /* not sticky: clear it */
     return 0;
   }
   if (count == 0) {
