@@ -137,7 +137,7 @@ static bool sg_rows_vec(const sg_operand *op) {
   return op->row_stride >= 0 && !((uintptr_t)op->base & 15u) && (op->row_stride * es) % 16 == 0;
 }
 
-/* The elementwise kernels' fast path: the host found every operand's rows
+/* The kernels' vector path: the host found every operand's rows
  * plain and aligned and the width a multiple of 8, so a thread walks
  * pointers from row to row with 16-byte accesses only (a specialised
  * instance never issues the scalar fallback loads next to the vector ones),
@@ -154,17 +154,17 @@ SG_DI sg_ew_cursor sg_cursor(const sg_operand &op, int64_t c0, int64_t es) {
   return c;
 }
 
-/* 8 columns of gate and up from 16-byte-aligned rows (GD, IL constants) */
-template <int GD, int IL>
-SG_DI void sg_load_gu_vec(const char *gp, const char *up, float (&g)[8], float (&u)[8]) {
+/* V columns of gate and up from 16-byte-aligned rows (GD, IL constants) */
+template <int GD, int IL, int V>
+SG_DI void sg_load_gu_vec(const char *gp, const char *up, float (&g)[V], float (&u)[V]) {
   if (IL) {
-    float t[16];
-    sg_load<16>(gp, GD, 16, true, t);
+    float t[2 * V];
+    sg_load<2 * V>(gp, GD, 2 * V, true, t);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
+    for (int i = 0; i < V; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
   } else {
-    sg_load<8>(gp, GD, 8, true, g);
-    sg_load<8>(up, GD, 8, true, u);
+    sg_load<V>(gp, GD, V, true, g);
+    sg_load<V>(up, GD, V, true, u);
   }
 }
 
@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(SG_EW_THREADS, 12) sg_fwd_kernel(const sg_glu_
     sg_ew_cursor hc = sg_cursor(p.h, c0, out16 ? 2 : 4);
     for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y, gc.p += gc.step, uc.p += uc.step, hc.p += hc.step) {
       float g[8], u[8], h[8];
-      sg_load_gu_vec<GD, IL>(gc.p, uc.p, g, u);
+      sg_load_gu_vec<GD, IL, 8>(gc.p, uc.p, g, u);
       bool slow = false;
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
@@ -267,7 +267,7 @@ __global__ void __launch_bounds__(SG_EW_THREADS, SG_BWD_MINB) sg_bwd_kernel(cons
     for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y, gc.p += gc.step, uc.p += uc.step, dc.p += dc.step,
                  o1.p += o1.step, o2.p += o2.step, hc.p += hc.step) {
       float g[8], u[8], dh[8], dg[8], du[8], h[8];
-      sg_load_gu_vec<GD, IL>(gc.p, uc.p, g, u);
+      sg_load_gu_vec<GD, IL, 8>(gc.p, uc.p, g, u);
       sg_load<8>(dc.p, p.dh.dtype, 8, true, dh);
       bool slow = false;
       sg_bwd8<true>(p, act, g, u, dh, dg, du, h, slow);
@@ -480,11 +480,8 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
   const bool in_range = g < p.groups;
   if (GD >= 0 && IL >= 0 && L.vec) {
     const int64_t es = GD == SG_F32 ? 4 : 2, ry = gridDim.y;
-    const char *gp = p.glu.gate.base + (p.glu.gate.row_stride * blockIdx.y + c0 * (IL ? 2 : 1)) * es;
-    const char *up = p.glu.up.base + (p.glu.up.row_stride * blockIdx.y + c0) * es;
-    uint8_t *qp = (uint8_t *)p.q.base + p.q.row_stride * blockIdx.y + c0;
-    const int64_t gstep = p.glu.gate.row_stride * ry * es, ustep = p.glu.up.row_stride * ry * es;
-    const int64_t qstep = p.q.row_stride * ry;
+    sg_ew_cursor gc = sg_cursor(p.glu.gate, c0, es), uc = sg_cursor(p.glu.up, c0, es);
+    sg_ew_cursor qc = sg_cursor(p.q, c0, 1);
     /* byte offset of this group's scale in row m of expert e: s_g + e s_e + m s_m */
     const bool packed = p.encoding == SWIGLU_SCALE_UE8M0_PACKED;
     const bool word = packed || p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0;
@@ -502,27 +499,19 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
     char *sp = sbase + (int64_t)blockIdx.y * s_m;
     const int64_t sstep = moe ? 0 : ry * s_m;
     for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
-         r += (uint32_t)ry, gp += gstep, up += ustep, qp += qstep, sp += sstep) {
+         r += (uint32_t)ry, gc.p += gc.step, uc.p += uc.step, qc.p += qc.step, sp += sstep) {
       const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
       const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
       float h[V];
       uint32_t ymax = 0u, ymin = ~0u;
       if (live) {
         float gg[V], uu[V];
-        if (IL) {
-          float t[2 * V];
-          sg_load<2 * V>(gp, GD, 2 * V, true, t);
-#pragma unroll
-          for (int i = 0; i < V; ++i) gg[i] = t[2 * i], uu[i] = t[2 * i + 1];
-        } else {
-          sg_load<V>(gp, GD, V, true, gg);
-          sg_load<V>(up, GD, V, true, uu);
-        }
+        sg_load_gu_vec<GD, IL, V>(gc.p, uc.p, gg, uu);
         sg_quant_hv<ACT, V>(p, r, gg, uu, h, ymax, ymin);
       }
       float sf;
       uint32_t sb;
-      sg_quant_group<TL, FMT, true, V>(p, live, h, ymax, ymin, qp, sf, sb);
+      sg_quant_group<TL, FMT, true, V>(p, live, h, ymax, ymin, (uint8_t *)qc.p, sf, sb);
       if (writes_scale && live) {
         char *dst = moe ? sbase + (int64_t)e * s_e + (int64_t)m * s_m : sp;
         if (word && !packed) *(float *)dst = sf;
@@ -611,7 +600,7 @@ static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p) {
   sg_quant_launch l = {0, 1u, 1u, 0u};
   const bool il = p->glu.gate.col_step == 2;
   if (!sg_rows_vec(&p->glu.gate) || (!il && !sg_rows_vec(&p->glu.up))) return l;
-  if (p->q.row_stride < 0 || ((uintptr_t)p->q.base & 15u) || p->q.row_stride % 16) return l;
+  if (!sg_rows_vec(&p->q)) return l;
   if (((uintptr_t)p->scales & 3u) || p->glu.rows >= (int64_t)1 << 31 || p->rows_per_expert < 1) return l;
   l.vec = 1;
   l.M = (uint32_t)p->rows_per_expert;
