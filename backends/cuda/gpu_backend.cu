@@ -467,8 +467,12 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
  * the vec path (specialised instances only) a thread walks pointers from row
  * to row -- inputs, codes and its group's scale -- instead of computing each
  * row's addresses. */
+/* Four blocks of 256 per SM (64 registers): the 16-element instances spill
+ * a little (on their exact-recompute path) but ran 0.67-0.72 of the copy on
+ * the H200 against 0.61-0.66 at three blocks (80 registers, no spill) and
+ * 0.33 at two (bench/NOTES.md). -D overrides are for such experiments. */
 #ifndef SG_QUANT_MINB
-#define SG_QUANT_MINB 3
+#define SG_QUANT_MINB 4
 #endif
 template <int TL, int ACT, int GD, int IL, int FMT, int V>
 __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
@@ -773,7 +777,9 @@ static swiglu_status sg_launched(const char *what, char *msg, size_t cap) {
 /* Each thread takes 8 columns of up to SG_EW_ROWS rows (gridDim.y rows
  * apart), so its fixed cost is spread over more elements; small problems keep
  * one row per thread to fill the machine. */
+#ifndef SG_EW_ROWS
 #define SG_EW_ROWS 4
+#endif
 static dim3 sg_ew_grid(const sg_glu_problem *p) {
   const int64_t per_block = (int64_t)SG_EW_THREADS * 8;
   const int64_t gx = (p->width + per_block - 1) / per_block;
