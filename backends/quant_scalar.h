@@ -94,17 +94,22 @@ SG_HD static inline float sg_decode_e4m3fn(uint32_t c) {
   return (c & 0x80) ? -v : v;
 }
 
+/* RN(a / b) from y = RN(1 / b) without a division: q = RN(a y) is within an
+ * ulp, the residual a - q b is exact (one fma) and RN(q + r y) is the
+ * correctly rounded quotient (Markstein's theorem), as long as nothing on
+ * the way underflows or overflows -- the callers check their ranges. */
+SG_HD static inline float sg_markstein(float a, float b, float y) {
+  const float q = a * y;
+  return fmaf(fmaf(-q, b, a), y, q);
+}
+
 /* RN(a / m) for a format maximum m (448, 240, 57344, 127). On the GPU the
- * division is Markstein's correction with the constant RN(1 / m): exact
- * residual, one fma, the correctly rounded quotient whenever a >= 2^-100 (no
- * underflow on the way); smaller a divide. The CPU divides. Same bits. */
+ * division is sg_markstein with the constant RN(1 / m), valid for a >=
+ * 2^-100; smaller a divide. The CPU divides. Same bits. */
 SG_HD static inline float sg_div_by_fmax(float a, float m) {
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
-  if (a >= 7.888609052210118e-31f && a <= 3.40282347e38f) {
-    const float y = 1.0f / m; /* folded to a constant: m is one from the table */
-    const float q = a * y;
-    return fmaf(fmaf(-q, m, a), y, q);
-  }
+  /* 1 / m folds to a constant where m does (the specialised kernels) */
+  if (a >= 7.888609052210118e-31f && a <= 3.40282347e38f) return sg_markstein(a, m, 1.0f / m);
 #endif
   return a / m;
 }

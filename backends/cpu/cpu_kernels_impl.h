@@ -573,8 +573,8 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   int64_t i = 0;
   uint8_t tmp[SG_W];
   /* h / div correctly rounded without a division per element: Markstein's
-   * correction of h * RN(1/div) (see the GPU's sg_divide for the argument and
-   * why div >= 2^-90 is required); other divisors divide. */
+   * correction of h * RN(1/div) (sg_markstein in quant_scalar.h; the GPU's
+   * sg_divide says why div >= 2^-90 is required); other divisors divide. */
   const float y = 1.0f / div;
   const int fast = div >= 0x1p-90f && y <= 3.40282347e38f;
   const vf d = v_set(div), vy = v_set(y);

@@ -100,7 +100,7 @@ SG_DI sg_logistic sg_logistic_fast(float x, float za, float zb, bool want_grad) 
   return o;
 }
 
-/* A reciprocal good to about an ulp: the seed of sg_div_seq. */
+/* A reciprocal good to about an ulp: the seed of sg_logistic_try's divisions. */
 SG_DI float sg_rcp_seed(float d) {
 #if defined(SWIGLU_HIP)
   return __builtin_amdgcn_rcpf(d);
@@ -357,11 +357,10 @@ SG_DI sg_divider sg_divider_of(float s) {
 }
 SG_DI float sg_divide(float h, sg_divider d) {
   if (!d.fast) return h / d.s;
-  float q = h * d.y;
+  const float q = h * d.y;
   /* Inf, NaN and signed zeros pass through (the fma would turn -0 into +0) */
   if (!(fabsf(q) <= 3.40282347e38f) || q == 0.0f) return q;
-  float r = fmaf(-q, d.s, h);
-  return fmaf(r, d.y, q);
+  return sg_markstein(h, d.s, d.y);
 }
 
 #endif

@@ -411,10 +411,7 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
       /* sg_divide's correction without its special cases: no h is infinite
        * or NaN, and the sign a zero quotient can lose is h's */
 #pragma unroll
-      for (int i = 0; i < V; ++i) {
-        const float t = h[i] * dv.y;
-        q[i] = copysignf(fmaf(fmaf(-t, dv.s, h[i]), dv.y, t), h[i]);
-      }
+      for (int i = 0; i < V; ++i) q[i] = copysignf(sg_markstein(h[i], dv.s, dv.y), h[i]);
     } else {
       /* RN(h / s), which is what sg_divide gives too (or, where h * RN(1/s)
        * underflows to zero, a zero of the same sign: the same code) */
