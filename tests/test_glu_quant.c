@@ -316,6 +316,112 @@ static void bad_inputs(void) {
   swiglu_context_free(ctx, dx), swiglu_context_free(ctx, dcounts);
 }
 
+/* Bad arguments of every other kind, each a change to one valid call: a
+ * specific status, a message, and not one byte written anywhere in the
+ * arena that holds every operand (codes and scales included, and x for the
+ * cases where an output is placed inside it). Case 0 is the valid call
+ * itself, so the harness is seen to accept what it should. */
+static void bad_arguments(void) {
+  enum { R = 4, H = 64, G = 32 };
+  enum { XO = 0, QO = 2048, SO = 2304, TO = 2336, WO = 2352, BYTES = 4096 };
+  static unsigned char arena[BYTES], after[BYTES];
+  for (int i = 0; i < BYTES; ++i) arena[i] = 0x5A;
+  for (int i = 0; i < R * 2 * H; ++i) ((float *)(arena + XO))[i] = (float)(i % 13) - 6.0f;
+  ((float *)(arena + TO))[0] = 0.5f;
+  for (int r = 0; r < R; ++r) ((float *)(arena + WO))[r] = 0.25f;
+  const struct {
+    const char *what;
+    swiglu_status want;
+  } cases[] = {
+      {"valid call (control)", SWIGLU_SUCCESS},
+      {"args NULL", SWIGLU_ERROR_NULL_POINTER},
+      {"quant desc NULL", SWIGLU_ERROR_NULL_POINTER},
+      {"x NULL", SWIGLU_ERROR_NULL_POINTER},
+      {"codes NULL", SWIGLU_ERROR_NULL_POINTER},
+      {"x data NULL", SWIGLU_ERROR_NULL_POINTER},
+      {"scales NULL for per-group scales", SWIGLU_ERROR_NULL_POINTER},
+      {"tensor_scale NULL for a per-tensor scale", SWIGLU_ERROR_NULL_POINTER},
+      {"x of rank 1 with codes of rank 2", SWIGLU_ERROR_BAD_SHAPE},
+      {"codes one column wider than H", SWIGLU_ERROR_BAD_SHAPE},
+      {"codes one row short", SWIGLU_ERROR_BAD_SHAPE},
+      {"row_weight one row short", SWIGLU_ERROR_BAD_SHAPE},
+      {"x feature stride 2", SWIGLU_ERROR_BAD_STRIDE},
+      {"x dtype int32", SWIGLU_ERROR_BAD_DTYPE},
+      {"row_weight dtype bfloat16", SWIGLU_ERROR_BAD_DTYPE},
+      {"format out of range", SWIGLU_ERROR_INVALID_ARGUMENT},
+      {"codes inside x", SWIGLU_ERROR_OVERLAP},
+      {"scales inside the codes", SWIGLU_ERROR_OVERLAP},
+      {"scales inside x", SWIGLU_ERROR_OVERLAP},
+      {"codes over row_weight", SWIGLU_ERROR_OVERLAP},
+      {"x of 2^62 rows (byte count past int64)", SWIGLU_ERROR_SIZE_OVERFLOW},
+      {"x on another device type", SWIGLU_ERROR_DEVICE_MISMATCH},
+      {"per-tensor scale of two elements", SWIGLU_ERROR_BAD_SHAPE},
+  };
+  char *d = dev_of(arena, BYTES);
+  swiglu_glu_desc gd;
+  swiglu_glu_desc_init(&gd, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+  for (int i = 0; i < (int)(sizeof cases / sizeof *cases); ++i) {
+    char *dd = dev_of(arena, BYTES);
+    swiglu_context_free(ctx, d);
+    d = dd;
+    swiglu_quant_desc qd;
+    swiglu_quant_desc_init(&qd, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, G);
+    int64_t xs[2] = {R, 2 * H}, qs[2] = {R, H}, ss[2] = {R, H / G}, ws = R, one = 1, xst[2] = {2 * H, 1};
+    swiglu_tensor tx = {d + XO, dev_here(), 2, {SWIGLU_DTYPE_FLOAT, 32, 1}, xs, NULL, 0};
+    swiglu_tensor tq = {d + QO, dev_here(), 2, {SWIGLU_DTYPE_UINT, 8, 1}, qs, NULL, 0};
+    swiglu_tensor ts = {d + SO, dev_here(), 2, {SWIGLU_DTYPE_FLOAT, 32, 1}, ss, NULL, 0};
+    int64_t two = 2;
+    swiglu_tensor tt = {d + TO, dev_here(), 1, {SWIGLU_DTYPE_FLOAT, 32, 1}, &one, NULL, 0};
+    swiglu_tensor tw = {d + WO, dev_here(), 1, {SWIGLU_DTYPE_FLOAT, 32, 1}, &ws, NULL, 0};
+    swiglu_quant_args a = {&tx, NULL, &tq, &ts, NULL, &tw, NULL};
+    const swiglu_quant_args *ap = &a;
+    const swiglu_quant_desc *qp = &qd;
+    switch (i) {
+      case 1: ap = NULL; break;
+      case 2: qp = NULL; break;
+      case 3: a.x = NULL; break;
+      case 4: a.q = NULL; break;
+      case 5: tx.data = NULL; break;
+      case 6: a.scales = NULL; break;
+      case 7: qd.granularity = SWIGLU_SCALE_PER_TENSOR, a.scales = NULL; break;
+      case 8: tx.ndim = 1, xs[0] = 2 * H; break;
+      case 9: qs[1] = H + 1; break;
+      case 10: qs[0] = R - 1; break;
+      case 11: ws = R - 1; break;
+      case 12: xst[1] = 2, xs[1] = H, tx.strides = xst; break;
+      case 13: tx.dtype = (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1}; break;
+      case 14: tw.dtype = (swiglu_dtype){SWIGLU_DTYPE_BFLOAT, 16, 1}; break;
+      case 15: qd.format = 99; break;
+      case 16: tq.data = d + XO + 256; break;
+      case 17: ts.data = d + QO + 16; break;
+      case 18: ts.data = d + XO + 512; break;
+      case 19: tq.data = d + WO - 64; break;
+      case 20: xs[0] = INT64_C(1) << 62; break;
+      case 21: tx.device.device_type = dev_here().device_type == SWIGLU_DEVICE_CPU ? SWIGLU_DEVICE_CUDA : SWIGLU_DEVICE_CPU; break;
+      case 22: qd.granularity = SWIGLU_SCALE_PER_TENSOR, a.scales = NULL, a.tensor_scale = &tt, tt.shape = &two; break;
+      default: break;
+    }
+    swiglu_status st = swiglu_glu_quant(ctx, &gd, qp, ap);
+    if (st == SWIGLU_SUCCESS) st = swiglu_context_synchronize(ctx);
+    char why[SG_WHY];
+    snprintf(why, sizeof why, "%s", swiglu_context_last_error(ctx));
+    to_host(after, d, BYTES);
+    const int untouched = !memcmp(after, arena, BYTES);
+    ++g_checks;
+    /* the control must write (its codes are not 0x5A everywhere) */
+    const int ok = i == 0 ? st == SWIGLU_SUCCESS && !untouched : st == cases[i].want && untouched && why[0];
+    if (!ok) {
+      ++g_failed;
+      printf("FAIL bad argument '%s': got %s (%s), outputs %s\n", cases[i].what, swiglu_status_string(st), why,
+             untouched ? "untouched" : "WRITTEN");
+    } else {
+      printf("ok   bad argument '%s': %s%s%s\n", cases[i].what, swiglu_status_string(st), i ? ": " : "",
+             i ? why : "");
+    }
+  }
+  swiglu_context_free(ctx, d);
+}
+
 int main(int argc, char **argv) {
   const char *backend = "cpu";
   int quick = 0;
@@ -364,6 +470,7 @@ int main(int argc, char **argv) {
             ++cases;
           }
   bad_inputs();
+  bad_arguments();
   swiglu_context_destroy(ctx);
   printf("%ld cases; %ld checks, %ld failed\n", cases, g_checks, g_failed);
   return g_failed ? 1 : 0;
