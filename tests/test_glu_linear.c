@@ -654,6 +654,46 @@ static void bad_inputs(t_rng *r) {
     expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_INVALID_ARGUMENT, "unknown backward flag", &xbad);
     bb.flags = 0, bb.dx = NULL;
     expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_INVALID_ARGUMENT, "backward with no output", &xbad);
+    /* dW placed over dX's memory */
+    tb dxb;
+    tb_make(&dxb, T_F32, 2, 1, T, D, 0);
+    tb_poison(&dxb);
+    tb_up(&dxb);
+    swiglu_tensor dwx = lw.w.d;
+    dwx.data = dxb.dev;
+    bb.dx = &dxb.d, bb.dw = NULL;
+    size_t bbytes = 0;
+    must(swiglu_glu_linear_backward_workspace_size(g_ctx, &desc, &bb, &bbytes), "bwd ws");
+    bb.workspace = workspace(bbytes), bb.workspace_bytes = bbytes;
+    bb.dw = &dwx;
+    expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_OVERLAP, "dW overlapping dX", &dxb);
+    tb_free(&dxb);
+    a.workspace = workspace(bytes); /* the backward's may have replaced it */
+    /* a bias of 2H + 1 elements */
+    int64_t blen = 2 * H + 1;
+    swiglu_tensor bias = {x.dev, x.d.device, 1, x.d.dtype, &blen, NULL, 0};
+    ov2 = a, ov2.bias = &bias;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_BAD_SHAPE, "bias of 2H + 1 elements", &h);
+    /* x [T, D] as every other column of a [T, 2D] buffer */
+    tb wide;
+    tb_make(&wide, T_F32, 2, 1, T, 2 * D, 0);
+    tb_fill(&wide, r, 1);
+    tb_up(&wide);
+    int64_t vshape[2] = {T, D}, vstr[2] = {2 * D, 2};
+    swiglu_tensor xv = {wide.dev, x.d.device, 2, x.d.dtype, vshape, vstr, 0};
+    ov2 = a, ov2.x = &xv;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_BAD_STRIDE, "x with feature stride 2", &h);
+    /* 2^62 rows of x: the byte count overflows */
+    int64_t hshape[2] = {INT64_C(1) << 62, D};
+    swiglu_tensor xh = {x.dev, x.d.device, 2, x.d.dtype, hshape, NULL, 0};
+    ov2 = a, ov2.x = &xh;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_SIZE_OVERFLOW, "x of 2^62 rows", &h);
+    /* x declared on another device type */
+    swiglu_tensor xo = x.d;
+    xo.device.device_type = x.d.device.device_type == SWIGLU_DEVICE_CPU ? SWIGLU_DEVICE_CUDA : SWIGLU_DEVICE_CPU;
+    ov2 = a, ov2.x = &xo;
+    expect_fail(swiglu_glu_linear_forward(g_ctx, &desc, &ov2), SWIGLU_ERROR_DEVICE_MISMATCH, "x on another device type", &h);
+    tb_free(&wide);
   }
   tb_make(&pre, T_F32, 2, 1, T, 2 * H, 0);
   tb_fill(&pre, r, 1);
