@@ -787,7 +787,9 @@ int main(int argc, char **argv) {
   t_rng r = {seed};
   const int dts[][3] = {{T_F32, T_F32, T_F32}, {T_BF16, T_BF16, T_BF16}, {T_F16, T_F16, T_F32},
                         {T_F32, T_BF16, T_F16}, {T_BF16, T_F32, T_BF16}};
-  const int64_t shapes[][3] = {{1, 7, 5}, {13, 33, 17}, {30, 70, 40}, {4, 1, 1}, {25, 16, 32}, {40, 300, 37}, {3, 530, 9}};
+  /* T <= 32 takes the CPU's dot-product forward, larger T the packed GEMM */
+  const int64_t shapes[][3] = {{1, 7, 5},   {13, 33, 17}, {30, 70, 40}, {4, 1, 1},
+                               {25, 16, 32}, {40, 300, 37}, {3, 530, 9}, {33, 65, 11}};
   const int nd = sizeof dts / sizeof *dts, ns = sizeof shapes / sizeof *shapes;
   int k = 0;
   for (int act = 0; act < 6; ++act)
@@ -807,6 +809,19 @@ int main(int argc, char **argv) {
         g_nan = 0;
         ++k;
       }
+  /* the CPU's few-row forward (dot products, T <= 16; bf16 pairs T <= 8):
+   * every block height 1..4 with a remainder, feature groups of 3 and 4
+   * with a partial last one, D past two vectors of pairs with an odd tail */
+  {
+    const int64_t ts[] = {1, 2, 3, 5, 8, 16};
+    for (int i = 0; i < 6; ++i) {
+      lcase c = {i % 2 ? SWIGLU_ACT_GELU_TANH : SWIGLU_ACT_SILU_GPTOSS, i % 2 ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_UP_GATE,
+                 1, T_BF16, T_BF16, T_BF16, ts[i], 71, 9 + i % 3, 0, 0};
+      glu_linear_case(&c, &r, i % 2, 0);
+      c.tx = T_F32, c.tw = T_F16, c.to = T_F32, c.D = 37, c.layout = SWIGLU_LAYOUT_SEPARATE;
+      glu_linear_case(&c, &r, 1, 0);
+    }
+  }
   /* an empty batch: the weight gradients are zeros (or unchanged) */
   {
     lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 1, T_F32, T_F32, T_F32, 0, 9, 6, 0, 0};

@@ -21,10 +21,14 @@
  * tile's partial sums wait between blocks in a per-thread buffer of one
  * column panel (mc x SG_NR floats), never in a [T, N] matrix.
  *
+ * The GLU linear forward of few rows (decode) skips the packing and forms
+ * dot products straight from the weight rows (glu_fwd_dot, further down).
+ *
  * Unlike the elementwise kernels, results are not bit-identical across ISAs:
- * the sums are the same sequential order, but the generic build's scalar
- * fmaf and the SIMD fmas are the same operation only up to the compiler.
- * docs/numerics.md bounds the error instead.
+ * the GEMM's sums are the same sequential order, but the generic build's
+ * scalar fmaf and the SIMD fmas are the same operation only up to the
+ * compiler, and the dot products sum SG_W lanes apart. docs/numerics.md
+ * bounds the error instead.
  */
 #include <omp.h>
 
@@ -751,6 +755,179 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
   gemm_run(&g, ws, nth);
 }
 
+/* ---------------------------------------------- few rows: dot products */
+
+/* With few rows of X (decode) packing the weights costs as much as using
+ * them: every weight is read, converted and written to a panel for only T
+ * products. For few rows (glu_fwd_dot_ok) the forward reads the weight rows
+ * where they are (unit stride along D, as nn.Linear stores them) and forms
+ * each output as a dot product: blocks of up to SG_DOT_TB rows of X times
+ * the gate and up rows of NF features, reduced across lanes at the end; the
+ * threads split the features. The rate is set by the loads (one vector of
+ * X per row and one of each weight row per step), so a block takes as many
+ * weight rows as the registers hold: NF = 4 for one or two rows of X, 3 for
+ * more. X is converted to fp32 once, into the workspace (the GEMM's A-panel
+ * area, at least T x D floats); the AVX512_BF16 build multiplies bf16 X and
+ * weights in pairs (vdpbf16ps) straight from memory. */
+#define SG_DOT_TB 4
+#define SG_DOT_NF 4
+
+/* Where this wins, measured against the packed GEMM on the 2-core Zen 4 VM
+ * at D = 2048, H = 5632 (docs/benchmarks.md): 1.9x at T = 1 to 1.07x at
+ * T = 16 in fp32; with bf16 pairs 2.2x at T = 1 to 1.1x at T = 8, and 0.95x
+ * at 16. */
+static int glu_fwd_dot_ok(const sg_linear_problem *p) {
+#if SG_HAVE_DP
+  const int pairs = p->x.dtype == SG_BF16 && p->wg.dtype == SG_BF16 && p->wu.dtype == SG_BF16;
+#else
+  const int pairs = 0;
+#endif
+#ifdef SG_DOT_MAX_T /* an A/B switch for measurements: -DSG_DOT_MAX_T=0 turns the path off */
+  return p->T <= SG_DOT_MAX_T && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1;
+#endif
+  return p->T <= (pairs ? 8 : 16) && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1;
+}
+
+static inline float v_hsum(vf v) {
+  float s = 0.0f;
+  for (int l = 0; l < SG_W; ++l) s += v[l];
+  return s;
+}
+
+/* s[t][j] = row t0 + t of X (t < nt) dot weight row w[j] (j < nw) over D.
+ * xf: X as fp32 with row stride D, or NULL for the bf16 pair path, which
+ * reads X itself. nt and nw are constants where this is inlined. */
+static inline __attribute__((always_inline)) void dot_block(const sg_linear_problem *p, const float *xf,
+                                                            int64_t t0, const int nt, const int nw,
+                                                            const char *const *w,
+                                                            float s[SG_DOT_TB][2 * SG_DOT_NF]) {
+  const int64_t D = p->D;
+  const int32_t wdt = p->wg.dtype;
+  const size_t wes = sg_dtype_size(wdt);
+  vf acc[SG_DOT_TB][2 * SG_DOT_NF];
+  for (int t = 0; t < nt; ++t)
+    for (int j = 0; j < nw; ++j) acc[t][j] = v_set(0.0f);
+  int64_t k = 0;
+#if SG_HAVE_DP
+  if (!xf) {
+    const char *xr[SG_DOT_TB];
+    for (int t = 0; t < nt; ++t) xr[t] = p->x.base + (t0 + t) * p->x.row_stride * 2;
+    for (; k + 2 * SG_W <= D; k += 2 * SG_W) {
+      __m512i xv[SG_DOT_TB];
+      for (int t = 0; t < nt; ++t) xv[t] = _mm512_loadu_si512(xr[t] + 2 * k);
+#pragma GCC unroll 8
+      for (int j = 0; j < nw; ++j) {
+        const __m512i wv = _mm512_loadu_si512(w[j] + 2 * k);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; ++t)
+          acc[t][j] = (vf)_mm512_dpbf16_ps((__m512)acc[t][j], (__m512bh)xv[t], (__m512bh)wv);
+      }
+    }
+  } else
+#endif
+  {
+    for (; k + SG_W <= D; k += SG_W) {
+      vf xv[SG_DOT_TB];
+      for (int t = 0; t < nt; ++t) xv[t] = v_load_f32(xf + (t0 + t) * D + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < nw; ++j) {
+        const vf wv = v_load(w[j] + k * (int64_t)wes, wdt);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; ++t) acc[t][j] = sg_v_fma(xv[t], wv, acc[t][j]);
+      }
+    }
+  }
+  for (int t = 0; t < nt; ++t)
+    for (int j = 0; j < nw; ++j) s[t][j] = v_hsum(acc[t][j]);
+  if (k < D) { /* the last D % SG_W (pair path: % 2 SG_W) columns */
+    SG_ALIGNED float wt[2 * SG_W], xt[SG_DOT_TB][2 * SG_W];
+    const int64_t n = D - k;
+    for (int t = 0; t < nt; ++t) {
+      if (xf) memcpy(xt[t], xf + (t0 + t) * D + k, (size_t)n * 4);
+      else conv_run(p->x.base + ((t0 + t) * p->x.row_stride + k) * 2, p->x.dtype, n, xt[t]);
+    }
+    for (int j = 0; j < nw; ++j) {
+      conv_run(w[j] + k * (int64_t)wes, wdt, n, wt);
+      for (int t = 0; t < nt; ++t)
+        for (int64_t i = 0; i < n; ++i) s[t][j] = fmaf(xt[t][i], wt[i], s[t][j]);
+    }
+  }
+}
+
+/* One block: the feature count nf of this group (<= NF), rows by constant count. */
+static inline __attribute__((always_inline)) void dot_block_nt(const sg_linear_problem *p, const float *xf,
+                                                               int64_t t0, int nt, const int NF,
+                                                               const char *const *w,
+                                                               float s[SG_DOT_TB][2 * SG_DOT_NF]) {
+  switch (nt) {
+    case 1: dot_block(p, xf, t0, 1, 2 * NF, w, s); break;
+    case 2: dot_block(p, xf, t0, 2, 2 * NF, w, s); break;
+    case 3: dot_block(p, xf, t0, 3, 2 * NF, w, s); break;
+    default: dot_block(p, xf, t0, SG_DOT_TB, 2 * NF, w, s); break;
+  }
+}
+
+static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws, int nth) {
+  const int64_t T = p->T, D = p->D, H = p->H;
+  if (T <= 0 || H <= 0) return;
+  float *xf = NULL;
+#if SG_HAVE_DP
+  const int dp = p->x.dtype == SG_BF16 && p->wg.dtype == SG_BF16 && p->wu.dtype == SG_BF16;
+#else
+  const int dp = 0;
+#endif
+  if (!dp) {
+    xf = align64(ws);
+    const size_t xes = sg_dtype_size(p->x.dtype);
+    for (int64_t t = 0; t < T; ++t) conv_run(p->x.base + t * p->x.row_stride * (int64_t)xes, p->x.dtype, D, xf + t * D);
+  }
+  const sg_mat bg = mat_of(&p->bg), bu = mat_of(&p->bu);
+  const int NF = T > 2 ? 3 : SG_DOT_NF; /* weight rows per block: 2 NF */
+  const int64_t ngroups = (H + NF - 1) / NF;
+  const size_t wes = sg_dtype_size(p->wg.dtype);
+#pragma omp parallel for num_threads(nth) schedule(static)
+  for (int64_t fgi = 0; fgi < ngroups; ++fgi) {
+    const int64_t f = fgi * NF;
+    const int nf = (int)(H - f < NF ? H - f : NF);
+    const char *w[2 * SG_DOT_NF];
+    for (int q = 0; q < NF; ++q) { /* features past H repeat the last one, unused */
+      const int64_t fq = f + (q < nf ? q : nf - 1);
+      w[2 * q] = p->wg.base + fq * p->wg.row_stride * (int64_t)wes;
+      w[2 * q + 1] = p->wu.base + fq * p->wu.row_stride * (int64_t)wes;
+    }
+    float bgv[SG_DOT_NF] = {0}, buv[SG_DOT_NF] = {0};
+    if (p->bg.base) {
+      mat_seg(&bg, 0, f, 1, nf, bgv);
+      mat_seg(&bu, 0, f, 1, nf, buv);
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += SG_DOT_TB) {
+      const int nt = (int)(T - t0 < SG_DOT_TB ? T - t0 : SG_DOT_TB);
+      float s[SG_DOT_TB][2 * SG_DOT_NF];
+      if (NF == 3) dot_block_nt(p, xf, t0, nt, 3, w, s);
+      else dot_block_nt(p, xf, t0, nt, SG_DOT_NF, w, s);
+      enum { NV = SG_DOT_TB * SG_DOT_NF, NA = (NV + SG_W - 1) / SG_W * SG_W };
+      SG_ALIGNED float gv[NA] = {0}, uv[NA] = {0}, hv[NA];
+      for (int t = 0; t < nt; ++t)
+        for (int q = 0; q < nf; ++q) {
+          gv[t * NF + q] = s[t][2 * q] + bgv[q];
+          uv[t * NF + q] = s[t][2 * q + 1] + buv[q];
+        }
+      if (h.p) glu_run(p->activation, p->alpha, p->limit, gv, uv, NA, hv);
+      for (int t = 0; t < nt; ++t) {
+        if (pg.p) {
+          sg_mat a = mat_at(&pg, t0 + t, f), c = mat_at(&pu, t0 + t, f);
+          store_run((char *)a.p, a.dt, a.cs, gv + t * NF, nf, 0);
+          store_run((char *)c.p, c.dt, c.cs, uv + t * NF, nf, 0);
+        }
+        if (h.p) {
+          sg_mat o = mat_at(&h, t0 + t, f);
+          store_run((char *)o.p, o.dt, o.cs, hv + t * NF, nf, 0);
+        }
+      }
+    }
+  }
+}
+
 static size_t glu_bwd_ws_floats(const sg_linear_problem *p, int nth) {
   size_t need = gemm_ws_floats(p->T, p->D, nth); /* the recompute */
   size_t n2 = gemm_ws_floats(p->T, 2 * p->H, nth), n3 = gemm_ws_floats(p->H, p->T, nth);
@@ -948,7 +1125,8 @@ void SG_NAME(sg_cpu_linear)(const sg_linear_problem *p, int nth) {
         pg = mat_of(&p->pg);
         pu = mat_of(&p->pu);
       }
-      glu_fwd_gemm(p, mat_of(&p->h), pg, pu, ws, nth);
+      if (glu_fwd_dot_ok(p)) glu_fwd_dot(p, mat_of(&p->h), pg, pu, ws, nth);
+      else glu_fwd_gemm(p, mat_of(&p->h), pg, pu, ws, nth);
       break;
     }
     case SG_LIN_GLU_BWD: glu_linear_backward(p, ws, nth); break;
