@@ -183,41 +183,50 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
          "ms", "GFLOP/s", "ofpeak", "dnnl ms", "dnnlGF/s", "xdnnl", "gemm ms", "gemmGF/s");
   const char *p = shapes;
   while (*p) {
-    long long T, D, H;
+    long long T, D, H, E = 1;
     int n = 0;
     if (sscanf(p, "%lldx%lldx%lld%n", &T, &D, &H, &n) != 3) {
-      fprintf(stderr, "bad --shapes entry at '%s' (want TxDxH)\n", p);
+      fprintf(stderr, "bad --shapes entry at '%s' (want TxDxH or TxDxHxE)\n", p);
       return 2;
     }
     p += n;
+    /* xE: the MoE down projection, E experts of T / E rows each (the last takes the rest) */
+    if (*p == 'x' && (sscanf(p, "x%lld%n", &E, &n) != 1 || E < 1 || E > T)) {
+      fprintf(stderr, "bad expert count at '%s' (want 1 <= E <= T)\n", p);
+      return 2;
+    }
+    if (*p == 'x') p += n;
     if (*p == ',') ++p;
+    int64_t *offs = malloc((size_t)(E + 1) * sizeof *offs);
+    for (long long e = 0; e <= E; ++e) offs[e] = e == E ? T : e * (T / E);
     for (int bf16 = 0; bf16 < 2; ++bf16) {
       const char *dn = bf16 ? "bf16" : "f32";
       if (strcmp(dtypes, "all") && strcmp(dtypes, dn)) continue;
-      for (int down = 0; down < 2; ++down) {
-        int64_t xs[2] = {T, D}, ws[2] = {2 * H, D}, hs[2] = {T, H}, ps[2] = {T, 2 * H}, wds[2] = {D, H},
+      for (int down = E > 1; down < 2; ++down) { /* MoE: the down projection only */
+        int64_t xs[2] = {T, D}, ws[2] = {2 * H, D}, hs[2] = {T, H}, ps[2] = {T, 2 * H}, wds[3] = {E, D, H},
                 ys[2] = {T, D};
         void *x = dev_fill(ctx, (size_t)(T * (down ? 2 * H : D)), bf16, 1.0, 1);
-        void *w = dev_fill(ctx, (size_t)(down ? D * H : 2 * H * D), bf16, 1.0 / sqrt((double)D), 2);
+        void *w = dev_fill(ctx, (size_t)(down ? E * D * H : 2 * H * D), bf16, 1.0 / sqrt((double)D), 2);
         void *out = dev_fill(ctx, (size_t)(T * (down ? D : H)), bf16, 0.0, 3);
         swiglu_glu_desc desc;
         swiglu_glu_desc_init(&desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
         lin_arg a;
         memset(&a, 0, sizeof a);
         a.ctx = ctx, a.desc = &desc, a.down = down;
-        swiglu_tensor tx = tensor2(ctx, x, down ? ps : xs, bf16), tw = tensor2(ctx, w, down ? wds : ws, bf16),
-                      to = tensor2(ctx, out, down ? ys : hs, bf16);
+        swiglu_tensor tx = tensor2(ctx, x, down ? ps : xs, bf16),
+                      tw = tensor2(ctx, w, down ? wds + (E == 1) : ws, bf16), to = tensor2(ctx, out, down ? ys : hs, bf16);
+        if (E > 1) tw.ndim = 3;
         size_t bytes = 0;
         swiglu_status st;
         if (down) {
-          a.da = (swiglu_down_proj_args){&tx, NULL, &tw, NULL, 0, &to, NULL, 0};
+          a.da = (swiglu_down_proj_args){&tx, NULL, &tw, E > 1 ? offs : NULL, E > 1 ? (int32_t)E : 0, &to, NULL, 0};
           st = swiglu_down_proj_forward_workspace_size(ctx, &desc, &a.da, &bytes);
         } else {
           a.la = (swiglu_glu_linear_args){&tx, &tw, NULL, NULL, NULL, &to, NULL, NULL, 0};
           st = swiglu_glu_linear_forward_workspace_size(ctx, &desc, &a.la, &bytes);
         }
         if (st) {
-          printf("%-14s %-5s: %s (%s)\n", down ? "down-proj" : "glu-linear", dn, swiglu_status_string(st),
+          printf("%-14s %-5s: %s (%s)\n", E > 1 ? "down-moe" : down ? "down-proj" : "glu-linear", dn, swiglu_status_string(st),
                  swiglu_context_last_error(ctx));
           continue;
         }
@@ -259,8 +268,10 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
         (void)peer;
 #endif
         const double peak = peak0;
-        printf("%-14s %-5s %6lld %6lld %6lld %9.3f %9.1f %7.3f", down ? "down-proj" : "glu-linear", dn, T, D, H,
-               ms, gf, peak > 0 ? gf / peak : 0.0);
+        char opname[32];
+        if (E > 1) snprintf(opname, sizeof opname, "down-moe-E%lld", E);
+        else snprintf(opname, sizeof opname, "%s", down ? "down-proj" : "glu-linear");
+        printf("%-14s %-5s %6lld %6lld %6lld %9.3f %9.1f %7.3f", opname, dn, T, D, H, ms, gf, peak > 0 ? gf / peak : 0.0);
         if (dms > 0)
           printf(" %9.3f %9.1f %7.2f %9.3f %9.1f\n", dms, dgf, dms / ms, gms, ggf);
         else
@@ -270,7 +281,7 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
                   "{\"op\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"T\":%lld,\"D\":%lld,"
                   "\"H\":%lld,\"ms\":%.6f,\"gflops\":%.3f,\"fma_peak_gflops\":%.3f,\"ratio_to_peak\":%.4f,"
                   "\"onednn_ms\":%.6f,\"onednn_gemm_only_ms\":%.6f,\"speedup_vs_onednn\":%.4f}\n",
-                  down ? "down-proj" : "glu-linear", swiglu_context_backend(ctx),
+                  opname, swiglu_context_backend(ctx),
                   swiglu_context_device_name(ctx), dn, T, D, H, ms, gf, peak, peak > 0 ? gf / peak : 0.0,
                   dms, gms, dms > 0 ? dms / ms : 0.0);
         swiglu_context_free(ctx, x);
@@ -279,6 +290,7 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
         if (wsp) swiglu_context_free(ctx, wsp);
       }
     }
+    free(offs);
   }
   if (!gpu) {
     double peak1 = fma_peak_gflops(&isa);

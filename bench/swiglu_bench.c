@@ -12,6 +12,8 @@
  *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|linear|all] [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
  *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped]
+ * --op linear takes --shapes TxDxH (GLU linear and down projection) or
+ * TxDxHxE (the MoE down projection, T rows split evenly over E experts).
  */
 #include <math.h>
 #include <omp.h>
@@ -235,7 +237,7 @@ int main(int argc, char **argv) {
     }
     else {
       fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|linear|all] [--dtype bf16|f16|f32|all] "
-                      "[--shapes TxH,...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
+                      "[--shapes TxH,... | linear: TxDxH[xE],...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
       return 2;
     }
   }

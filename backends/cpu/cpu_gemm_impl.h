@@ -794,16 +794,26 @@ static inline float v_hsum(vf v) {
   return s;
 }
 
-/* s[t][j] = row t0 + t of X (t < nt) dot weight row w[j] (j < nw) over D.
- * xf: X as fp32 with row stride D, or NULL for the bf16 pair path, which
- * reads X itself. nt and nw are constants where this is inlined. */
-static inline __attribute__((always_inline)) void dot_block(const sg_linear_problem *p, const float *xf,
-                                                            int64_t t0, const int nt, const int nw,
-                                                            const char *const *w,
+/* The left operand of a few-row product: K columns per row, as fp32 rows
+ * of stride K (xf), or, for the bf16 pair path, bf16 rows at xb with row
+ * stride xrs elements (xf NULL); the weight rows' dtype. */
+typedef struct {
+  int64_t K;
+  const float *xf;
+  const char *xb;
+  int64_t xrs;
+  int32_t wdt;
+} sg_dot;
+
+/* s[t][j] = row t0 + t of the left operand (t < nt) dot weight row w[j]
+ * (j < nw) over K. nt and nw are constants where this is inlined. */
+static inline __attribute__((always_inline)) void dot_block(const sg_dot *d, int64_t t0, const int nt,
+                                                            const int nw, const char *const *w,
                                                             float s[SG_DOT_TB][2 * SG_DOT_NF]) {
-  const int64_t D = p->D;
-  const int32_t wdt = p->wg.dtype;
+  const int64_t K = d->K;
+  const int32_t wdt = d->wdt;
   const size_t wes = sg_dtype_size(wdt);
+  const float *xf = d->xf;
   vf acc[SG_DOT_TB][2 * SG_DOT_NF];
   for (int t = 0; t < nt; ++t)
     for (int j = 0; j < nw; ++j) acc[t][j] = v_set(0.0f);
@@ -811,8 +821,8 @@ static inline __attribute__((always_inline)) void dot_block(const sg_linear_prob
 #if SG_HAVE_DP
   if (!xf) {
     const char *xr[SG_DOT_TB];
-    for (int t = 0; t < nt; ++t) xr[t] = p->x.base + (t0 + t) * p->x.row_stride * 2;
-    for (; k + 2 * SG_W <= D; k += 2 * SG_W) {
+    for (int t = 0; t < nt; ++t) xr[t] = d->xb + (t0 + t) * d->xrs * 2;
+    for (; k + 2 * SG_W <= K; k += 2 * SG_W) {
       __m512i xv[SG_DOT_TB];
       for (int t = 0; t < nt; ++t) xv[t] = _mm512_loadu_si512(xr[t] + 2 * k);
 #pragma GCC unroll 8
@@ -826,9 +836,9 @@ static inline __attribute__((always_inline)) void dot_block(const sg_linear_prob
   } else
 #endif
   {
-    for (; k + SG_W <= D; k += SG_W) {
+    for (; k + SG_W <= K; k += SG_W) {
       vf xv[SG_DOT_TB];
-      for (int t = 0; t < nt; ++t) xv[t] = v_load_f32(xf + (t0 + t) * D + k);
+      for (int t = 0; t < nt; ++t) xv[t] = v_load_f32(xf + (t0 + t) * K + k);
 #pragma GCC unroll 8
       for (int j = 0; j < nw; ++j) {
         const vf wv = v_load(w[j] + k * (int64_t)wes, wdt);
@@ -839,12 +849,12 @@ static inline __attribute__((always_inline)) void dot_block(const sg_linear_prob
   }
   for (int t = 0; t < nt; ++t)
     for (int j = 0; j < nw; ++j) s[t][j] = v_hsum(acc[t][j]);
-  if (k < D) { /* the last D % SG_W (pair path: % 2 SG_W) columns */
+  if (k < K) { /* the last K % SG_W (pair path: % 2 SG_W) columns */
     SG_ALIGNED float wt[2 * SG_W], xt[SG_DOT_TB][2 * SG_W];
-    const int64_t n = D - k;
+    const int64_t n = K - k;
     for (int t = 0; t < nt; ++t) {
-      if (xf) memcpy(xt[t], xf + (t0 + t) * D + k, (size_t)n * 4);
-      else conv_run(p->x.base + ((t0 + t) * p->x.row_stride + k) * 2, p->x.dtype, n, xt[t]);
+      if (xf) memcpy(xt[t], xf + (t0 + t) * K + k, (size_t)n * 4);
+      else conv_run(d->xb + ((t0 + t) * d->xrs + k) * 2, SG_BF16, n, xt[t]);
     }
     for (int j = 0; j < nw; ++j) {
       conv_run(w[j] + k * (int64_t)wes, wdt, n, wt);
@@ -854,18 +864,20 @@ static inline __attribute__((always_inline)) void dot_block(const sg_linear_prob
   }
 }
 
-/* One block: the feature count nf of this group (<= NF), rows by constant count. */
-static inline __attribute__((always_inline)) void dot_block_nt(const sg_linear_problem *p, const float *xf,
-                                                               int64_t t0, int nt, const int NF,
+/* One block of nt rows (any count up to SG_DOT_TB) against 2 NF weight rows. */
+static inline __attribute__((always_inline)) void dot_block_nt(const sg_dot *d, int64_t t0, int nt, const int NF,
                                                                const char *const *w,
                                                                float s[SG_DOT_TB][2 * SG_DOT_NF]) {
   switch (nt) {
-    case 1: dot_block(p, xf, t0, 1, 2 * NF, w, s); break;
-    case 2: dot_block(p, xf, t0, 2, 2 * NF, w, s); break;
-    case 3: dot_block(p, xf, t0, 3, 2 * NF, w, s); break;
-    default: dot_block(p, xf, t0, SG_DOT_TB, 2 * NF, w, s); break;
+    case 1: dot_block(d, t0, 1, 2 * NF, w, s); break;
+    case 2: dot_block(d, t0, 2, 2 * NF, w, s); break;
+    case 3: dot_block(d, t0, 3, 2 * NF, w, s); break;
+    default: dot_block(d, t0, SG_DOT_TB, 2 * NF, w, s); break;
   }
 }
+
+/* Weight rows per block, 2 NF: as many accumulators as the registers hold. */
+static int dot_nf(int64_t T) { return T > 2 ? 3 : SG_DOT_NF; }
 
 static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws, int nth) {
   const int64_t T = p->T, D = p->D, H = p->H;
@@ -881,8 +893,9 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
     const size_t xes = sg_dtype_size(p->x.dtype);
     for (int64_t t = 0; t < T; ++t) conv_run(p->x.base + t * p->x.row_stride * (int64_t)xes, p->x.dtype, D, xf + t * D);
   }
+  const sg_dot dd = {D, xf, p->x.base, p->x.row_stride, p->wg.dtype};
   const sg_mat bg = mat_of(&p->bg), bu = mat_of(&p->bu);
-  const int NF = T > 2 ? 3 : SG_DOT_NF; /* weight rows per block: 2 NF */
+  const int NF = dot_nf(T);
   const int64_t ngroups = (H + NF - 1) / NF;
   const size_t wes = sg_dtype_size(p->wg.dtype);
 #pragma omp parallel for num_threads(nth) schedule(static)
@@ -903,8 +916,8 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
     for (int64_t t0 = 0; t0 < T; t0 += SG_DOT_TB) {
       const int nt = (int)(T - t0 < SG_DOT_TB ? T - t0 : SG_DOT_TB);
       float s[SG_DOT_TB][2 * SG_DOT_NF];
-      if (NF == 3) dot_block_nt(p, xf, t0, nt, 3, w, s);
-      else dot_block_nt(p, xf, t0, nt, SG_DOT_NF, w, s);
+      if (NF == 3) dot_block_nt(&dd, t0, nt, 3, w, s);
+      else dot_block_nt(&dd, t0, nt, SG_DOT_NF, w, s);
       enum { NV = SG_DOT_TB * SG_DOT_NF, NA = (NV + SG_W - 1) / SG_W * SG_W };
       SG_ALIGNED float gv[NA] = {0}, uv[NA] = {0}, hv[NA];
       for (int t = 0; t < nt; ++t)
@@ -1044,11 +1057,64 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
   }
 }
 
+/* The down projection of rows [r0, r0 + n) (n <= SG_DOT_DOWN_T) with weight
+ * w as dot products: h = act(G) * m(U) in fp32 into the workspace (the
+ * prologue the GEMM runs while packing), then each output column is h's row
+ * dot the weight row [D, H] holds for it -- read in place, like the GLU
+ * linear forward's few-row path. For an MoE layer at decode every expert
+ * sees a few rows, and packing its weights was most of the time. */
+#ifdef SG_DOT_MAX_T /* the A/B switch of glu_fwd_dot_ok */
+#define SG_DOT_DOWN_T SG_DOT_MAX_T
+#else
+#define SG_DOT_DOWN_T 16
+#endif
+static void down_dot(const sg_linear_problem *p, const sg_src *A, const sg_operand *w, int64_t r0, int64_t n,
+                     float *ws, int nth) {
+  const int64_t H = p->H, D = p->D;
+  float *hf = align64(ws);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < H; c += SG_SEG) src_seg(A, r0 + t, c, 1, H - c < SG_SEG ? H - c : SG_SEG, hf + t * H + c);
+  const sg_dot dd = {H, hf, NULL, 0, w->dtype};
+  const int NW = 2 * dot_nf(n); /* output columns per block */
+  const int64_t nblk = (D + NW - 1) / NW;
+  const size_t wes = sg_dtype_size(w->dtype);
+  const sg_mat y = mat_rows(mat_of(&p->y), r0);
+#pragma omp parallel for num_threads(nth) schedule(static)
+  for (int64_t bi = 0; bi < nblk; ++bi) {
+    const int64_t d0 = bi * NW;
+    const int nd = (int)(D - d0 < NW ? D - d0 : NW);
+    const char *wr[2 * SG_DOT_NF];
+    for (int j = 0; j < NW; ++j) wr[j] = w->base + (d0 + (j < nd ? j : nd - 1)) * w->row_stride * (int64_t)wes;
+    for (int64_t t0 = 0; t0 < n; t0 += SG_DOT_TB) {
+      const int nt = (int)(n - t0 < SG_DOT_TB ? n - t0 : SG_DOT_TB);
+      float s[SG_DOT_TB][2 * SG_DOT_NF];
+      if (NW == 6) dot_block_nt(&dd, t0, nt, 3, wr, s);
+      else dot_block_nt(&dd, t0, nt, SG_DOT_NF, wr, s);
+      for (int t = 0; t < nt; ++t) {
+        const sg_mat o = mat_at(&y, t0 + t, d0);
+        store_run((char *)o.p, o.dt, o.cs, s[t], nd, 0);
+      }
+    }
+  }
+}
+
 static void down_forward(const sg_linear_problem *p, float *ws, int nth) {
   const int32_t E = p->experts > 0 ? p->experts : 1;
   for (int32_t e = 0; e < E; ++e) {
     const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : p->T;
     if (r1 == r0) continue;
+    if (r1 - r0 <= SG_DOT_DOWN_T && p->wd.col_step == 1) {
+      sg_src A;
+      memset(&A, 0, sizeof A);
+      A.kind = SRC_GLU;
+      A.a = mat_of(&p->pg);
+      A.b = mat_of(&p->pu);
+      A.act = p->activation, A.alpha = p->alpha, A.limit = p->limit;
+      sg_operand w = p->wd;
+      w.base += e * p->wd_expert_stride * (int64_t)sg_dtype_size(w.dtype);
+      down_dot(p, &A, &w, r0, r1 - r0, ws, nth);
+      continue;
+    }
     sg_gemm g;
     memset(&g, 0, sizeof g);
     gemm_set_act(&g, p);
