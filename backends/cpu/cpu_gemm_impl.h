@@ -772,20 +772,32 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
 #define SG_DOT_TB 4
 #define SG_DOT_NF 4
 
-/* Where this wins, measured against the packed GEMM on the 2-core Zen 4 VM
- * at D = 2048, H = 5632 (docs/benchmarks.md): 1.9x at T = 1 to 1.07x at
- * T = 16 in fp32; with bf16 pairs 2.2x at T = 1 to 1.1x at T = 8, and 0.95x
- * at 16. */
-static int glu_fwd_dot_ok(const sg_linear_problem *p) {
-#if SG_HAVE_DP
-  const int pairs = p->x.dtype == SG_BF16 && p->wg.dtype == SG_BF16 && p->wu.dtype == SG_BF16;
+/* The most rows (per expert) that take this path: where it beat the packed
+ * GEMM on the 2-core Zen 4 VM at D = 2048 (docs/benchmarks.md). GLU linear
+ * forward: 1.9x at T = 1 to 1.07x at 16 in fp32; with bf16 pairs 2.2x at
+ * T = 1 to 1.1x at 8, 0.95x at 16. Down projection: 3.5x at T = 1 to 1.15x
+ * at 16. -DSG_DOT_MAX_T=0 turns the path off, for such A/B measurements. */
+#ifdef SG_DOT_MAX_T
+#define SG_DOT_T SG_DOT_MAX_T
+#define SG_DOT_T_PAIRS SG_DOT_MAX_T
 #else
-  const int pairs = 0;
+#define SG_DOT_T 16
+#define SG_DOT_T_PAIRS 8
 #endif
-#ifdef SG_DOT_MAX_T /* an A/B switch for measurements: -DSG_DOT_MAX_T=0 turns the path off */
-  return p->T <= SG_DOT_MAX_T && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1;
+
+/* bf16 X and weights: the vdpbf16ps pair path (AVX512_BF16 builds). */
+static int dot_pairs(const sg_linear_problem *p) {
+#if SG_HAVE_DP
+  return p->x.dtype == SG_BF16 && p->wg.dtype == SG_BF16 && p->wu.dtype == SG_BF16;
+#else
+  (void)p;
+  return 0;
 #endif
-  return p->T <= (pairs ? 8 : 16) && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1;
+}
+
+static int glu_fwd_dot_ok(const sg_linear_problem *p) {
+  return p->T <= (dot_pairs(p) ? SG_DOT_T_PAIRS : SG_DOT_T) && p->x.col_step == 1 && p->wg.col_step == 1 &&
+         p->wu.col_step == 1;
 }
 
 static inline float v_hsum(vf v) {
@@ -883,12 +895,7 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
   const int64_t T = p->T, D = p->D, H = p->H;
   if (T <= 0 || H <= 0) return;
   float *xf = NULL;
-#if SG_HAVE_DP
-  const int dp = p->x.dtype == SG_BF16 && p->wg.dtype == SG_BF16 && p->wu.dtype == SG_BF16;
-#else
-  const int dp = 0;
-#endif
-  if (!dp) {
+  if (!dot_pairs(p)) {
     xf = align64(ws);
     const size_t xes = sg_dtype_size(p->x.dtype);
     for (int64_t t = 0; t < T; ++t) conv_run(p->x.base + t * p->x.row_stride * (int64_t)xes, p->x.dtype, D, xf + t * D);
@@ -1057,28 +1064,22 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
   }
 }
 
-/* The down projection of rows [r0, r0 + n) (n <= SG_DOT_DOWN_T) with weight
- * w as dot products: h = act(G) * m(U) in fp32 into the workspace (the
+/* The down projection GEMM g (C = y, M <= SG_DOT_T rows) with weight w as
+ * dot products: g's A, h = act(G) * m(U), in fp32 into the workspace (the
  * prologue the GEMM runs while packing), then each output column is h's row
  * dot the weight row [D, H] holds for it -- read in place, like the GLU
  * linear forward's few-row path. For an MoE layer at decode every expert
  * sees a few rows, and packing its weights was most of the time. */
-#ifdef SG_DOT_MAX_T /* the A/B switch of glu_fwd_dot_ok */
-#define SG_DOT_DOWN_T SG_DOT_MAX_T
-#else
-#define SG_DOT_DOWN_T 16
-#endif
-static void down_dot(const sg_linear_problem *p, const sg_src *A, const sg_operand *w, int64_t r0, int64_t n,
-                     float *ws, int nth) {
-  const int64_t H = p->H, D = p->D;
+static void down_dot(const sg_gemm *g, const sg_operand *w, float *ws, int nth) {
+  const int64_t n = g->M, H = g->K, D = g->N;
   float *hf = align64(ws);
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t c = 0; c < H; c += SG_SEG) src_seg(A, r0 + t, c, 1, H - c < SG_SEG ? H - c : SG_SEG, hf + t * H + c);
+    for (int64_t c = 0; c < H; c += SG_SEG) src_seg(&g->A, t, c, 1, H - c < SG_SEG ? H - c : SG_SEG, hf + t * H + c);
   const sg_dot dd = {H, hf, NULL, 0, w->dtype};
   const int NW = 2 * dot_nf(n); /* output columns per block */
   const int64_t nblk = (D + NW - 1) / NW;
   const size_t wes = sg_dtype_size(w->dtype);
-  const sg_mat y = mat_rows(mat_of(&p->y), r0);
+  const sg_mat y = g->c;
 #pragma omp parallel for num_threads(nth) schedule(static)
   for (int64_t bi = 0; bi < nblk; ++bi) {
     const int64_t d0 = bi * NW;
@@ -1103,18 +1104,6 @@ static void down_forward(const sg_linear_problem *p, float *ws, int nth) {
   for (int32_t e = 0; e < E; ++e) {
     const int64_t r0 = p->experts ? p->offsets[e] : 0, r1 = p->experts ? p->offsets[e + 1] : p->T;
     if (r1 == r0) continue;
-    if (r1 - r0 <= SG_DOT_DOWN_T && p->wd.col_step == 1) {
-      sg_src A;
-      memset(&A, 0, sizeof A);
-      A.kind = SRC_GLU;
-      A.a = mat_of(&p->pg);
-      A.b = mat_of(&p->pu);
-      A.act = p->activation, A.alpha = p->alpha, A.limit = p->limit;
-      sg_operand w = p->wd;
-      w.base += e * p->wd_expert_stride * (int64_t)sg_dtype_size(w.dtype);
-      down_dot(p, &A, &w, r0, r1 - r0, ws, nth);
-      continue;
-    }
     sg_gemm g;
     memset(&g, 0, sizeof g);
     gemm_set_act(&g, p);
@@ -1130,7 +1119,8 @@ static void down_forward(const sg_linear_problem *p, float *ws, int nth) {
     g.B.a = mat_t(&w);
     g.epi = EPI_STORE;
     g.c = mat_rows(mat_of(&p->y), r0);
-    gemm_run(&g, ws, nth);
+    if (g.M <= SG_DOT_T && w.col_step == 1) down_dot(&g, &w, ws, nth);
+    else gemm_run(&g, ws, nth);
   }
 }
 
