@@ -214,7 +214,8 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
         memset(&a, 0, sizeof a);
         a.ctx = ctx, a.desc = &desc, a.down = down;
         swiglu_tensor tx = tensor2(ctx, x, down ? ps : xs, bf16),
-                      tw = tensor2(ctx, w, down ? wds + (E == 1) : ws, bf16), to = tensor2(ctx, out, down ? ys : hs, bf16);
+                      tw = tensor2(ctx, w, down ? (E > 1 ? wds : wds + 1) : ws, bf16), /* [E,] D, H */
+                      to = tensor2(ctx, out, down ? ys : hs, bf16);
         if (E > 1) tw.ndim = 3;
         size_t bytes = 0;
         swiglu_status st;
