@@ -774,8 +774,8 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
 
 /* The most rows (per expert) that take this path: where it beat the packed
  * GEMM on the 2-core Zen 4 VM at D = 2048 (docs/benchmarks.md). GLU linear
- * forward: 1.9x at T = 1 to 1.07x at 16 in fp32; with bf16 pairs 2.2x at
- * T = 1 to 1.1x at 8, 0.95x at 16. Down projection: 3.5x at T = 1 to 1.15x
+ * forward: 1.9x at T = 1 to 1.07x at 16 in fp32; with bf16 pairs 2.2-2.3x
+ * at T = 1 to 1.1x at 8, 0.95x at 16. Down projection: 3.5x at T = 1 to 1.15x
  * at 16. -DSG_DOT_MAX_T=0 turns the path off, for such A/B measurements. */
 #ifdef SG_DOT_MAX_T
 #define SG_DOT_T SG_DOT_MAX_T
