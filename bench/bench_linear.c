@@ -217,6 +217,9 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
                       tw = tensor2(ctx, w, down ? (E > 1 ? wds : wds + 1) : ws, bf16), /* [E,] D, H */
                       to = tensor2(ctx, out, down ? ys : hs, bf16);
         if (E > 1) tw.ndim = 3;
+        char opname[32];
+        if (E > 1) snprintf(opname, sizeof opname, "down-moe-E%lld", E);
+        else snprintf(opname, sizeof opname, "%s", down ? "down-proj" : "glu-linear");
         size_t bytes = 0;
         swiglu_status st;
         if (down) {
@@ -227,7 +230,7 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
           st = swiglu_glu_linear_forward_workspace_size(ctx, &desc, &a.la, &bytes);
         }
         if (st) {
-          printf("%-14s %-5s: %s (%s)\n", E > 1 ? "down-moe" : down ? "down-proj" : "glu-linear", dn, swiglu_status_string(st),
+          printf("%-14s %-5s: %s (%s)\n", opname, dn, swiglu_status_string(st),
                  swiglu_context_last_error(ctx));
           continue;
         }
@@ -269,9 +272,6 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
         (void)peer;
 #endif
         const double peak = peak0;
-        char opname[32];
-        if (E > 1) snprintf(opname, sizeof opname, "down-moe-E%lld", E);
-        else snprintf(opname, sizeof opname, "%s", down ? "down-proj" : "glu-linear");
         printf("%-14s %-5s %6lld %6lld %6lld %9.3f %9.1f %7.3f", opname, dn, T, D, H, ms, gf, peak > 0 ? gf / peak : 0.0);
         if (dms > 0)
           printf(" %9.3f %9.1f %7.2f %9.3f %9.1f\n", dms, dgf, dms / ms, gms, ggf);
