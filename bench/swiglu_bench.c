@@ -11,7 +11,10 @@
  *
  *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|linear|all] [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
- *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped]
+ *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped] [--round-h]
+ * --round-h runs the quant ops with SWIGLU_QUANT_ROUND_H (h rounded to the
+ * input dtype first: "forward, then quantize" in one pass); their names get
+ * an "/rh" suffix.
  * --op linear takes --shapes TxDxH (GLU linear and down projection) or
  * TxDxHxE (the MoE down projection, T rows split evenly over E experts).
  */
@@ -214,7 +217,7 @@ static void *xmalloc(size_t n) {
 int main(int argc, char **argv) {
   const char *backend = "auto", *ops = "all", *dtypes = "all", *json = NULL;
   const char *shapes = NULL;
-  int reps = 15, peer = 1, act = SWIGLU_ACT_SILU;
+  int reps = 15, peer = 1, act = SWIGLU_ACT_SILU, round_h = 0;
   static const char *const act_names[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
                                           "silu_clamped"};
   for (int i = 1; i < argc; ++i) {
@@ -225,6 +228,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else if (!strcmp(argv[i], "--no-peer")) peer = 0;
+    else if (!strcmp(argv[i], "--round-h")) round_h = 1;
     else if (!strcmp(argv[i], "--act") && i + 1 < argc) {
       ++i;
       act = -1;
@@ -237,7 +241,8 @@ int main(int argc, char **argv) {
     }
     else {
       fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|linear|all] [--dtype bf16|f16|f32|all] "
-                      "[--shapes TxH,... | linear: TxDxH[xE],...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME]\n", argv[0]);
+                      "[--shapes TxH,... | linear: TxDxH[xE],...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME] "
+                      "[--round-h]\n", argv[0]);
       return 2;
     }
   }
@@ -263,7 +268,7 @@ int main(int argc, char **argv) {
     swiglu_context_destroy(ctx);
     return rc;
   }
-  printf("%-10s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
+  printf("%-13s %-5s %6s %6s %9s %8s %8s %6s %9s %8s %6s\n", "op", "dtype", "T", "H", "ms", "GB/s",
          "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   if (!shapes) shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
   const char *dt_list[] = {"bf16", "f16", "f32"};
@@ -272,6 +277,8 @@ int main(int argc, char **argv) {
   for (int opi = 0; opi < 5; ++opi) {
     const char *opname = opi == 0 ? "fwd" : opi == 1 ? "bwd" : qnames[opi - 2];
     if (strcmp(ops, "all") && strcmp(ops, opname) && !(opi >= 2 && !strcmp(ops, "quant"))) continue;
+    char shown[32];
+    snprintf(shown, sizeof shown, "%s%s", opname, opi >= 2 && round_h ? "/rh" : "");
     for (int di = 0; di < 3; ++di) {
       if (strcmp(dtypes, "all") && strcmp(dtypes, dt_list[di])) continue;
       swiglu_dtype dt = dtype_of(dt_list[di]);
@@ -299,6 +306,7 @@ int main(int argc, char **argv) {
           /* reads gate and up, writes one byte per element and the scales */
           const int64_t groups = H / 128, Tp = (T + 3) / 4 * 4;
           swiglu_quant_desc_init(&o.qdesc, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, 128);
+          if (round_h) o.qdesc.flags |= SWIGLU_QUANT_ROUND_H;
           swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
           size_t sbytes;
           if (opi == 2) {
@@ -368,7 +376,7 @@ int main(int argc, char **argv) {
 #endif
         (void)peer;
         double peer_gbps = bytes / peer_ms / 1e6;
-        printf("%-10s %-5s %6lld %6lld %9.3f %8.2f %8.2f %6.3f %9.3f %8.2f %6.3f%s%s\n", opname,
+        printf("%-13s %-5s %6lld %6lld %9.3f %8.2f %8.2f %6.3f %9.3f %8.2f %6.3f%s%s\n", shown,
                dt_list[di], T, H, ms, gbps, copy_gbps, gbps / copy_gbps, peer_ms, peer_gbps,
                peer_gbps / copy_gbps, peer_note[0] ? "  peer: " : "", peer_note);
         if (jf) {
@@ -376,7 +384,7 @@ int main(int argc, char **argv) {
                   "{\"op\":\"%s\",\"act\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"dtype\":\"%s\",\"rows\":%lld,"
                   "\"cols\":%lld,\"bytes\":%zu,\"ms\":%.6f,\"gbps\":%.4f,\"copy_gbps\":%.4f,"
                   "\"ratio\":%.4f",
-                  opi == 0 ? "glu_forward" : opi == 1 ? "glu_backward" : opname, act_names[act], swiglu_context_backend(ctx),
+                  opi == 0 ? "glu_forward" : opi == 1 ? "glu_backward" : shown, act_names[act], swiglu_context_backend(ctx),
                   swiglu_context_device_name(ctx), dt_list[di], T, H, bytes, ms, gbps, copy_gbps,
                   gbps / copy_gbps);
           if (!isnan(peer_ms))

@@ -469,6 +469,32 @@ int main(int argc, char **argv) {
             run(&k, &rng);
             ++cases;
           }
+  /* G = 128 (the serving stacks' group) over every activation, input dtype,
+   * layout and ROUND_H setting, E4M3FN and E5M2, with rotating encodings,
+   * scale layouts, row weights and masking: backends specialise these
+   * (the CUDA one per activation, dtype, layout, E4M3FN and ROUND_H) */
+  for (int act = 0; act < 6; ++act)
+    for (int tin = 0; tin < 3; ++tin)
+      for (int lay = 0; lay < 4; ++lay)
+        for (int f8 = 0; f8 < 2; ++f8)
+          for (int rh = 0; rh < 2; ++rh) {
+            const int n = act + tin + lay + f8 + rh;
+            if (quick && n % 3) continue;
+            qcase k;
+            memset(&k, 0, sizeof k);
+            k.format = f8 ? SWIGLU_QUANT_FP8_E5M2 : SWIGLU_QUANT_FP8_E4M3FN;
+            k.gran = SWIGLU_SCALE_PER_GROUP, k.G = 128;
+            k.enc = (int[]){SWIGLU_SCALE_FP32, SWIGLU_SCALE_FP32_UE8M0, SWIGLU_SCALE_UE8M0_PACKED}[n % 3];
+            k.slayout = (act + lay) % 3;
+            k.tin = tin, k.act = act, k.layout = lay, k.round_h = rh;
+            k.H = 128 * (1 + n % 5);
+            k.masked = n % 4 == 3 && lay != SWIGLU_LAYOUT_SEPARATE;
+            k.E = k.masked ? 5 : 1;
+            k.M = k.masked ? 6 : 3 + 2 * (n % 7);
+            k.weight = n % 2;
+            run(&k, &rng);
+            ++cases;
+          }
   bad_inputs();
   bad_arguments();
   swiglu_context_destroy(ctx);

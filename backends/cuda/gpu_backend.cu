@@ -353,23 +353,47 @@ SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
   return !p.expert_counts || (r % p.rows_per_expert) < p.expert_counts[r / p.rows_per_expert];
 }
 
-/* h for a lane's V elements of row r, with the group-maximum inputs: the
- * common path has no per-element branch (sg_glu_try); a lane whose
- * elements include a case it does not cover, and every ROUND_H or generic
- * (ACT = -1) instance, recomputes them with sg_quant_h. |h| is ordered as an
- * unsigned integer 2|h| + 2^24, where Inf wraps to 0 and NaN lands below
- * 2^24, under every finite value: the maximum gives the largest finite |h|,
- * the minimum says whether a non-finite h is present. */
+/* h for a lane's V elements of row r, with the group-maximum inputs; load
+ * fills a lane's gate and up values. The common path has no per-element
+ * branch (sg_glu_try); a lane whose elements include a case it does not
+ * cover recomputes them with sg_quant_h, as every generic (ACT = -1)
+ * instance and run-time rounding do. The 16-bit-h (RD) instances load the
+ * inputs again for that (rare, from L1/L2) rather than keep all 2V live
+ * across the branch-free path: kept, they spilled inside it at 64
+ * registers (340 bytes; 56 reloaded). The fp32-h instances keep them: there
+ * the reload moved spills into the hot path instead.
+ * |h| is ordered as an unsigned integer 2|h| + 2^24, where Inf wraps to 0
+ * and NaN lands below 2^24, under every finite value: the maximum gives the
+ * largest finite |h|, the minimum says whether a non-finite h is present. */
 #define SG_FINITE_MIN 0x01000000u
-template <int ACT, int V>
-SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const float (&gg)[V], const float (&uu)[V],
-                       float (&h)[V], uint32_t &ymax, uint32_t &ymin) {
-  bool slow = ACT < 0 || p.round_dtype >= 0;
+template <int ACT, int V, int RD, class Load>
+SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], uint32_t &ymax,
+                       uint32_t &ymin) {
+  /* RD: the 16-bit dtype ROUND_H rounds h to (the forward op's 16-bit path:
+   * hardware exp, fast division), or -1 (fp32 h; ROUND_H with fp32 input
+   * rounds nothing) */
+  const bool exact_only = ACT < 0 || (RD < 0 && p.round_dtype >= 0 && p.round_dtype != SG_F32);
+  float gg[V], uu[V];
+  load(gg, uu);
+  bool slow = exact_only;
   if (!slow) {
 #pragma unroll
-    for (int i = 0; i < V; ++i) h[i] = sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], slow);
+    for (int i = 0; i < V; ++i) {
+      if (RD < 0) {
+        h[i] = sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], slow);
+      } else {
+        const sg_act a = sg_activation_t<true>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false, true, slow);
+        const float v = a.a * a.m;
+        h[i] = RD == SG_BF16 ? sg_bf16_to_f32(sg_f32_to_bf16(v)) : __half2float(__float2half_rn(v));
+      }
+    }
   }
   if (slow) {
+    if (!exact_only && RD >= 0) {
+      /* the fence stops the compiler from reusing the first load's values */
+      asm volatile("" ::: "memory");
+      load(gg, uu);
+    }
 #pragma unroll
     for (int i = 0; i < V; ++i) h[i] = sg_quant_h<ACT>(p, gg[i], uu[i], r);
   } else if (p.row_weight) {
@@ -471,7 +495,7 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_MINB
 #define SG_QUANT_MINB 4
 #endif
-template <int TL, int ACT, int GD, int IL, int FMT, int V>
+template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
 __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
                                                            const sg_quant_launch L) {
   if (bad && *bad) return;
@@ -506,9 +530,9 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
       float h[V];
       uint32_t ymax = 0u, ymin = ~0u;
       if (live) {
-        float gg[V], uu[V];
-        sg_load_gu_vec<GD, IL, V>(gc.p, uc.p, gg, uu);
-        sg_quant_hv<ACT, V>(p, r, gg, uu, h, ymax, ymin);
+        const char *gp = gc.p, *up = uc.p;
+        sg_quant_hv<ACT, V, RD>(
+            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gp, up, gg, uu); }, h, ymax, ymin);
       }
       float sf;
       uint32_t sb;
@@ -527,15 +551,16 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
     float h[V];
     uint32_t ymax = 0u, ymin = ~0u;
     if (live) {
-      float gg[V], uu[V];
+      auto load = [&](float(&gg)[V], float(&uu)[V]) {
 #pragma unroll
-      for (int k = 0; k < V; k += 8) {
-        float g8[8], u8[8];
-        sg_load_gu_t<GD, IL>(p.glu, r, c0 + k, 8, g8, u8);
+        for (int k = 0; k < V; k += 8) {
+          float g8[8], u8[8];
+          sg_load_gu_t<GD, IL>(p.glu, r, c0 + k, 8, g8, u8);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
-      }
-      sg_quant_hv<ACT, V>(p, r, gg, uu, h, ymax, ymin);
+          for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
+        }
+      };
+      sg_quant_hv<ACT, V, RD>(p, r, load, h, ymax, ymin);
     }
     float sf;
     uint32_t sb;
@@ -559,25 +584,32 @@ typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *, const sg_qu
 #ifndef SG_QV
 #define SG_QV 16
 #endif
-template <int ACT, int GD>
+template <int ACT, int GD, int RD>
 static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
   const int T = 128 / SG_QV;
   if (format == SWIGLU_QUANT_FP8_E4M3FN)
-    return il ? sg_quant_team_kernel<T, ACT, GD, 1, 0, SG_QV> : sg_quant_team_kernel<T, ACT, GD, 0, 0, SG_QV>;
-  return il ? sg_quant_team_kernel<T, ACT, GD, 1, -1, SG_QV> : sg_quant_team_kernel<T, ACT, GD, 0, -1, SG_QV>;
+    return il ? sg_quant_team_kernel<T, ACT, GD, 1, 0, SG_QV, RD> : sg_quant_team_kernel<T, ACT, GD, 0, 0, SG_QV, RD>;
+  return il ? sg_quant_team_kernel<T, ACT, GD, 1, -1, SG_QV, RD> : sg_quant_team_kernel<T, ACT, GD, 0, -1, SG_QV, RD>;
 }
+/* ROUND_H (a 16-bit h, "forward then quantize") has its own instances: on
+ * the generic one it ran at a third of the fp32-h speed (0.21 against 0.67
+ * of the copy on an H200), though its h costs fewer instructions. */
 template <int ACT>
 static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
-  const bool il = p->glu.gate.col_step == 2;
+  const bool il = p->glu.gate.col_step == 2, rh = p->round_dtype == SG_BF16 || p->round_dtype == SG_F16;
   switch (p->glu.gate.dtype) {
-    case SG_BF16: return sg_pick_quant_il<ACT, SG_BF16>(il, p->format);
-    case SG_F16: return sg_pick_quant_il<ACT, SG_F16>(il, p->format);
-    default: return sg_pick_quant_il<ACT, SG_F32>(il, p->format);
+    case SG_BF16:
+      return rh ? sg_pick_quant_il<ACT, SG_BF16, SG_BF16>(il, p->format) : sg_pick_quant_il<ACT, SG_BF16, -1>(il, p->format);
+    case SG_F16:
+      return rh ? sg_pick_quant_il<ACT, SG_F16, SG_F16>(il, p->format) : sg_pick_quant_il<ACT, SG_F16, -1>(il, p->format);
+    default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format);
   }
 }
 static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v) {
   *v = SG_QV;
-  if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype && p->round_dtype < 0) {
+  /* ROUND_H rounds to the input dtype: one dtype for gate and up */
+  if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
+      (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
     switch (p->glu.activation) {
       case 0: return sg_pick_quant_dt<0>(p);
       case 1: return sg_pick_quant_dt<1>(p);
