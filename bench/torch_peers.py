@@ -6,7 +6,8 @@ launches for decode sizes, T <= 64, for every contestant alike):
   copy      a device-to-device copy of the same bytes (the ceiling)
   swiglu    this library, called through ctypes on torch's stream
   eager     PyTorch eager: F.silu(g) * u / its autograd backward /
-            silu-and-mul then per-group FP8 quant (two kernels)
+            silu-and-mul then per-group FP8 quant (two kernels; h in bf16,
+            which the library matches with SWIGLU_QUANT_ROUND_H: the "/rh" rows)
   compile   torch.compile of the same functions
 and prints ms, GB/s and GB/s / copy GB/s. Bytes: inputs read once, outputs
 written once (forward 3*T*H*2, backward 5*T*H*2, FP8 group-128 quant
@@ -111,12 +112,14 @@ class Swiglu:
         return lambda: (self.stream(), self.check(self.lib.swiglu_glu_backward(
             self.ctx, C.byref(self.desc), C.byref(a), C.byref(b), None, C.byref(c), None, None, 0)))
 
-    def quant(self, x, q, s, layout, packed):
+    def quant(self, x, q, s, layout, packed, round_h=False):
         qd = QuantDesc()
         self.lib.swiglu_quant_desc_init(C.byref(qd), 0, 2, 128)
         qd.scale_layout = layout
         if packed:
             qd.scale_encoding = 2
+        if round_h:
+            qd.flags |= 1  # SWIGLU_QUANT_ROUND_H: h rounded to bf16 first, as the two-kernel peers do
         a = QuantArgs(C.pointer(desc(x)), None, C.pointer(desc(q)), C.pointer(desc(s)), None, None, None)
         _keep.extend([qd, a])
         return lambda: (self.stream(), self.check(self.lib.swiglu_glu_quant(self.ctx, C.byref(self.desc), C.byref(qd), C.byref(a))))
@@ -245,7 +248,7 @@ def main():
     Ts = [int(v) for v in args.T.split(",")] if not args.quick else [1, 8192]
     out = open(args.json, "w") if args.json else None
     print(f"device: {sw.name}; torch {torch.__version__}")
-    print(f"{'op':<5} {'T':>6} {'H':>6} {'contestant':<14} {'ms':>9} {'GB/s':>8} {'ratio':>6}")
+    print(f"{'op':<5} {'T':>6} {'H':>6} {'contestant':<16} {'ms':>9} {'GB/s':>8} {'ratio':>6}")
     # every shape is compiled for itself (dynamic=False); without a larger
     # cache dynamo would silently fall back to eager after 8 shapes
     torch._dynamo.config.cache_size_limit = 1024
@@ -289,6 +292,9 @@ def main():
                     ("swiglu-row", sw.quant(x, q, s_row, 0, False)),
                     ("swiglu-tma", sw.quant(x, q, s_tma, 2, False)),
                     ("swiglu-ue8m0", sw.quant(x, q, s_pk, 2, True)),
+                    ("swiglu-row/rh", sw.quant(x, q, s_row, 0, False, True)),
+                    ("swiglu-tma/rh", sw.quant(x, q, s_tma, 2, False, True)),
+                    ("swiglu-ue8m0/rh", sw.quant(x, q, s_pk, 2, True, True)),
                     ("eager", lambda: fp8_group_quant(F.silu(x[:, :H]) * x[:, H:], T, H)),
                     ("compile", lambda: quant_c(x, T, H))]),
             }
@@ -297,15 +303,15 @@ def main():
                 dst = torch.empty_like(src)
                 copy_ms = time_ms(lambda: dst.copy_(src), graph)
                 copy_gbps = nbytes / copy_ms / 1e6
-                print(f"{op:<5} {T:>6} {H:>6} {'copy':<14} {copy_ms:>9.4f} {copy_gbps:>8.1f} {1.0:>6.3f}")
+                print(f"{op:<5} {T:>6} {H:>6} {'copy':<16} {copy_ms:>9.4f} {copy_gbps:>8.1f} {1.0:>6.3f}")
                 for name, fn in contestants:
                     try:
                         ms = time_ms(fn, graph and not (op == "bwd" and name == "eager"))
                     except Exception as e:  # a peer that cannot run here is reported, not hidden
-                        print(f"{op:<5} {T:>6} {H:>6} {name:<14} failed: {type(e).__name__}: {str(e)[:80]}")
+                        print(f"{op:<5} {T:>6} {H:>6} {name:<16} failed: {type(e).__name__}: {str(e)[:80]}")
                         continue
                     gbps = nbytes / ms / 1e6
-                    print(f"{op:<5} {T:>6} {H:>6} {name:<14} {ms:>9.4f} {gbps:>8.1f} {gbps / copy_gbps:>6.3f}")
+                    print(f"{op:<5} {T:>6} {H:>6} {name:<16} {ms:>9.4f} {gbps:>8.1f} {gbps / copy_gbps:>6.3f}")
                     if out:
                         out.write(json.dumps(dict(op=op, T=T, H=H, contestant=name, ms=ms, gbps=gbps,
                                                   copy_gbps=copy_gbps, ratio=gbps / copy_gbps,

@@ -7,6 +7,8 @@
  *    with the gradient sigmoid(z) and 1 - sigmoid(z) -- wherever it does not
  *    ask for the slow path, for the z of SiLU, GELU tanh and the clamped SiLU
  *    at several alphas; and it must ask for the slow path rarely;
+ *  - sg_xsig_16bit_core (the 16-bit results' logistic on flushing
+ *    special-function instructions) against __fdividef / __expf, on every z;
  *  - sg_activation_t<true> (every activation, forward with fp32 and 16-bit
  *    results, and backward) against sg_activation on pseudo-random (gate,
  *    up) bit patterns (NaN, Inf, subnormals and huge values included);
@@ -51,6 +53,24 @@ __global__ void xsig_all(int kind, float alpha, counts *c) {
     const sg_logistic ref = sg_logistic_fast(x, z, 0.0f, true);
     const bool bad = !slow && (!same(f.xs, ref.xs) || !same(f.sig, ref.sig) || !same(f.sigc, ref.sigc) || ref.far);
     tally(&c->slow, slow);
+    tally(&c->mismatch, bad);
+    if (bad) atomicCAS(&c->first_bad, ~0ull, (unsigned long long)i);
+  }
+}
+
+/* sg_xsig_16bit_core (flushing special-function instructions) against
+ * CUDA's __fdividef(x, 1 + __expf(-zc)) it stands in for, for every fp32 z
+ * as its callers clamp it, with x = z and x = 1 (the reciprocal alone) */
+__global__ void xsig16_all(counts *c) {
+  const uint64_t n = 1ull << 32, step = (uint64_t)gridDim.x * blockDim.x;
+  for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+    const float z = __uint_as_float((uint32_t)i);
+    const bool skip = z < -87.0f; /* the callers' exact path */
+    const float zc = z > 87.0f ? 87.0f : z;
+    const float d = 1.0f + __expf(-zc);
+    const bool bad = !skip && (!same(sg_xsig_16bit_core(z, zc), __fdividef(z, d)) ||
+                               !same(sg_xsig_16bit_core(1.0f, zc), __fdividef(1.0f, d)));
+    tally(&c->slow, skip);
     tally(&c->mismatch, bad);
     if (bad) atomicCAS(&c->first_bad, ~0ull, (unsigned long long)i);
   }
@@ -179,6 +199,8 @@ int main(void) {
     xsig_all<<<blocks, threads>>>(2, a, dev_counts);
     fails += report(what, all, 0.65);
   }
+  xsig16_all<<<blocks, threads>>>(dev_counts);
+  fails += report("x / (1 + exp(-x)) for 16-bit h, every x", all, 0.5);
   const unsigned long long pairs = 1ull << 27;
   const char *modes[3] = {"forward, fp32 h", "forward, 16-bit h", "backward"};
   typedef void (*pairs_kernel)(uint64_t, int, float, float, counts *);

@@ -325,6 +325,9 @@ static sg_ew_kernel sg_pick(const sg_glu_problem *p) {
 /* Teams of 32 lanes reduce with width-32 shuffles, whatever the hardware
  * warp or wavefront size (32 on NVIDIA, 64 on CDNA). */
 #define SG_TEAM 32
+#ifndef SG_QRELOAD
+#define SG_QRELOAD 0
+#endif
 
 SG_DI float sg_team_max(float v) {
 #pragma unroll
@@ -362,13 +365,13 @@ SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
  * across the branch-free path: kept, they spilled inside it at 64
  * registers (340 bytes; 56 reloaded). The fp32-h instances keep them: there
  * the reload moved spills into the hot path instead.
- * |h| is ordered as an unsigned integer 2|h| + 2^24, where Inf wraps to 0
- * and NaN lands below 2^24, under every finite value: the maximum gives the
- * largest finite |h|, the minimum says whether a non-finite h is present. */
-#define SG_FINITE_MIN 0x01000000u
+ * *amax is the largest finite |h| of the lane: one fmaxf per element
+ * (which never returns a NaN operand), and, in the rare lane where that
+ * came out infinite, a second pass that skips the infinities; *inf says
+ * that the lane has an infinite h (or, in fp32-h instances, a NaN). */
 template <int ACT, int V, int RD, class Load>
-SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], uint32_t &ymax,
-                       uint32_t &ymin) {
+SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], float &amax,
+                       bool &inf) {
   /* RD: the 16-bit dtype ROUND_H rounds h to (the forward op's 16-bit path:
    * hardware exp, fast division), or -1 (fp32 h; ROUND_H with fp32 input
    * rounds nothing) */
@@ -383,13 +386,14 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
         h[i] = sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], slow);
       } else {
         const sg_act a = sg_activation_t<true>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false, true, slow);
-        const float v = a.a * a.m;
-        h[i] = RD == SG_BF16 ? sg_bf16_to_f32(sg_f32_to_bf16(v)) : __half2float(__float2half_rn(v));
+        h[i] = a.a * a.m;
+        if (RD == SG_F16) h[i] = __half2float(__float2half_rn(h[i]));
+        if (RD == SG_BF16 && i % 2 == 1) sg_round_bf16x2(h[i - 1], h[i]);
       }
     }
   }
   if (slow) {
-    if (!exact_only && RD >= 0) {
+    if (!exact_only && (RD >= 0 || SG_QRELOAD)) {
       /* the fence stops the compiler from reusing the first load's values */
       asm volatile("" ::: "memory");
       load(gg, uu);
@@ -401,26 +405,42 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
 #pragma unroll
     for (int i = 0; i < V; ++i) h[i] = h[i] * w;
   }
+  if (RD >= 0) {
+    float m = 0.0f;
 #pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const uint32_t y = __float_as_uint(h[i]) * 2u + SG_FINITE_MIN;
-    ymax = y > ymax ? y : ymax;
-    ymin = y < ymin ? y : ymin;
+    for (int i = 0; i < V; ++i) m = fmaxf(m, fabsf(h[i]));
+    inf = !(m <= 3.40282347e38f);
+    if (inf) {
+      m = 0.0f;
+#pragma unroll
+      for (int i = 0; i < V; ++i) m = fabsf(h[i]) <= 3.40282347e38f ? fmaxf(m, fabsf(h[i])) : m;
+    }
+    amax = m;
+  } else {
+    /* the fp32-h instances order |h| as the unsigned integer 2|h| + 2^24
+     * instead (Inf wraps to 0, NaN lands below 2^24): three instructions
+     * per element, not one, but with the fmaxf form ptxas spilled inside
+     * their hot path and they ran 0.60 of the copy instead of 0.67 (H200) */
+    uint32_t ymax = 0u, ymin = ~0u;
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const uint32_t y = __float_as_uint(h[i]) * 2u + 0x01000000u;
+      ymax = y > ymax ? y : ymax;
+      ymin = y < ymin ? y : ymin;
+    }
+    amax = ymax >= 0x01000000u ? __uint_as_float((ymax - 0x01000000u) >> 1) : 0.0f;
+    inf = ymin < 0x01000000u; /* or NaN: the exact division then */
   }
 }
 
 /* The group's scale from the lanes' maxima (*sf, *sb: what its encoding
  * stores), then the lane's V codes to qp (with QVEC, V-byte aligned). */
 template <int TL, int FMT, bool QVEC, int V>
-SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)[V], uint32_t ymax,
-                          uint32_t ymin, uint8_t *qp, float &sf, uint32_t &sb) {
+SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)[V], float amax, bool inf,
+                          uint8_t *qp, float &sf, uint32_t &sb) {
 #pragma unroll
-  for (int off = TL / 2; off > 0; off >>= 1) {
-    const uint32_t o = SG_SHFL_XOR(ymax, off, TL);
-    ymax = o > ymax ? o : ymax;
-  }
+  for (int off = TL / 2; off > 0; off >>= 1) amax = fmaxf(amax, SG_SHFL_XOR(amax, off, TL));
   if (!live) return;
-  const float amax = ymax >= SG_FINITE_MIN ? __uint_as_float((ymax - SG_FINITE_MIN) >> 1) : 0.0f;
   int zero;
   const float div = sg_group_scale(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
   float q[V];
@@ -431,9 +451,10 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
     for (int i = 0; i < V; ++i) q[i] = h[i] * y;
   } else {
     const sg_divider dv = sg_divider_of(div);
-    if (dv.fast && ymin >= SG_FINITE_MIN) {
-      /* sg_divide's correction without its special cases: no h is infinite
-       * or NaN, and the sign a zero quotient can lose is h's */
+    if (dv.fast && !inf) {
+      /* sg_divide's correction without its special cases: no h is infinite,
+       * a NaN h gives a NaN (every encoder maps any NaN to the format's),
+       * and the sign a zero quotient can lose is h's */
 #pragma unroll
       for (int i = 0; i < V; ++i) q[i] = copysignf(sg_markstein(h[i], dv.s, dv.y), h[i]);
     } else {
@@ -495,8 +516,11 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_MINB
 #define SG_QUANT_MINB 4
 #endif
+#ifndef SG_QUANT_MINB_RH
+#define SG_QUANT_MINB_RH SG_QUANT_MINB
+#endif
 template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
-__global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
+__global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
                                                            const sg_quant_launch L) {
   if (bad && *bad) return;
   const int sub = threadIdx.x % TL;
@@ -528,15 +552,16 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
       const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
       const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
       float h[V];
-      uint32_t ymax = 0u, ymin = ~0u;
+      float amax = 0.0f;
+      bool inf = false;
       if (live) {
         const char *gp = gc.p, *up = uc.p;
         sg_quant_hv<ACT, V, RD>(
-            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gp, up, gg, uu); }, h, ymax, ymin);
+            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gp, up, gg, uu); }, h, amax, inf);
       }
       float sf;
       uint32_t sb;
-      sg_quant_group<TL, FMT, true, V>(p, live, h, ymax, ymin, (uint8_t *)qc.p, sf, sb);
+      sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qc.p, sf, sb);
       if (writes_scale && live) {
         char *dst = moe ? sbase + (int64_t)e * s_e + (int64_t)m * s_m : sp;
         if (word && !packed) *(float *)dst = sf;
@@ -549,7 +574,8 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
   for (int64_t r = blockIdx.y; r < p.glu.rows; r += gridDim.y) {
     const bool live = in_range && sg_row_live(p, r);
     float h[V];
-    uint32_t ymax = 0u, ymin = ~0u;
+    float amax = 0.0f;
+    bool inf = false;
     if (live) {
       auto load = [&](float(&gg)[V], float(&uu)[V]) {
 #pragma unroll
@@ -560,11 +586,11 @@ __global__ void __launch_bounds__(256, SG_QUANT_MINB) sg_quant_team_kernel(const
           for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
         }
       };
-      sg_quant_hv<ACT, V, RD>(p, r, load, h, ymax, ymin);
+      sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
     }
     float sf;
     uint32_t sb;
-    sg_quant_group<TL, FMT, false, V>(p, live, h, ymax, ymin,
+    sg_quant_group<TL, FMT, false, V>(p, live, h, amax, inf,
                                       (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0, sf, sb);
     if (sub == 0 && p.scales && live) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
