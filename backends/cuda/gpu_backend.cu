@@ -325,9 +325,6 @@ static sg_ew_kernel sg_pick(const sg_glu_problem *p) {
 /* Teams of 32 lanes reduce with width-32 shuffles, whatever the hardware
  * warp or wavefront size (32 on NVIDIA, 64 on CDNA). */
 #define SG_TEAM 32
-#ifndef SG_QRELOAD
-#define SG_QRELOAD 0
-#endif
 
 SG_DI float sg_team_max(float v) {
 #pragma unroll
@@ -393,7 +390,7 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     }
   }
   if (slow) {
-    if (!exact_only && (RD >= 0 || SG_QRELOAD)) {
+    if (!exact_only && RD >= 0) {
       /* the fence stops the compiler from reusing the first load's values */
       asm volatile("" ::: "memory");
       load(gg, uu);
