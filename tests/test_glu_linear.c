@@ -661,13 +661,18 @@ static void bad_inputs(t_rng *r) {
     tb_up(&dxb);
     swiglu_tensor dwx = lw.w.d;
     dwx.data = dxb.dev;
-    bb.dx = &dxb.d, bb.dw = NULL;
+    /* the workspace is sized for a call that does produce dW (a backend
+     * may need more for it: CUDA does), with a dW of its own */
+    tb dwb;
+    tb_make(&dwb, T_F32, 2, 1, 2 * H, D, 0);
+    tb_up(&dwb);
+    bb.dx = &dxb.d, bb.dw = &dwb.d;
     size_t bbytes = 0;
     must(swiglu_glu_linear_backward_workspace_size(g_ctx, &desc, &bb, &bbytes), "bwd ws");
     bb.workspace = workspace(bbytes), bb.workspace_bytes = bbytes;
     bb.dw = &dwx;
     expect_fail(swiglu_glu_linear_backward(g_ctx, &desc, &bb), SWIGLU_ERROR_OVERLAP, "dW overlapping dX", &dxb);
-    tb_free(&dxb);
+    tb_free(&dxb), tb_free(&dwb);
     a.workspace = workspace(bytes); /* the backward's may have replaced it */
     /* a bias of 2H + 1 elements */
     int64_t blen = 2 * H + 1;
