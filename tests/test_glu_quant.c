@@ -58,6 +58,7 @@ static const char *const lay_name[] = {"row", "col", "col_tma"};
 typedef struct {
   int act, layout, tin, format, gran, enc, slayout, round_h, weight, masked, mx_up;
   int64_t E, M, H, G;
+  int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
 } qcase;
 
 static swiglu_dtype code_dtype(int f) {
@@ -87,10 +88,10 @@ static int64_t sidx(const qcase *k, int64_t groups_or_words, int64_t e, int64_t 
 
 static void run(const qcase *k, t_rng *rng) {
   char cd[256];
-  snprintf(cd, sizeof cd, "act %d layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld%s%s%s%s",
+  snprintf(cd, sizeof cd, "act %d layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
            k->act, k->layout, t_dtype_name[k->tin], fmt_name[k->format], k->gran, enc_name[k->enc],
            lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
-           k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
+           (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
            k->mx_up ? " mx_round_up" : "");
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
   const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
@@ -104,8 +105,19 @@ static void run(const qcase *k, t_rng *rng) {
   int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
   swiglu_glu_desc gd;
   swiglu_glu_desc_init(&gd, (swiglu_activation)k->act, (swiglu_layout)k->layout);
-  void *dx = dev_of(x, (size_t)(rows * wx) * es), *du = sep ? dev_of(u, (size_t)(rows * H) * es) : NULL;
-  swiglu_tensor tx = {dx, dev_here(), 3, t_dtype(k->tin), xs3, NULL, 0};
+  /* with xpad, x is a view whose rows are wx + xpad apart; the gaps hold
+   * NaN-like bytes that must never reach a code or a scale */
+  const int64_t ldx = wx + k->xpad;
+  char *xv = x;
+  if (k->xpad) {
+    xv = malloc((size_t)(rows * ldx) * es);
+    memset(xv, 0x7f, (size_t)(rows * ldx) * es);
+    for (int64_t r = 0; r < rows; ++r) memcpy(xv + (size_t)(r * ldx) * es, x + (size_t)(r * wx) * es, (size_t)wx * es);
+  }
+  int64_t xst3[3] = {M * ldx, ldx, 1};
+  void *dx = dev_of(xv, (size_t)(rows * ldx) * es), *du = sep ? dev_of(u, (size_t)(rows * H) * es) : NULL;
+  if (xv != x) free(xv);
+  swiglu_tensor tx = {dx, dev_here(), 3, t_dtype(k->tin), xs3, k->xpad ? xst3 : NULL, 0};
   swiglu_tensor tu = {du, dev_here(), 3, t_dtype(k->tin), hs3, NULL, 0};
 
   /* h from the forward op: fp32, or the input dtype under ROUND_H */
@@ -492,6 +504,9 @@ int main(int argc, char **argv) {
             k.E = k.masked ? 5 : 1;
             k.M = k.masked ? 6 : 3 + 2 * (n % 7);
             k.weight = n % 2;
+            /* rows 16-byte aligned (the vector path), or not (the per-row one) */
+            const int xv = (act + lay + 2 * f8) % 3;
+            k.xpad = xv == 1 ? 8 : xv == 2 ? 1 : 0;
             run(&k, &rng);
             ++cases;
           }
