@@ -876,8 +876,12 @@ static inline __attribute__((always_inline)) void dot_block(const sg_dot *d, int
   }
 }
 
-/* One block of nt rows (any count up to SG_DOT_TB) against 2 NF weight rows. */
-static inline __attribute__((always_inline)) void dot_block_nt(const sg_dot *d, int64_t t0, int nt, const int NF,
+/* Weight rows per block, 2 NF: as many accumulators as the registers hold. */
+static int dot_nf(int64_t T) { return T > 2 ? 3 : SG_DOT_NF; }
+
+/* One block of nt rows (any count up to SG_DOT_TB) against 2 NF weight
+ * rows, NF as dot_nf gives it: each pair a constant in its instance. */
+static inline __attribute__((always_inline)) void dot_block_nf(const sg_dot *d, int64_t t0, int nt, const int NF,
                                                                const char *const *w,
                                                                float s[SG_DOT_TB][2 * SG_DOT_NF]) {
   switch (nt) {
@@ -887,9 +891,11 @@ static inline __attribute__((always_inline)) void dot_block_nt(const sg_dot *d, 
     default: dot_block(d, t0, SG_DOT_TB, 2 * NF, w, s); break;
   }
 }
-
-/* Weight rows per block, 2 NF: as many accumulators as the registers hold. */
-static int dot_nf(int64_t T) { return T > 2 ? 3 : SG_DOT_NF; }
+static void dot_block_nt(const sg_dot *d, int64_t t0, int nt, int nf, const char *const *w,
+                         float s[SG_DOT_TB][2 * SG_DOT_NF]) {
+  if (nf == 3) dot_block_nf(d, t0, nt, 3, w, s);
+  else dot_block_nf(d, t0, nt, SG_DOT_NF, w, s);
+}
 
 static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws, int nth) {
   const int64_t T = p->T, D = p->D, H = p->H;
@@ -923,8 +929,7 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
     for (int64_t t0 = 0; t0 < T; t0 += SG_DOT_TB) {
       const int nt = (int)(T - t0 < SG_DOT_TB ? T - t0 : SG_DOT_TB);
       float s[SG_DOT_TB][2 * SG_DOT_NF];
-      if (NF == 3) dot_block_nt(&dd, t0, nt, 3, w, s);
-      else dot_block_nt(&dd, t0, nt, SG_DOT_NF, w, s);
+      dot_block_nt(&dd, t0, nt, NF, w, s);
       enum { NV = SG_DOT_TB * SG_DOT_NF, NA = (NV + SG_W - 1) / SG_W * SG_W };
       SG_ALIGNED float gv[NA] = {0}, uv[NA] = {0}, hv[NA];
       for (int t = 0; t < nt; ++t)
@@ -1076,7 +1081,7 @@ static void down_dot(const sg_gemm *g, const sg_operand *w, float *ws, int nth) 
   for (int64_t t = 0; t < n; ++t)
     for (int64_t c = 0; c < H; c += SG_SEG) src_seg(&g->A, t, c, 1, H - c < SG_SEG ? H - c : SG_SEG, hf + t * H + c);
   const sg_dot dd = {H, hf, NULL, 0, w->dtype};
-  const int NW = 2 * dot_nf(n); /* output columns per block */
+  const int NF = dot_nf(n), NW = 2 * NF; /* output columns per block */
   const int64_t nblk = (D + NW - 1) / NW;
   const size_t wes = sg_dtype_size(w->dtype);
   const sg_mat y = g->c;
@@ -1089,8 +1094,7 @@ static void down_dot(const sg_gemm *g, const sg_operand *w, float *ws, int nth) 
     for (int64_t t0 = 0; t0 < n; t0 += SG_DOT_TB) {
       const int nt = (int)(n - t0 < SG_DOT_TB ? n - t0 : SG_DOT_TB);
       float s[SG_DOT_TB][2 * SG_DOT_NF];
-      if (NW == 6) dot_block_nt(&dd, t0, nt, 3, wr, s);
-      else dot_block_nt(&dd, t0, nt, SG_DOT_NF, wr, s);
+      dot_block_nt(&dd, t0, nt, NF, wr, s);
       for (int t = 0; t < nt; ++t) {
         const sg_mat o = mat_at(&y, t0 + t, d0);
         store_run((char *)o.p, o.dt, o.cs, s[t], nd, 0);
