@@ -100,7 +100,10 @@ SG_HD static inline float sg_decode_e4m3fn(uint32_t c) {
  * the way underflows or overflows -- the callers check their ranges. */
 SG_HD static inline float sg_markstein(float a, float b, float y) {
   const float q = a * y;
-  return fmaf(fmaf(-q, b, a), y, q);
+  /* the residual negated, -(a - q b) = q b - a, so that a = -0 gives
+   * (-0) - (-0) = -0 at the end, not +0: a zero keeps its sign and no
+   * copysign is needed (the value is the same for every other a) */
+  return fmaf(-fmaf(q, b, -a), y, q);
 }
 
 /* RN(a / m) for a format maximum m (448, 240, 57344, 127). On the GPU the

@@ -102,6 +102,20 @@ static void run(const qcase *k, t_rng *rng) {
   if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
   /* one all-zero group per case, for the amax floor */
   for (int64_t j = 0; j < (k->G < H ? k->G : H) && !sep; ++j) t_write(x, k->tin, j, 0.0), t_write(x, k->tin, H + j, 1.0);
+  /* signed zeros inside a group that is not all zero (the last of row 0):
+   * h = -0 must give the code of -0 (the GPU's division shortcut once lost
+   * that sign) -- gate -0 (SiLU and its kin: -0 * sigmoid(-0) * up) and
+   * gate +0 with a negative up */
+  for (int z = 0; z < 2 && H >= 4; ++z) {
+    const int64_t j = H - 2 + z; /* feature j of row 0 */
+    const double gz = z ? 0.0 : -0.0, uz = z ? -1.5 : 1.5;
+    int64_t gi = j, ui = H + j;
+    if (k->layout == SWIGLU_LAYOUT_UP_GATE) gi = H + j, ui = j;
+    if (k->layout == SWIGLU_LAYOUT_INTERLEAVED) gi = 2 * j, ui = 2 * j + 1;
+    t_write(x, k->tin, gi, gz);
+    if (sep) t_write(u, k->tin, j, uz);
+    else t_write(x, k->tin, ui, uz);
+  }
   int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
   swiglu_glu_desc gd;
   swiglu_glu_desc_init(&gd, (swiglu_activation)k->act, (swiglu_layout)k->layout);

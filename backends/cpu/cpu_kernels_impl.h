@@ -574,9 +574,9 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   uint8_t tmp[SG_W];
   /* h / div correctly rounded without a division per element: Markstein's
    * correction of h * RN(1/div) (sg_markstein in quant_scalar.h; the GPU's
-   * sg_divide says why div >= 2^-90 is required); other divisors divide. */
+   * sg_divider_of says why div >= 2^-86 is required); other divisors divide. */
   const float y = 1.0f / div;
-  const int fast = div >= 0x1p-90f && y <= 3.40282347e38f;
+  const int fast = div >= 0x1p-86f && y <= 3.40282347e38f;
   const vf d = v_set(div), vy = v_set(y);
   for (; i < n; i += SG_W) {
     vf x;
@@ -591,7 +591,9 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
     if (fast) {
       vf q0 = x * vy;
       vf r = sg_v_fma(-q0, d, x);
-      /* Inf, NaN and signed zeros pass through (the fma would turn -0 into +0) */
+      /* Inf, NaN and signed zeros pass through (the fma would turn -0 into
+       * +0; sg_markstein's sign-keeping form relies on the compiler leaving
+       * its negations alone, which GCC does not do for scalar fmaf) */
       qv = v_sel((v_abs(q0) <= 3.40282347e38f) & (q0 != 0.0f), sg_v_fma(r, vy, q0), q0);
     } else {
       qv = x / d;

@@ -120,13 +120,14 @@ SG_DI float sg_rcp_seed(float d) {
  * outside [-87, 87] or NaN, |x/den| < 2^-100 -- raises *slow and the caller
  * recomputes with sg_logistic_fast. An infinite x always comes with an
  * infinite or NaN z for the activations here, so it takes the slow path
- * too. fminf/fmaxf let a NaN z through as a clamp bound, which the z != zc
- * test catches. test_gpu_math compares it with sg_logistic_fast on every
- * fp32 input. */
+ * too. z is not clamped: outside [-87, 87] the values are garbage (never a
+ * trap) that the caller discards, and one compare replaces the clamp's two
+ * min/max and its own test (25 instructions per element instead of 27 in
+ * the fp32-h quantizer). test_gpu_math compares it with sg_logistic_fast on
+ * every fp32 input. */
 SG_DI sg_logistic sg_logistic_try(float x, float z, bool want_grad, bool &slow) {
-  const float zc = fminf(fmaxf(z, -87.0f), 87.0f);
   int n;
-  const float p = sg_exp_parts1(-zc, &n);
+  const float p = sg_exp_parts1(-z, &n);
   const float e = p * __int_as_float((n + 127) << 23);
   const float den = 1.0f + e;
   const float r0 = sg_rcp_seed(den);
@@ -138,7 +139,7 @@ SG_DI sg_logistic sg_logistic_try(float x, float z, bool want_grad, bool &slow) 
   o.sigc = want_grad ? e * r1 : 0.0f;
   o.far = false;
   /* bitwise, not ||: a short circuit makes the compiler keep a byte and branch */
-  slow = slow | (z != zc) | !(fabsf(q0) >= 7.888609052210118e-31f); /* 2^-100 */
+  slow = slow | !(fabsf(z) <= 87.0f) | !(fabsf(q0) >= 7.888609052210118e-31f); /* 2^-100 */
   return o;
 }
 
@@ -161,12 +162,13 @@ SG_DI float sg_xsig_16bit_core(float x, float zc) {
 #endif
 }
 
-/* x * sigmoid(z) for a 16-bit result (sg_xsig_16bit) with no branch: z <
- * -87 raises *slow instead. */
+/* x * sigmoid(z) for a 16-bit result (sg_xsig_16bit) with no branch: z
+ * outside [-87, 87] (or NaN) raises *slow instead -- z > 87 too, which
+ * sg_xsig_16bit clamps: a gate that large is rare, and the clamp cost an
+ * instruction per element on the common path. */
 SG_DI float sg_xsig_16bit_try(float x, float z, bool &slow) {
-  slow = slow | (z < -87.0f);
-  const float zc = z > 87.0f ? 87.0f : z;
-  return sg_xsig_16bit_core(x, zc);
+  slow = slow | !(fabsf(z) <= 87.0f);
+  return sg_xsig_16bit_core(x, z);
 }
 
 SG_DI void sg_normal_cdf_pdf(float x, float *cdf, float *pdf) {
@@ -374,9 +376,14 @@ SG_DI uint32_t sg_e4m3x2(float lo, float hi) {
 
 /* h / s for a whole group, correctly rounded without a division per element:
  * with y = RN(1/s) and q = RN(h * y), the residual r = h - q * s is exact (one
- * fma) and RN(q + r * y) = RN(h / s) (Markstein's theorem) as long as nothing
- * underflows; s >= 2^-90 keeps every quotient that encodes to a nonzero code
- * in that range (smaller quotients encode to zero either way). Other divisors
+ * fma) and RN(q + r * y) = RN(h / s) (Markstein's theorem) as long as the
+ * residual does not underflow. It is a multiple of ulp(q) ulp(s), so for
+ * every quotient whose code can be nonzero in any format (|q| >= 2^-17, half
+ * of E5M2's smallest subnormal: ulp(q) >= 2^-40) s >= 2^-86 (ulp(s) >=
+ * 2^-109) keeps it a multiple of 2^-149; smaller quotients encode to zero
+ * either way. (The bound was 2^-90: over every fp32 h, s = 1.1 * 2^-90
+ * gives wrong quotients up to 2^-14.7, where E5M2 codes are nonzero; from
+ * 2^-86 none reaches 2^-17, which test_gpu_math checks.) Other divisors
  * divide. The CPU kernels do the same. */
 struct sg_divider {
   float s, y;
@@ -386,14 +393,14 @@ SG_DI sg_divider sg_divider_of(float s) {
   sg_divider d;
   d.s = s;
   d.y = 1.0f / s;
-  d.fast = s >= 8.077935669463161e-28f && d.y <= 3.40282347e38f; /* 2^-90 */
+  d.fast = s >= 1.2924697071141057e-26f && d.y <= 3.40282347e38f; /* 2^-86 */
   return d;
 }
 SG_DI float sg_divide(float h, sg_divider d) {
   if (!d.fast) return h / d.s;
   const float q = h * d.y;
-  /* Inf, NaN and signed zeros pass through (the fma would turn -0 into +0) */
-  if (!(fabsf(q) <= 3.40282347e38f) || q == 0.0f) return q;
+  /* Inf and NaN pass through (the correction would make Inf a NaN) */
+  if (!(fabsf(q) <= 3.40282347e38f)) return q;
   return sg_markstein(h, d.s, d.y);
 }
 

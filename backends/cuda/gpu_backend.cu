@@ -415,9 +415,11 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     amax = m;
   } else {
     /* the fp32-h instances order |h| as the unsigned integer 2|h| + 2^24
-     * instead (Inf wraps to 0, NaN lands below 2^24): three instructions
-     * per element, not one, but with the fmaxf form ptxas spilled inside
-     * their hot path and they ran 0.60 of the copy instead of 0.67 (H200) */
+     * instead (Inf wraps to 0, NaN lands below 2^24): two instructions per
+     * element (a shift-add, two halves of three-way min and max), not one,
+     * but the fmaxf form -- or a max-only integer form with a second pass
+     * for infinities -- made ptxas spill inside their hot path, and with
+     * fmaxf they ran 0.60 of the copy instead of 0.67 (H200) */
     constexpr uint32_t finite_min = 0x01000000u; /* 2|h| + 2^24 of |h| = 0 */
     uint32_t ymax = 0u, ymin = ~0u;
 #pragma unroll
@@ -452,9 +454,9 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
     if (dv.fast && !inf) {
       /* sg_divide's correction without its special cases: no h is infinite,
        * a NaN h gives a NaN (every encoder maps any NaN to the format's),
-       * and the sign a zero quotient can lose is h's */
+       * and sg_markstein keeps a zero's sign */
 #pragma unroll
-      for (int i = 0; i < V; ++i) q[i] = copysignf(sg_markstein(h[i], dv.s, dv.y), h[i]);
+      for (int i = 0; i < V; ++i) q[i] = sg_markstein(h[i], dv.s, dv.y);
     } else {
       /* RN(h / s), which is what sg_divide gives too (or, where h * RN(1/s)
        * underflows to zero, a zero of the same sign: the same code) */
@@ -513,6 +515,9 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
  * 0.33 at two (bench/NOTES.md). -D overrides are for such experiments. */
 #ifndef SG_QUANT_MINB
 #define SG_QUANT_MINB 4
+#endif
+#ifndef SG_QUANT_ROWS
+#define SG_QUANT_ROWS 4
 #endif
 #ifndef SG_QUANT_MINB_RH
 #define SG_QUANT_MINB_RH SG_QUANT_MINB
@@ -889,12 +894,15 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
   if (by_team) {
     int v;
     const sg_quant_kernel k = sg_pick_quant(p, &v);
-    /* several rows per thread once the grid is large (as sg_ew_grid) */
     /* narrow rows get narrower blocks rather than idle lanes */
     const int64_t lanes = p->groups * (G / v);
     const int64_t threads = lanes >= 256 ? 256 : (lanes + 31) / 32 * 32;
     const int64_t gx = (lanes + threads - 1) / threads;
-    int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + SG_EW_ROWS - 1) / SG_EW_ROWS : p->glu.rows;
+    /* several rows per thread once the grid is large (as sg_ew_grid). Even
+     * where that leaves thread slots empty it is faster: at H = 1024, T =
+     * 8192 (64 lanes per row, half of an H200's slots filled) one row per
+     * thread ran 0.72-0.74 of the copy against 0.82-0.84 (ROUND_H). */
+    int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + SG_QUANT_ROWS - 1) / SG_QUANT_ROWS : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p));
   } else {
