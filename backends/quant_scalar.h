@@ -100,9 +100,10 @@ SG_HD static inline float sg_decode_e4m3fn(uint32_t c) {
  * the way underflows or overflows -- the callers check their ranges. */
 SG_HD static inline float sg_markstein(float a, float b, float y) {
   const float q = a * y;
-  /* the residual negated, -(a - q b) = q b - a, so that a = -0 gives
-   * (-0) - (-0) = -0 at the end, not +0: a zero keeps its sign and no
-   * copysign is needed (the value is the same for every other a) */
+  /* the residual is formed negated (q b - a) and subtracted: for a = -0
+   * the last fma then adds -0 to -0 and the zero keeps its sign, where
+   * fma(a - q b, y, q) gave +0 and needed a copysign (every other a gets
+   * the same value either way) */
   return fmaf(-fmaf(q, b, -a), y, q);
 }
 

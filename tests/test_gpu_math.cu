@@ -178,8 +178,8 @@ __global__ void markstein_all(float s, counts *c) {
  * 1 + exp(-z) -- so x * sigmoid(z) is within 2^-16 + 2^-24 of the exact
  * quotient, far inside half an ulp of bf16 or fp16. The largest error seen
  * is printed (2^-17.97 on an H200). */
-__device__ unsigned long long apx_worst; /* the largest |r d - 1|, as bits of a double */
-__global__ void apx_bound_all(counts *c) {
+__device__ unsigned long long xsig16_worst; /* the largest |r d - 1|, as bits of a double */
+__global__ void xsig16_bound_all(counts *c) {
   const uint64_t n = 1ull << 32, step = (uint64_t)gridDim.x * blockDim.x;
   double worst = 0.0;
   for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
@@ -198,7 +198,7 @@ __global__ void apx_bound_all(counts *c) {
     tally(&c->mismatch, bad);
     if (bad) atomicCAS(&c->first_bad, ~0ull, (unsigned long long)i);
   }
-  atomicMax(&apx_worst, (unsigned long long)__double_as_longlong(worst));
+  atomicMax(&xsig16_worst, (unsigned long long)__double_as_longlong(worst));
 }
 
 static counts *dev_counts;
@@ -255,11 +255,11 @@ int main(void) {
   }
   xsig16_all<<<blocks, threads>>>(dev_counts);
   fails += report("x / (1 + exp(-x)) for 16-bit h, every x", all, 0.5);
-  apx_bound_all<<<blocks, threads>>>(dev_counts);
+  xsig16_bound_all<<<blocks, threads>>>(dev_counts);
   fails += report("1 / (1 + exp(-z)) of 16-bit h within 2^-16", all, 0.6);
   {
     unsigned long long wb = 0;
-    cudaMemcpyFromSymbol(&wb, apx_worst, sizeof wb);
+    cudaMemcpyFromSymbol(&wb, xsig16_worst, sizeof wb);
     double w;
     memcpy(&w, &wb, sizeof w);
     printf("     largest relative error of that reciprocal: %.3g (2^%.2f)\n", w, w > 0 ? log2(w) : -999.0);
