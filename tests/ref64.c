@@ -271,3 +271,11 @@ int t_accept(double exact, double got, int t, double n_ulp, double k, double sca
   double tol = (n_ulp + 0.5) * t_ulp(exact, t) + k * 0x1.0p-24 * scale + abs_extra;
   return fabs(got - exact) <= tol;
 }
+
+int64_t t_glu_col(int layout, int64_t H, int64_t f, int up) {
+  switch (layout) {
+    case SWIGLU_LAYOUT_UP_GATE: return up ? f : H + f;
+    case SWIGLU_LAYOUT_INTERLEAVED: return 2 * f + up;
+    default: return up ? H + f : f;
+  }
+}

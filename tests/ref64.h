@@ -34,6 +34,11 @@ double t_normal(t_rng *r);
  * rounded to format t. */
 double t_sample(t_rng *r, int t, double limit);
 
+/* Column of gate (up = 0) or up (up = 1) feature f in a packed [.., 2H]
+ * GLU layout (SWIGLU_LAYOUT_GATE_UP, _UP_GATE, _INTERLEAVED); also the
+ * row of a packed [2H, D] weight. */
+int64_t t_glu_col(int layout, int64_t H, int64_t f, int up);
+
 /* The reference activation and its pieces for one (gate, up) pair. */
 typedef struct {
   double a, m;   /* act(g) and the up multiplier */

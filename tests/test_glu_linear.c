@@ -185,15 +185,6 @@ static void check_outside(const char *what, const char *cs, const tb *b) {
 static const char *const k_act[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss", "silu_clamped"};
 static const char *const k_lay[] = {"separate", "gate_up", "up_gate", "interleaved"};
 
-/* Weight row of gate (or up) feature f in a packed [2H, D] layout. */
-static int64_t wrow(int layout, int64_t H, int64_t f, int up) {
-  switch (layout) {
-    case SWIGLU_LAYOUT_UP_GATE: return up ? f : H + f;
-    case SWIGLU_LAYOUT_INTERLEAVED: return 2 * f + up;
-    default: return up ? H + f : f;
-  }
-}
-
 typedef struct {
   int act, layout, bias, tx, tw, to;
   int64_t T, D, H;
@@ -261,16 +252,16 @@ static void weights_free(lweights *lw) {
 }
 static double wget(const lweights *lw, const lcase *c, int64_t f, int up, int64_t k) {
   if (lw->sep) return up ? tb_get(&lw->wu, 0, f, k) : tb_get(&lw->w, 0, f, k);
-  return tb_get(&lw->w, 0, wrow(c->layout, c->H, f, up), k);
+  return tb_get(&lw->w, 0, t_glu_col(c->layout, c->H, f, up), k);
 }
 static double bget(const lweights *lw, const lcase *c, int64_t f, int up) {
   if (!lw->has_bias) return 0;
   if (lw->sep) return up ? tb_get(&lw->bu, 0, 0, f) : tb_get(&lw->b, 0, 0, f);
-  return tb_get(&lw->b, 0, 0, wrow(c->layout, c->H, f, up));
+  return tb_get(&lw->b, 0, 0, t_glu_col(c->layout, c->H, f, up));
 }
 /* Column of gate / up feature f in the [T, 2H] pre-activation of a layout. */
 static int64_t pcol(int layout, int64_t H, int64_t f, int up) {
-  return wrow(layout == SWIGLU_LAYOUT_SEPARATE ? SWIGLU_LAYOUT_GATE_UP : layout, H, f, up);
+  return t_glu_col(layout == SWIGLU_LAYOUT_SEPARATE ? SWIGLU_LAYOUT_GATE_UP : layout, H, f, up);
 }
 
 /* Exact pre-activation of (t, f) and its accumulation bound. */
@@ -405,7 +396,7 @@ static void glu_linear_case(const lcase *c, t_rng *r, int save_pre, int accumula
   for (int64_t f = 0; f < H; ++f)
     for (int up = 0; up < 2; ++up) {
       const int gi = sep && up ? 2 : 0, bi = sep && up ? 3 : 1;
-      const int64_t row = sep ? f : wrow(c->layout, H, f, up);
+      const int64_t row = sep ? f : t_glu_col(c->layout, H, f, up);
       double prev = accumulate ? t_read(old[bi], c->tw, tb_at(grads[bi], 0, 0, row)) : 0;
       double s = prev, m = fabs(prev), prop = 0;
       for (int64_t t = 0; t < T; ++t) {

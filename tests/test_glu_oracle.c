@@ -173,15 +173,6 @@ static void gate_up_at(const glu_case *k, const tbuf *x, const tbuf *up, int64_t
   }
 }
 
-/* Where the packed gradient of column c lands for gate (which=0) / up (1). */
-static int64_t packed_col(const glu_case *k, int64_t c, int which) {
-  switch (k->layout) {
-    case SWIGLU_LAYOUT_GATE_UP: return which ? c + k->H : c;
-    case SWIGLU_LAYOUT_UP_GATE: return which ? c : c + k->H;
-    default: return 2 * c + which;
-  }
-}
-
 static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   swiglu_glu_desc desc;
   swiglu_glu_desc_init(&desc, (swiglu_activation)k->act, (swiglu_layout)k->layout);
@@ -259,9 +250,9 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
         gate_up_at(k, &x, sep ? &up : NULL, r, c, &g, &u);
         t_glu_ref ref;
         t_glu_reference(k->act, desc.alpha, desc.limit, g, u, dhv, &ref);
-        int64_t ig = sep ? tb_index(&dx, r, c) : tb_index(&dx, r, packed_col(k, c, 0));
+        int64_t ig = sep ? tb_index(&dx, r, c) : tb_index(&dx, r, t_glu_col(k->layout, k->H, c, 0));
         const tbuf *ub = sep ? &dup : &dx;
-        int64_t iu = sep ? tb_index(&dup, r, c) : tb_index(&dx, r, packed_col(k, c, 1));
+        int64_t iu = sep ? tb_index(&dup, r, c) : tb_index(&dx, r, t_glu_col(k->layout, k->H, c, 1));
         double gg = t_read(dx.buf, dx.t, ig), gu = t_read(ub->buf, ub->t, iu);
         track(1, k->act, k->tout, ref.dgate, gg, g, u, dhv);
         track(2, k->act, k->tout, ref.dup, gu, g, u, dhv);

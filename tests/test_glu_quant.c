@@ -109,12 +109,9 @@ static void run(const qcase *k, t_rng *rng) {
   for (int z = 0; z < 2 && H >= 4; ++z) {
     const int64_t j = H - 2 + z; /* feature j of row 0 */
     const double gz = z ? 0.0 : -0.0, uz = z ? -1.5 : 1.5;
-    int64_t gi = j, ui = H + j;
-    if (k->layout == SWIGLU_LAYOUT_UP_GATE) gi = H + j, ui = j;
-    if (k->layout == SWIGLU_LAYOUT_INTERLEAVED) gi = 2 * j, ui = 2 * j + 1;
-    t_write(x, k->tin, gi, gz);
+    t_write(x, k->tin, t_glu_col(k->layout, H, j, 0), gz); /* SEPARATE: column j of x */
     if (sep) t_write(u, k->tin, j, uz);
-    else t_write(x, k->tin, ui, uz);
+    else t_write(x, k->tin, t_glu_col(k->layout, H, j, 1), uz);
   }
   int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
   swiglu_glu_desc gd;
