@@ -102,10 +102,10 @@ static void run(const qcase *k, t_rng *rng) {
   if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
   /* one all-zero group per case, for the amax floor */
   for (int64_t j = 0; j < (k->G < H ? k->G : H) && !sep; ++j) t_write(x, k->tin, j, 0.0), t_write(x, k->tin, H + j, 1.0);
-  /* signed zeros inside a group that is not all zero (the last of row 0):
-   * h = -0 must give the code of -0 (the GPU's division keeps that sign
-   * by the order of its operations alone) -- gate -0 (SiLU and its kin:
-   * -0 * sigmoid(-0) * up) and gate +0 with a negative up */
+  /* signed zeros inside a group that is not all zero (the last of row 0,
+   * when H > G): h = -0 must give the code of -0 (the GPU's division keeps
+   * that sign by the order of its operations alone) -- gate -0 (SiLU and
+   * its kin: -0 * sigmoid(-0) * up) and gate +0 with a negative up */
   for (int z = 0; z < 2 && H >= 4; ++z) {
     const int64_t j = H - 2 + z; /* feature j of row 0 */
     const double gz = z ? 0.0 : -0.0, uz = z ? -1.5 : 1.5;
