@@ -121,11 +121,12 @@ SG_HD static inline float sg_div_by_fmax(float a, float m) {
 /* The divisor of a group whose finite values have largest magnitude amax,
  * with the fp32 scale (*sf) and the scale byte (*sb) its encoding stores;
  * *zero when every code of the group is 0 (docs/numerics.md). format is
- * p->format, passed apart so a kernel specialised on it folds the rest. */
-SG_HD static inline float sg_group_scale(const sg_quant_problem *p, int format, float amax, float *sf,
-                                         uint32_t *sb, int *zero) {
+ * p->format, passed apart so a kernel specialised on it folds the rest.
+ * sg_group_scale_amax is the scale from amax (every granularity but
+ * PER_TENSOR), for kernels that handle per-group scales only. */
+SG_HD static inline float sg_group_scale_amax(const sg_quant_problem *p, int format, float amax, float *sf,
+                                              uint32_t *sb, int *zero) {
   *sf = 0.0f, *sb = 0u, *zero = 0;
-  if (p->granularity == SWIGLU_SCALE_PER_TENSOR) return *p->tensor_scale;
   if (format == SWIGLU_QUANT_MXFP8) {
     if (p->flags & SWIGLU_QUANT_MX_SCALE_ROUND_UP) {
       *sb = sg_ue8m0_of(amax / 448.0f);
@@ -148,6 +149,14 @@ SG_HD static inline float sg_group_scale(const sg_quant_problem *p, int format, 
   if (p->encoding == SWIGLU_SCALE_FP32) return *sf = s;
   *sb = sg_ue8m0_of(s);
   return *sf = sg_u2f(*sb << 23);
+}
+SG_HD static inline float sg_group_scale(const sg_quant_problem *p, int format, float amax, float *sf,
+                                         uint32_t *sb, int *zero) {
+  if (p->granularity == SWIGLU_SCALE_PER_TENSOR) {
+    *sf = 0.0f, *sb = 0u, *zero = 0;
+    return *p->tensor_scale;
+  }
+  return sg_group_scale_amax(p, format, amax, sf, sb, zero);
 }
 
 /* Stores group g's scale of row m of expert e in the problem's encoding. */

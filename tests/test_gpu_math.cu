@@ -16,7 +16,8 @@
  *    the IEEE division, for every fp32 dividend and each format maximum;
  *  - sg_markstein (the codes' division by a group scale) against the IEEE
  *    division, signed zeros included, for every fp32 dividend and several
- *    scales;
+ *    scales, and sg_divider_of's reciprocal of the scale against the IEEE
+ *    reciprocal, for every fp32 scale;
  *  - the hardware E4M3 conversion (sm_89+) against sg_encode, the encoder
  *    the CPU shares, for every input in both bytes of the pair.
  *
@@ -172,6 +173,20 @@ __global__ void markstein_all(float s, counts *c) {
   }
 }
 
+/* a group divisor's reciprocal (sg_divider_of: the seed and one Newton
+ * step inside [2^-86, 2^120], the division elsewhere) against the IEEE
+ * reciprocal, and its fast flag against its definition, for every fp32 s */
+__global__ void divider_all(counts *c) {
+  const uint64_t n = 1ull << 32, step = (uint64_t)gridDim.x * blockDim.x;
+  for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+    const float s = __uint_as_float((uint32_t)i);
+    const sg_divider d = sg_divider_of(s);
+    const bool bad = !same(d.y, __frcp_rn(s)) || d.fast != (s >= 1.2924697071141057e-26f);
+    tally(&c->mismatch, bad);
+    if (bad) atomicCAS(&c->first_bad, ~0ull, (unsigned long long)i);
+  }
+}
+
 /* docs/numerics.md's claim for the 16-bit results' logistic: for every z
  * with |z| <= 87 (the rest takes the exact path), its 1 / (1 + exp(-z)) is
  * within 2^-16, relatively, of the reciprocal of the exact path's
@@ -293,6 +308,8 @@ int main(void) {
   /* a scale of 448, one of RN(1/448), and others across the range the
    * quantizers' fast path takes (2^-86 <= s, 1/s finite), its lower end
    * included */
+  divider_all<<<blocks, threads>>>(dev_counts);
+  fails += report("a group divisor's reciprocal, every s", all, 0.0);
   const float divisors[] = {448.0f, 1.0f / 448.0f, 3.0f, 0.0123f, 1.2924697071141057e-26f, 1.7e-26f, 1e30f};
   for (float d : divisors) {
     char what[64];

@@ -100,14 +100,19 @@ SG_DI sg_logistic sg_logistic_fast(float x, float za, float zb, bool want_grad) 
   return o;
 }
 
-/* A reciprocal good to about an ulp: the seed of sg_logistic_try's divisions. */
-SG_DI float sg_rcp_seed(float d) {
+/* RN(1/d) for 2^-126 <= d < 2^126 (exponent field 1 to 252). On CUDA: the
+ * hardware seed and one Newton step, the sequence the IEEE reciprocal runs
+ * itself for exactly that range (its range test and call are what this
+ * saves; test_gpu_math compares the results on every input of
+ * sg_logistic_try). On HIP the IEEE division: a one-step refinement of
+ * v_rcp_f32 has no such proof here, and no AMD GPU to check one on. */
+SG_DI float sg_rcp_rn(float d) {
 #if defined(SWIGLU_HIP)
-  return __builtin_amdgcn_rcpf(d);
+  return 1.0f / d;
 #else
   float r;
   asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
-  return r;
+  return fmaf(r, fmaf(-d, r, 1.0f), r);
 #endif
 }
 
@@ -130,8 +135,7 @@ SG_DI sg_logistic sg_logistic_try(float x, float z, bool want_grad, bool &slow) 
   const float p = sg_exp_parts1(-z, &n);
   const float e = p * __int_as_float((n + 127) << 23);
   const float den = 1.0f + e;
-  const float r0 = sg_rcp_seed(den);
-  const float r1 = fmaf(r0, fmaf(-den, r0, 1.0f), r0);
+  const float r1 = sg_rcp_rn(den);
   const float q0 = x * r1;
   sg_logistic o;
   o.xs = fmaf(r1, fmaf(-den, q0, x), q0);
@@ -392,8 +396,15 @@ struct sg_divider {
 SG_DI sg_divider sg_divider_of(float s) {
   sg_divider d;
   d.s = s;
-  d.y = 1.0f / s;
-  d.fast = s >= 1.2924697071141057e-26f && d.y <= 3.40282347e38f; /* 2^-86 */
+  d.fast = s >= 1.2924697071141057e-26f; /* 2^-86; false for NaN */
+  if (d.fast && s <= 1.329227995784916e36f) {
+    /* 2^-86 <= s <= 2^120: sg_rcp_rn, without the IEEE reciprocal's own
+     * range test and slow-path call (~10 instructions per group, which the
+     * quantizer's 16-element lanes pay once per row) */
+    d.y = sg_rcp_rn(s);
+  } else {
+    d.y = 1.0f / s;
+  }
   return d;
 }
 SG_DI float sg_divide(float h, sg_divider d) {

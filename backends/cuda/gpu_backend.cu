@@ -357,14 +357,13 @@ SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
  * fills a lane's gate and up values. The common path has no per-element
  * branch (sg_glu_try); a lane whose elements include a case it does not
  * cover recomputes them with sg_quant_h, as every generic (ACT = -1)
- * instance and run-time rounding do. The 16-bit-h (RD) instances load the
- * inputs again for that (rare, from L1/L2) rather than keep all 2V live
- * across the branch-free path: kept, they spilled inside it at 64
- * registers (340 bytes; 56 reloaded). The fp32-h instances keep them: there
- * the reload moved spills into the hot path instead.
- * *amax is the largest finite |h| of the lane: one fmaxf per element
- * (which never returns a NaN operand), and, in the rare lane where that
- * came out infinite, a second pass that skips the infinities; *inf says
+ * instance does. The specialised instances load the inputs again for that
+ * (rare, from L1/L2) rather than keep all 2V live across the branch-free
+ * path: kept, they spilled inside it at 64 registers (the 16-bit-h ones:
+ * 340 bytes; the fp32-h ones, since the rows without experts have their
+ * own loop: 11 local loads and stores per row, against 1 with the reload).
+ * *amax is the largest finite |h| of the lane, with a second pass that
+ * skips the infinities in the rare lane where the first saw one; *inf says
  * that the lane has an infinite h (or, in fp32-h instances, a NaN). */
 template <int ACT, int V, int RD, class Load>
 SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], float &amax,
@@ -372,7 +371,11 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
   /* RD: the 16-bit dtype ROUND_H rounds h to (the forward op's 16-bit path:
    * hardware exp, fast division), or -1 (fp32 h; ROUND_H with fp32 input
    * rounds nothing) */
-  const bool exact_only = ACT < 0 || (RD < 0 && p.round_dtype >= 0 && p.round_dtype != SG_F32);
+  /* the specialised instances never see a rounding they do not do
+   * themselves (sg_pick_quant: RD < 0 only with round_dtype -1 or an fp32
+   * input's SG_F32, which rounds nothing), so only the generic ones (ACT < 0)
+   * take every element through sg_quant_h */
+  const bool exact_only = ACT < 0;
   float gg[V], uu[V];
   load(gg, uu);
   bool slow = exact_only;
@@ -390,7 +393,7 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     }
   }
   if (slow) {
-    if (!exact_only && RD >= 0) {
+    if (!exact_only) {
       /* the fence stops the compiler from reusing the first load's values */
       asm volatile("" ::: "memory");
       load(gg, uu);
@@ -414,22 +417,34 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     }
     amax = m;
   } else {
-    /* the fp32-h instances order |h| as the unsigned integer 2|h| + 2^24
-     * instead (Inf wraps to 0, NaN lands below 2^24): two instructions per
-     * element (a shift-add, two halves of three-way min and max), not one,
-     * but the fmaxf form -- or a max-only integer form with a second pass
-     * for infinities -- made ptxas spill inside their hot path, and with
-     * fmaxf they ran 0.60 of the copy instead of 0.67 (H200) */
-    constexpr uint32_t finite_min = 0x01000000u; /* 2|h| + 2^24 of |h| = 0 */
-    uint32_t ymax = 0u, ymin = ~0u;
+    /* the fp32-h instances take the largest |h| from two integer maxima of
+     * the bits, one instruction per element (three-input max, twice): as
+     * signed integers the positive floats order as their magnitudes, as
+     * unsigned ones the negative floats do, above every positive one. An
+     * Inf or NaN shows as a magnitude >= 0x7f800000 and takes a second pass
+     * (rare: a lane's h are finite unless an input or a product is not).
+     * An fmaxf per element made ptxas spill inside the hot path here (0.60
+     * of an H200's copy instead of 0.67, fourth session); the integer form
+     * before this one (2|h| + 2^24, a min and a max) cost two per element. */
+    int32_t smax = INT32_MIN;
+    uint32_t umax = 0u;
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      const uint32_t y = __float_as_uint(h[i]) * 2u + finite_min;
-      ymax = y > ymax ? y : ymax;
-      ymin = y < ymin ? y : ymin;
+      const uint32_t b = __float_as_uint(h[i]);
+      smax = max(smax, (int32_t)b);
+      umax = max(umax, b);
     }
-    amax = ymax >= finite_min ? __uint_as_float((ymax - finite_min) >> 1) : 0.0f;
-    inf = ymin < finite_min; /* or NaN: the exact division then */
+    const uint32_t pos = smax > 0 ? (uint32_t)smax : 0u, neg = umax > 0x80000000u ? umax - 0x80000000u : 0u;
+    const uint32_t big = max(pos, neg);
+    inf = big >= 0x7f800000u; /* or NaN: the exact division then */
+    if (inf) {
+      float m = 0.0f;
+#pragma unroll
+      for (int i = 0; i < V; ++i) m = fabsf(h[i]) <= 3.40282347e38f ? fmaxf(m, fabsf(h[i])) : m;
+      amax = m;
+    } else {
+      amax = __uint_as_float(big);
+    }
   }
 }
 
@@ -442,15 +457,15 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
   for (int off = TL / 2; off > 0; off >>= 1) amax = fmaxf(amax, SG_SHFL_XOR(amax, off, TL));
   if (!live) return;
   int zero;
-  const float div = sg_group_scale(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
+  /* the team kernel takes per-group scales only */
+  const float div = sg_group_scale_amax(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
+  const sg_divider dv = sg_divider_of(div);
   float q[V];
   if (p.encoding != SWIGLU_SCALE_FP32) {
-    /* every other encoding stores a power of two: h * (1 / s) is h / s exactly */
-    const float y = 1.0f / div;
+    /* every other encoding stores a power of two: h * RN(1 / s) is h / s exactly */
 #pragma unroll
-    for (int i = 0; i < V; ++i) q[i] = h[i] * y;
+    for (int i = 0; i < V; ++i) q[i] = h[i] * dv.y;
   } else {
-    const sg_divider dv = sg_divider_of(div);
     if (dv.fast && !inf) {
       /* sg_divide's correction without its special cases: no h is infinite,
        * a NaN h gives a NaN (every encoder maps any NaN to the format's),
@@ -495,8 +510,9 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
  * < 2^31), and a multiply-shift division by M (rows per expert) for it:
  * n / M = (umulhi(n, magic) + n) >> shift for n < 2^31. */
 struct sg_quant_launch {
-  int vec;
+  int vec, dense;
   uint32_t M, magic, shift;
+  int64_t gstep, ustep, qstep, sstep; /* dense: bytes from a thread's row to its next */
 };
 SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi(n, l.magic) + n) >> l.shift; }
 
@@ -531,9 +547,9 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
   const int64_t c0 = g * p.group + sub * V;
   const bool in_range = g < p.groups;
   if (GD >= 0 && IL >= 0 && L.vec) {
-    const int64_t es = GD == SG_F32 ? 4 : 2, ry = gridDim.y;
-    sg_ew_cursor gc = sg_cursor(p.glu.gate, c0, es), uc = sg_cursor(p.glu.up, c0, es);
-    sg_ew_cursor qc = sg_cursor(p.q, c0, 1);
+    const int64_t es = GD == SG_F32 ? 4 : 2;
+    const char *gp = sg_cursor(p.glu.gate, c0, es).p, *up = sg_cursor(p.glu.up, c0, es).p;
+    char *qp = (char *)sg_cursor(p.q, c0, 1).p;
     /* byte offset of this group's scale in row m of expert e: s_g + e s_e + m s_m */
     const bool packed = p.encoding == SWIGLU_SCALE_UE8M0_PACKED;
     const bool word = packed || p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0;
@@ -544,33 +560,61 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
     const int64_t s_e = rm ? p.rows_per_expert * p.scale_cols * W : p.scale_cols * ld * W;
     const int pad = packed && g == p.groups - 1 ? (int)(4 * p.scale_cols - p.groups) : 0;
     const bool writes_scale = sub == 0 && p.scales && in_range;
-    const bool moe = p.experts > 1;
-    /* without experts the scale address is loop-carried like the others
-     * (the compiler would otherwise recompute it inside the lane-0 branch) */
     char *sbase = p.scales + (rm ? c * W : c * ld * W) + (packed ? g % 4 : 0);
-    char *sp = sbase + (int64_t)blockIdx.y * s_m;
-    const int64_t sstep = moe ? 0 : ry * s_m;
-    for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
-         r += (uint32_t)ry, gc.p += gc.step, uc.p += uc.step, qc.p += qc.step, sp += sstep) {
-      const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
-      const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
+    /* one row: h, the group's scale and codes, the scale stored at dst */
+    auto row = [&](uint32_t r, const char *gr, const char *ur, char *qr, char *dst, bool live) {
       float h[V];
       float amax = 0.0f;
       bool inf = false;
-      if (live) {
-        const char *gp = gc.p, *up = uc.p;
+      if (live)
         sg_quant_hv<ACT, V, RD>(
-            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gp, up, gg, uu); }, h, amax, inf);
-      }
+            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gr, ur, gg, uu); }, h, amax, inf);
       float sf;
       uint32_t sb;
-      sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qc.p, sf, sb);
+      sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qr, sf, sb);
       if (writes_scale && live) {
-        char *dst = moe ? sbase + (int64_t)e * s_e + (int64_t)m * s_m : sp;
         if (word && !packed) *(float *)dst = sf;
         else *dst = (char)sb;
-        for (int k = 1; k <= pad; ++k) dst[k] = 0;
+        if (pad) { /* 1 to 3 bytes */
+          dst[1] = 0;
+          if (pad > 1) dst[2] = 0;
+          if (pad > 2) dst[3] = 0;
+        }
       }
+    };
+    /* The fp32-h instances of 16-bit inputs ask for the next row's inputs
+     * in L1 a row ahead: ptxas sinks their up loads into the middle of the
+     * ~400-instruction h computation (register pressure), where their
+     * latency showed as long-scoreboard stalls; with the hint those loads
+     * hit L1. H200, same-run A/B: 0.71-0.74 -> 0.76-0.79 of the copy at
+     * the large shapes. The ROUND_H instances (half the arithmetic) lost
+     * 3-5% with it, and fp32 inputs were not measured: neither takes it. */
+    constexpr bool prefetch = RD < 0 && GD != SG_F32;
+    if (L.dense) {
+      /* no experts: every pointer, the scale's too, steps by a constant the
+       * host worked out (kernel parameters, so the loop keeps no step in
+       * registers and recomputes none: ~40 fewer instructions per row) */
+      char *sp = sbase + (int64_t)blockIdx.y * s_m;
+      for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
+           r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep, sp += L.sstep) {
+        if (prefetch && in_range && r + gridDim.y < (uint32_t)p.glu.rows) {
+          SG_PREFETCH_L1(gp + L.gstep);
+          if (!IL) SG_PREFETCH_L1(up + L.ustep); /* interleaved: up is in the gate's row */
+        }
+        row(r, gp, up, qp, sp, in_range);
+      }
+      return;
+    }
+    const int64_t ry = gridDim.y, gstep = p.glu.gate.row_stride * ry * es, ustep = p.glu.up.row_stride * ry * es,
+                  qstep = p.q.row_stride * ry;
+    for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows; r += (uint32_t)ry, gp += gstep, up += ustep, qp += qstep) {
+      if (prefetch && in_range && r + (uint32_t)ry < (uint32_t)p.glu.rows) {
+        SG_PREFETCH_L1(gp + gstep);
+        if (!IL) SG_PREFETCH_L1(up + ustep);
+      }
+      const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
+      const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
+      row(r, gp, up, qp, sbase + (int64_t)e * s_e + (int64_t)m * s_m, live);
     }
     return;
   }
@@ -636,7 +680,8 @@ static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
 }
 static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v) {
   *v = SG_QV;
-  /* ROUND_H rounds to the input dtype: one dtype for gate and up */
+  /* ROUND_H rounds to the input dtype: one dtype for gate and up (and the
+   * specialised instances rely on it: sg_quant_hv) */
   if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
       (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
     switch (p->glu.activation) {
@@ -658,8 +703,8 @@ static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v) {
 }
 
 /* The launch facts for sg_quant_team_kernel (see sg_quant_launch). */
-static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p) {
-  sg_quant_launch l = {0, 1u, 1u, 0u};
+static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p, int64_t gy) {
+  sg_quant_launch l = {0, 0, 1u, 1u, 0u, 0, 0, 0, 0};
   const bool il = p->glu.gate.col_step == 2;
   if (!sg_rows_vec(&p->glu.gate) || (!il && !sg_rows_vec(&p->glu.up))) return l;
   if (!sg_rows_vec(&p->q)) return l;
@@ -668,6 +713,18 @@ static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p) {
   l.M = (uint32_t)p->rows_per_expert;
   while ((1ull << l.shift) < l.M) ++l.shift;
   l.magic = (uint32_t)(((1ull << 32) * ((1ull << l.shift) - l.M)) / l.M + 1u);
+  if (p->experts == 1 && !p->expert_counts) {
+    const int64_t es = p->glu.gate.dtype == SG_F32 ? 4 : 2;
+    const bool packed = p->encoding == SWIGLU_SCALE_UE8M0_PACKED;
+    const bool word = packed || p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
+    const int64_t W = word ? 4 : 1;
+    l.dense = 1;
+    l.gstep = p->glu.gate.row_stride * gy * es;
+    l.ustep = p->glu.up.row_stride * gy * es;
+    l.qstep = p->q.row_stride * gy;
+    /* the kernel's s_m: a row's scales are a row (row-major) or one word on */
+    l.sstep = (p->layout == SWIGLU_SCALE_ROW_MAJOR ? p->scale_cols * W : W) * gy;
+  }
   return l;
 }
 
@@ -904,7 +961,7 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
      * thread ran 0.72-0.74 of the copy against 0.82-0.84 (ROUND_H). */
     int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + SG_QUANT_ROWS - 1) / SG_QUANT_ROWS : p->glu.rows;
     if (gy > 65535) gy = 65535;
-    k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p));
+    k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
   } else {
     const size_t smem = (size_t)p->glu.width * sizeof(float);
     if (smem > (size_t)s->max_smem) {

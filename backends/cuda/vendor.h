@@ -42,6 +42,7 @@
 /* HIP's shuffles take the same (value, lane mask, width) shape without the
  * member mask. */
 #define SG_SHFL_XOR(v, m, w) __shfl_xor((v), (m), (w))
+#define SG_PREFETCH_L1(p) ((void)(p))
 /* ROCm 5.2 has no bf16 conversion intrinsic: the kernels round in integers */
 #define SG_HW_BF16_ROUNDING 0
 #else
@@ -56,6 +57,8 @@
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_CUDA
 #define SG_GPU_BACKEND_NAME "cuda"
 #define SG_SHFL_XOR(v, m, w) __shfl_xor_sync(0xffffffffu, (v), (m), (w))
+/* a hint: the line holding p is fetched into L1, nothing waits for it */
+#define SG_PREFETCH_L1(p) asm volatile("prefetch.global.L1 [%0];" ::"l"(p))
 /* __float2bfloat16_rn: one cvt.rn.bf16.f32 */
 #define SG_HW_BF16_ROUNDING 1
 #endif
