@@ -512,8 +512,22 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
 struct sg_quant_launch {
   int vec, dense;
   uint32_t M, magic, shift;
-  int64_t gstep, ustep, qstep, sstep; /* dense: bytes from a thread's row to its next */
+  /* bytes from a thread's row to its next: inputs and codes (vec), scale (dense) */
+  int64_t gstep, ustep, qstep, sstep;
 };
+
+/* Bytes of one stored scale (a word for fp32 and packed UE8M0, else a
+ * byte), and from a row's scales to the next row's of the same expert --
+ * shared by the kernel's addressing and the host's steps. */
+SG_HD inline int64_t sg_scale_unit(const sg_quant_problem &p) {
+  return p.encoding == SWIGLU_SCALE_UE8M0_PACKED || p.encoding == SWIGLU_SCALE_FP32 ||
+                 p.encoding == SWIGLU_SCALE_FP32_UE8M0
+             ? 4
+             : 1;
+}
+SG_HD inline int64_t sg_scale_row_step(const sg_quant_problem &p) {
+  return p.layout == SWIGLU_SCALE_ROW_MAJOR ? p.scale_cols * sg_scale_unit(p) : sg_scale_unit(p);
+}
 SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi(n, l.magic) + n) >> l.shift; }
 
 /* Groups of TL * V elements (G = 32, 64, 128, 256): TL lanes per group, each
@@ -551,12 +565,11 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
     const char *gp = sg_cursor(p.glu.gate, c0, es).p, *up = sg_cursor(p.glu.up, c0, es).p;
     char *qp = (char *)sg_cursor(p.q, c0, 1).p;
     /* byte offset of this group's scale in row m of expert e: s_g + e s_e + m s_m */
-    const bool packed = p.encoding == SWIGLU_SCALE_UE8M0_PACKED;
-    const bool word = packed || p.encoding == SWIGLU_SCALE_FP32 || p.encoding == SWIGLU_SCALE_FP32_UE8M0;
-    const int64_t W = word ? 4 : 1, c = packed ? g / 4 : g;
+    const bool packed = p.encoding == SWIGLU_SCALE_UE8M0_PACKED, word = sg_scale_unit(p) == 4;
+    const int64_t W = sg_scale_unit(p), c = packed ? g / 4 : g;
     const int64_t ld = p.layout == SWIGLU_SCALE_COL_MAJOR_TMA ? p.rows_padded : p.rows_per_expert;
     const bool rm = p.layout == SWIGLU_SCALE_ROW_MAJOR;
-    const int64_t s_m = rm ? p.scale_cols * W : W;
+    const int64_t s_m = sg_scale_row_step(p);
     const int64_t s_e = rm ? p.rows_per_expert * p.scale_cols * W : p.scale_cols * ld * W;
     const int pad = packed && g == p.groups - 1 ? (int)(4 * p.scale_cols - p.groups) : 0;
     const bool writes_scale = sub == 0 && p.scales && in_range;
@@ -605,12 +618,11 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
       }
       return;
     }
-    const int64_t ry = gridDim.y, gstep = p.glu.gate.row_stride * ry * es, ustep = p.glu.up.row_stride * ry * es,
-                  qstep = p.q.row_stride * ry;
-    for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows; r += (uint32_t)ry, gp += gstep, up += ustep, qp += qstep) {
-      if (prefetch && in_range && r + (uint32_t)ry < (uint32_t)p.glu.rows) {
-        SG_PREFETCH_L1(gp + gstep);
-        if (!IL) SG_PREFETCH_L1(up + ustep);
+    for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
+         r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep) {
+      if (prefetch && in_range && r + gridDim.y < (uint32_t)p.glu.rows) {
+        SG_PREFETCH_L1(gp + L.gstep);
+        if (!IL) SG_PREFETCH_L1(up + L.ustep);
       }
       const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
       const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
@@ -713,17 +725,13 @@ static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p, int64_t gy)
   l.M = (uint32_t)p->rows_per_expert;
   while ((1ull << l.shift) < l.M) ++l.shift;
   l.magic = (uint32_t)(((1ull << 32) * ((1ull << l.shift) - l.M)) / l.M + 1u);
+  const int64_t es = p->glu.gate.dtype == SG_F32 ? 4 : 2;
+  l.gstep = p->glu.gate.row_stride * gy * es;
+  l.ustep = p->glu.up.row_stride * gy * es;
+  l.qstep = p->q.row_stride * gy;
   if (p->experts == 1 && !p->expert_counts) {
-    const int64_t es = p->glu.gate.dtype == SG_F32 ? 4 : 2;
-    const bool packed = p->encoding == SWIGLU_SCALE_UE8M0_PACKED;
-    const bool word = packed || p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
-    const int64_t W = word ? 4 : 1;
     l.dense = 1;
-    l.gstep = p->glu.gate.row_stride * gy * es;
-    l.ustep = p->glu.up.row_stride * gy * es;
-    l.qstep = p->q.row_stride * gy;
-    /* the kernel's s_m: a row's scales are a row (row-major) or one word on */
-    l.sstep = (p->layout == SWIGLU_SCALE_ROW_MAJOR ? p->scale_cols * W : W) * gy;
+    l.sstep = sg_scale_row_step(*p) * gy;
   }
   return l;
 }
