@@ -59,7 +59,47 @@ typedef struct {
   int act, layout, tin, format, gran, enc, slayout, round_h, weight, masked, mx_up;
   int64_t E, M, H, G;
   int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
+  int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
 } qcase;
+
+/* Inputs shaped like real activations, with the cases a backend may treat
+ * apart from them (the CUDA quantizer's verified fp32 h: its candidates for
+ * the group maximum, quotients near a code boundary, tiny groups, lanes that
+ * take the exact path next to lanes that do not):
+ *  1: gate ~ N(0, 2), up ~ N(0, 1);
+ *  2: a few values only, so many elements share their group's maximum;
+ *  3: values within 2^-18 of each other (fp32 inputs; else as 2);
+ *  4: 1 with each row's up scaled by 2^-70 (a tiny group), 2^-61 (around
+ *     2^-60), by 2^-140..2^20 element by element (h that underflow), or
+ *     2^124 (h near and past the fp32 range); fp16 inputs: as 1;
+ *  5: 1 with one element in 500 zero, NaN, infinite or huge. */
+static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
+  static const double few[6] = {-3.0, -1.0, 0.5, 1.0, 2.0, 4.0};
+  const double n = t_normal(rng) * (up ? 1.0 : 2.0);
+  switch (k->dist) {
+    case 2:
+      return few[(int)(t_uniform(rng) * 6)] * (up && t_uniform(rng) < 0.5 ? -0.5 : 1.0);
+    case 3:
+      if (k->tin != T_F32) return few[(int)(t_uniform(rng) * 6)];
+      return (up ? 1.0 : 2.0) + ldexp((double)(int)(t_uniform(rng) * 16), up ? -22 : -21);
+    case 4:
+      if (!up || k->tin == T_F16) return n;
+      switch (row % 4) {
+        case 0: return ldexp(n, -70);
+        case 1: return ldexp(n, -61);
+        case 2: return ldexp(n, -140 + (int)(t_uniform(rng) * 160));
+        default: return ldexp(n, 124);
+      }
+    case 5:
+      if (t_uniform(rng) < 0.002) {
+        const double s = t_uniform(rng);
+        return s < 0.25 ? 0.0 : s < 0.5 ? NAN : s < 0.75 ? INFINITY : ldexp(n, 100);
+      }
+      return n;
+    default:
+      return n;
+  }
+}
 
 static swiglu_dtype code_dtype(int f) {
   if (f == SWIGLU_QUANT_INT8) return (swiglu_dtype){SWIGLU_DTYPE_INT, 8, 1};
@@ -98,8 +138,22 @@ static void run(const qcase *k, t_rng *rng) {
   const int64_t wx = sep ? H : 2 * H;
   const size_t es = t_size(k->tin);
   char *x = malloc((size_t)(rows * wx) * es), *u = sep ? malloc((size_t)(rows * H) * es) : NULL;
-  for (int64_t i = 0; i < rows * wx; ++i) t_write(x, k->tin, i, t_sample(rng, k->tin, 7.0) * (i % 3 ? 1 : 0.01));
-  if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
+  if (k->dist) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < H; ++j) {
+        const double gv = sample_dist(rng, k, r, 0), uv = sample_dist(rng, k, r, 1);
+        if (sep) {
+          t_write(x, k->tin, r * H + j, gv);
+          t_write(u, k->tin, r * H + j, uv);
+        } else {
+          t_write(x, k->tin, r * wx + t_glu_col(k->layout, H, j, 0), gv);
+          t_write(x, k->tin, r * wx + t_glu_col(k->layout, H, j, 1), uv);
+        }
+      }
+  } else {
+    for (int64_t i = 0; i < rows * wx; ++i) t_write(x, k->tin, i, t_sample(rng, k->tin, 7.0) * (i % 3 ? 1 : 0.01));
+    if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
+  }
   /* one all-zero group per case, for the amax floor */
   for (int64_t j = 0; j < (k->G < H ? k->G : H) && !sep; ++j) t_write(x, k->tin, j, 0.0), t_write(x, k->tin, H + j, 1.0);
   /* signed zeros inside a group that is not all zero (the last of row 0,
@@ -521,6 +575,31 @@ int main(int argc, char **argv) {
             run(&k, &rng);
             ++cases;
           }
+  /* G = 128, E4M3FN, fp32 h, on inputs like real activations and on the
+   * special cases of sample_dist: every logistic activation, input dtype and
+   * layout, rotating encodings, scale layouts, row weights and row views,
+   * 64 rows of 2048 (about 2^17 elements a case: quotients near a code
+   * boundary, about one in 2^12 of them, show up in every case) */
+  for (int dist = 1; dist <= 5; ++dist)
+    for (int ai = 0; ai < 4; ++ai)
+      for (int tin = 0; tin < 3; ++tin) {
+        const int n = dist + ai + tin;
+        if (quick && n % 3) continue;
+        qcase k;
+        memset(&k, 0, sizeof k);
+        k.act = (int[]){0, 1, 4, 5}[ai];
+        k.tin = tin, k.dist = dist;
+        k.layout = n % 4;
+        k.format = SWIGLU_QUANT_FP8_E4M3FN;
+        k.gran = SWIGLU_SCALE_PER_GROUP, k.G = 128;
+        k.enc = (int[]){SWIGLU_SCALE_FP32, SWIGLU_SCALE_FP32_UE8M0, SWIGLU_SCALE_UE8M0_PACKED}[n % 3];
+        k.slayout = (n / 3) % 3;
+        k.E = 1, k.M = 64, k.H = 2048;
+        k.weight = (n / 2) % 2;
+        k.xpad = n % 5 == 4 ? 8 : 0;
+        run(&k, &rng);
+        ++cases;
+      }
   bad_inputs();
   bad_arguments();
   swiglu_context_destroy(ctx);

@@ -189,10 +189,11 @@ __global__ void divider_all(counts *c) {
 
 /* docs/numerics.md's claim for the 16-bit results' logistic: for every z
  * with |z| <= 87 (the rest takes the exact path), its 1 / (1 + exp(-z)) is
- * within 2^-16, relatively, of the reciprocal of the exact path's
- * 1 + exp(-z) -- so x * sigmoid(z) is within 2^-16 + 2^-24 of the exact
- * quotient, far inside half an ulp of bf16 or fp16. The largest error seen
- * is printed (2^-17.97 on an H200). */
+ * within 2^-17, relatively, of the reciprocal of the exact path's
+ * 1 + exp(-z) -- so x * sigmoid(z) is within 2^-17 + 2^-24 of the exact
+ * quotient, far inside half an ulp of bf16 or fp16, and inside the bound
+ * the quantizer's verified fp32 h rests on (sg_quant_group_vf). The
+ * largest error seen is printed (2^-17.97 on an H200). */
 __device__ unsigned long long xsig16_worst; /* the largest |r d - 1|, as bits of a double */
 __global__ void xsig16_bound_all(counts *c) {
   const uint64_t n = 1ull << 32, step = (uint64_t)gridDim.x * blockDim.x;
@@ -208,7 +209,7 @@ __global__ void xsig16_bound_all(counts *c) {
       err = fabs((double)sg_xsig_16bit_core(1.0f, z) * (double)den - 1.0);
       worst = err > worst ? err : worst;
     }
-    const bool bad = err > 1.52587890625e-05; /* 2^-16 */
+    const bool bad = err > 7.62939453125e-06; /* 2^-17 */
     tally(&c->slow, skip);
     tally(&c->mismatch, bad);
     if (bad) atomicCAS(&c->first_bad, ~0ull, (unsigned long long)i);
@@ -271,7 +272,7 @@ int main(void) {
   xsig16_all<<<blocks, threads>>>(dev_counts);
   fails += report("x / (1 + exp(-x)) for 16-bit h, every x", all, 0.5);
   xsig16_bound_all<<<blocks, threads>>>(dev_counts);
-  fails += report("1 / (1 + exp(-z)) of 16-bit h within 2^-16", all, 0.6);
+  fails += report("1 / (1 + exp(-z)) of 16-bit h within 2^-17", all, 0.6);
   {
     unsigned long long wb = 0;
     cudaMemcpyFromSymbol(&wb, xsig16_worst, sizeof wb);

@@ -353,6 +353,88 @@ SG_DI bool sg_row_live(const sg_quant_problem &p, int64_t r) {
   return !p.expert_counts || (r % p.rows_per_expert) < p.expert_counts[r / p.rows_per_expert];
 }
 
+/* The largest |h| of a lane as the bits of a float, from two integer
+ * maxima of the bits, one instruction per element (three-input max,
+ * twice): as signed integers the positive floats order as their
+ * magnitudes, as unsigned ones the negative floats do, above every positive
+ * one. An Inf or NaN shows as a result >= 0x7f800000. An fmaxf per element
+ * made ptxas spill inside the hot path (0.60 of an H200's copy instead of
+ * 0.67, fourth session); the integer form before this one (2|h| + 2^24, a
+ * min and a max) cost two per element. */
+template <int V>
+SG_DI uint32_t sg_abs_max_bits(const float (&h)[V]) {
+  int32_t smax = INT32_MIN;
+  uint32_t umax = 0u;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const uint32_t b = __float_as_uint(h[i]);
+    smax = max(smax, (int32_t)b);
+    umax = max(umax, b);
+  }
+  const uint32_t pos = smax > 0 ? (uint32_t)smax : 0u, neg = umax > 0x80000000u ? umax - 0x80000000u : 0u;
+  return max(pos, neg);
+}
+
+/* Whether a specialised instance computes fp32 h the verified way
+ * (sg_quant_hv_vf, sg_quant_group_vf): the logistic activations with
+ * E4M3FN codes, on CUDA (the error bound it rests on is measured on NVIDIA
+ * hardware; HIP's __expf and division have none here). */
+#ifndef SG_QUANT_VF
+#define SG_QUANT_VF 1
+#endif
+template <int ACT, int FMT, int RD>
+__host__ __device__ constexpr bool sg_quant_vf() {
+#if defined(SWIGLU_HIP)
+  return false;
+#else
+  return SG_QUANT_VF && RD < 0 && FMT == SWIGLU_QUANT_FP8_E4M3FN && (ACT == 0 || ACT == 1 || ACT == 4 || ACT == 5);
+#endif
+}
+
+/* fp32 h, verified (docs/numerics.md, "GLU + quantization": how the CUDA
+ * quantizer reaches the exact bits): each h_j is computed the 16-bit
+ * results' way -- x * r * m with r the hardware 1 / (1 + exp(-z)), within
+ * 2^-17 of the exact path's reciprocal (test_gpu_math checks every z) --
+ * so h_j is within
+ * dh = 2^-17 + 4 * 2^-24 of the exact h_j, relatively, as long as nothing
+ * underflows or overflows: |x r| >= 2^-99 (else *slow; sg_logistic_try
+ * wants 2^-100 of its own quotient, within 2^-16 of x r) and |h| < 2^127
+ * (else the lane recomputes). A lane that cannot use that form computes
+ * its exact h (*exact). h is before the row weight here
+ * (sg_quant_group_vf applies it). *amax is the lane's
+ * largest finite |h| (approximate unless *exact), *inf whether an h is
+ * infinite or NaN (exact lanes only). */
+template <int ACT, int V, class Load>
+SG_DI void sg_quant_hv_vf(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], float &amax,
+                          bool &inf, bool &exact) {
+  float gg[V], uu[V];
+  load(gg, uu);
+  bool slow = false;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const sg_act a = sg_activation_t<true>(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false, true, slow);
+    slow = slow | !(fabsf(a.a) >= 1.5777218104420236e-30f); /* 2^-99 */
+    h[i] = a.a * a.m;
+  }
+  const uint32_t big = sg_abs_max_bits(h);
+  exact = slow | (big >= 0x7f000000u); /* |h| >= 2^127, Inf or NaN */
+  inf = false;
+  amax = __uint_as_float(big);
+  if (exact) {
+    asm volatile("" ::: "memory");
+    load(gg, uu);
+    float m = 0.0f;
+#pragma unroll
+    for (int i = 0; i < V; ++i) {
+      const sg_act a = sg_activation(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false);
+      h[i] = a.a * a.m;
+      inf = inf | !(fabsf(h[i]) <= 3.40282347e38f);
+      m = fabsf(h[i]) <= 3.40282347e38f ? fmaxf(m, fabsf(h[i])) : m;
+    }
+    amax = m;
+  }
+}
+
 /* h for a lane's V elements of row r, with the group-maximum inputs; load
  * fills a lane's gate and up values. The common path has no per-element
  * branch (sg_glu_try); a lane whose elements include a case it does not
@@ -417,25 +499,9 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     }
     amax = m;
   } else {
-    /* the fp32-h instances take the largest |h| from two integer maxima of
-     * the bits, one instruction per element (three-input max, twice): as
-     * signed integers the positive floats order as their magnitudes, as
-     * unsigned ones the negative floats do, above every positive one. An
-     * Inf or NaN shows as a magnitude >= 0x7f800000 and takes a second pass
-     * (rare: a lane's h are finite unless an input or a product is not).
-     * An fmaxf per element made ptxas spill inside the hot path here (0.60
-     * of an H200's copy instead of 0.67, fourth session); the integer form
-     * before this one (2|h| + 2^24, a min and a max) cost two per element. */
-    int32_t smax = INT32_MIN;
-    uint32_t umax = 0u;
-#pragma unroll
-    for (int i = 0; i < V; ++i) {
-      const uint32_t b = __float_as_uint(h[i]);
-      smax = max(smax, (int32_t)b);
-      umax = max(umax, b);
-    }
-    const uint32_t pos = smax > 0 ? (uint32_t)smax : 0u, neg = umax > 0x80000000u ? umax - 0x80000000u : 0u;
-    const uint32_t big = max(pos, neg);
+    /* fp32 h: sg_abs_max_bits; an Inf or NaN takes a second pass (rare: a
+     * lane's h are finite unless an input or a product is not) */
+    const uint32_t big = sg_abs_max_bits(h);
     inf = big >= 0x7f800000u; /* or NaN: the exact division then */
     if (inf) {
       float m = 0.0f;
@@ -445,6 +511,21 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
     } else {
       amax = __uint_as_float(big);
     }
+  }
+}
+
+/* A lane's V codes, four to a word, to qp (with QVEC, V-byte aligned). */
+template <bool QVEC, int N>
+SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N]) {
+  constexpr int V = 4 * N;
+  if constexpr (QVEC && V == 16) {
+    *(uint4 *)qp = make_uint4(w[0], w[1], w[2], w[3]);
+  } else if (QVEC || ((uintptr_t)qp & 7u) == 0) {
+#pragma unroll
+    for (int k = 0; k < V / 4; k += 2) *(uint2 *)(qp + 4 * k) = make_uint2(w[k], w[k + 1]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) qp[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
   }
 }
 
@@ -493,14 +574,170 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
       for (int i = 0; i < V; ++i) w[i / 4] |= (sg_encode_fmt(q[i], fmt) & 0xffu) << (8 * (i % 4));
     }
   }
-  if constexpr (QVEC && V == 16) {
-    *(uint4 *)qp = make_uint4(w[0], w[1], w[2], w[3]);
-  } else if (QVEC || ((uintptr_t)qp & 7u) == 0) {
+  sg_store_codes<QVEC>(qp, w);
+}
+
+/* sg_quant_group for the verified fp32 h of sg_quant_hv_vf (E4M3FN codes):
+ * the same scale and codes as from the exact h, bit for bit. h arrives
+ * before the row weight w, which is applied where it costs nothing per
+ * element: to the group maximum (|RN(h w)| = RN(|h| |w|): rounding is
+ * monotonic) and to the codes' multiplier.
+ *  - The scale needs the exact amax. Every h is within dh (< 2^-16.9) of
+ *    its exact value, so the element holding the exact maximum has an
+ *    approximate |h| >= A (1 - 2 dh) > A (1 - 2^-15), A the team's largest
+ *    approximate |h|: the lanes recompute exactly the elements at or above
+ *    that threshold (one per group, as a rule), and the exact maximum is
+ *    the largest of those and of the exact lanes' values. A power-of-two
+ *    scale is often decided by A alone: the scales of A (1 -+ 2^-15) w
+ *    (which hold the exact |h w| maximum between them) are equal.
+ *  - A code is the same for every quotient between RN(h RN(RN(y (1 - 2^-16))
+ *    w)) and the same with 1 + 2^-16, y = RN(1 / s), when both ends encode
+ *    alike (rounding is monotonic); the exact RN(RN(h_exact w) / s) lies
+ *    between them (each end is within dh + 6 * 2^-24 < 2^-16 of h_exact w /
+ *    s (1 -+ 2^-16)), so such a code is exact. Elements whose ends differ
+ *    (about one in 2^11) are recomputed exactly, one by one.
+ *  - A team whose largest |h w| is below 2^-60 (where tiny quotients would
+ *    need an absolute bound), or whose row weight is outside [2^-32, 1]
+ *    (where h w could overflow, or NaN), recomputes every h exactly, and a
+ *    lane with an infinite or NaN h has them exact already; both take the
+ *    plain codes. With |h w| >= 2^-60 somewhere in the group, an h that
+ *    underflowed gives a quotient below 2^-30 either way: a zero code of the
+ *    same sign.
+ * The exact recomputations use sg_glu_try, which never declines an element
+ * of an approximate lane (|z| <= 87 and |x r| >= 2^-99 there, so its
+ * quotient stays above 2^-100): no call (and no spill around one) on these
+ * paths. load and one(j, g, u) load the lane's inputs, or element j's,
+ * again. */
+template <int TL, int ACT, bool QVEC, int V, class Load, class One>
+SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, float (&h)[V], float amax, bool inf,
+                             bool exact, const Load &load, const One &one, uint8_t *qp, float &sf, uint32_t &sb) {
+  const bool weighted = p.row_weight != nullptr;
+  const float w = weighted && live ? p.row_weight[r] : 1.0f, aw = fabsf(w);
+  const bool wsafe = aw >= 2.3283064365386963e-10f && aw <= 1.0f; /* 2^-32; false for NaN */
+  auto exact_h = [&](float g, float u) {
+    bool unused = false;
+    return sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, g, u, unused);
+  };
+  float am = amax;
 #pragma unroll
-    for (int k = 0; k < V / 4; k += 2) *(uint2 *)(qp + 4 * k) = make_uint2(w[k], w[k + 1]);
+  for (int off = TL / 2; off > 0; off >>= 1) am = fmaxf(am, SG_SHFL_XOR(am, off, TL));
+  /* the whole team alike (w is the row's) */
+  const bool tiny = !(am * aw >= 8.673617379884035e-19f) || !wsafe; /* 2^-60 */
+  /* A power-of-two scale (every encoding but fp32) is known without the
+   * exact maximum where both ends of the interval that holds it give the
+   * same scale (the scale is monotonic in amax): then no candidate is
+   * recomputed (H200, packed UE8M0 scales: 0.79-0.85 of the copy without
+   * this, 0.87-0.92 with it, at the large shapes; bench/NOTES.md) */
+  float sf_k = 0.0f, div_k = 0.0f;
+  uint32_t sb_k = 0u;
+  int zero_k = 0;
+  bool known = false;
+  if (p.encoding != SWIGLU_SCALE_FP32 && !tiny) {
+    float sf2;
+    uint32_t sb2;
+    int z2;
+    div_k = sg_group_scale_amax(&p, SWIGLU_QUANT_FP8_E4M3FN, (am * 0.999969482421875f) * aw, &sf_k, &sb_k, &zero_k);
+    sg_group_scale_amax(&p, SWIGLU_QUANT_FP8_E4M3FN, (am * 1.000030517578125f) * aw, &sf2, &sb2, &z2);
+    known = sb_k == sb2;
+  }
+  float ax = 0.0f; /* tiny: the largest finite |h w|; else the largest |h| */
+  if (live && !known) {
+    if (tiny) {
+      if (!exact) {
+        float gg[V], uu[V];
+        asm volatile("" ::: "memory");
+        load(gg, uu);
+#pragma unroll
+        for (int i = 0; i < V; ++i) h[i] = exact_h(gg[i], uu[i]);
+      }
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        if (weighted) h[i] = h[i] * w;
+        ax = fabsf(h[i]) <= 3.40282347e38f ? fmaxf(ax, fabsf(h[i])) : ax;
+      }
+    } else if (exact) {
+      ax = amax;
+    } else {
+      const float t = am * 0.999969482421875f; /* 1 - 2^-15 */
+      uint32_t cm = 0u;
+      if (amax >= t) {
+#pragma unroll
+        for (int i = 0; i < V; ++i) cm |= (fabsf(h[i]) >= t ? 1u : 0u) << i;
+      }
+      while (cm) {
+        const int j = __ffs(cm) - 1;
+        cm &= cm - 1u;
+        float g, u;
+        one(j, g, u);
+        ax = fmaxf(ax, fabsf(exact_h(g, u)));
+      }
+    }
+  }
+#pragma unroll
+  for (int off = TL / 2; off > 0; off >>= 1) ax = fmaxf(ax, SG_SHFL_XOR(ax, off, TL));
+  if (!live) return;
+  int zero = zero_k;
+  float div = div_k;
+  if (known) sf = sf_k, sb = sb_k;
+  else div = sg_group_scale_amax(&p, SWIGLU_QUANT_FP8_E4M3FN, tiny ? ax : ax * aw, &sf, &sb, &zero);
+  const sg_divider dv = sg_divider_of(div);
+  uint32_t wd[V / 4];
+  uint32_t diff = 0u, d[V / 4];
+  if (tiny || inf || !dv.fast) {
+    /* every h of the lane is exact here (weighted when tiny); !dv.fast
+     * means s < 2^-86, so the team is tiny */
+    float q[V];
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = sg_divide(tiny || !weighted ? h[i] : h[i] * w, dv);
+#pragma unroll
+    for (int k = 0; k < V / 4; ++k)
+      wd[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
   } else {
+    /* the bracket's multipliers (w = 1 without row weights: exact) */
+    const float ylo = (dv.y * 0.9999847412109375f) * w, yhi = (dv.y * 1.0000152587890625f) * w;
 #pragma unroll
-    for (int i = 0; i < V; ++i) qp[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
+    for (int k = 0; k < V / 4; ++k) {
+      float lo[4], hi[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        lo[i] = h[4 * k + i] * ylo;
+        hi[i] = h[4 * k + i] * yhi;
+      }
+      wd[k] = sg_e4m3x2(lo[0], lo[1]) | (sg_e4m3x2(lo[2], lo[3]) << 16);
+      d[k] = wd[k] ^ (sg_e4m3x2(hi[0], hi[1]) | (sg_e4m3x2(hi[2], hi[3]) << 16));
+      diff |= d[k];
+    }
+  }
+  if (zero) { /* (never for E4M3FN) */
+#pragma unroll
+    for (int k = 0; k < V / 4; ++k) wd[k] = 0u;
+    diff = 0u;
+  }
+  sg_store_codes<QVEC>(qp, wd);
+  if (diff) {
+    /* the codes whose bracket straddles a boundary, over the ones just
+     * stored (the same thread's later stores win) */
+    uint32_t mm = 0u;
+#pragma unroll
+    for (int k = 0; k < V / 4; ++k)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) mm |= ((d[k] >> (8 * i)) & 0xffu ? 1u : 0u) << (4 * k + i);
+    while (mm) {
+      const int j = __ffs(mm) - 1;
+      mm &= mm - 1u;
+      float hx;
+      if (exact) {
+        hx = h[0];
+#pragma unroll
+        for (int i = 1; i < V; ++i) hx = i == j ? h[i] : hx;
+      } else {
+        float g, u;
+        one(j, g, u);
+        hx = exact_h(g, u);
+      }
+      if (weighted) hx = hx * w;
+      qp[j] = (uint8_t)sg_e4m3x2(sg_markstein(hx, dv.s, dv.y), 0.0f);
+    }
   }
 }
 
@@ -543,19 +780,38 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
  * a little (on their exact-recompute path) but ran 0.67-0.72 of the copy on
  * the H200 against 0.61-0.66 at three blocks (80 registers, no spill) and
  * 0.33 at two (bench/NOTES.md). -D overrides are for such experiments. */
+/* Block size and rows per thread: the fp32-h instances take blocks of 128
+ * and 8 rows per thread, the ROUND_H ones 256 and 4. At H = 14336 the 896
+ * lanes of a row fill 7 blocks of 128 where 4 blocks of 256 left half a
+ * block idle, and 8 rows per thread halve the cost of the per-thread setup
+ * (~160 instructions a warp, 8% of the fp32-h kernel's instructions at 4
+ * rows) where the grid stays large (gpu_glu_quant). H200, same-run A/B of
+ * the fp32-h instances: 0.77-0.84 of the copy at 256 / 4, 0.79-0.86 at
+ * 128 / 8 (bench/NOTES.md). */
+#ifndef SG_QUANT_THREADS
+#define SG_QUANT_THREADS 128
+#endif
 #ifndef SG_QUANT_MINB
-#define SG_QUANT_MINB 4
+#define SG_QUANT_MINB (4 * 256 / SG_QUANT_THREADS)
 #endif
 #ifndef SG_QUANT_ROWS
-#define SG_QUANT_ROWS 4
+#define SG_QUANT_ROWS 8
+#endif
+#ifndef SG_QUANT_THREADS_RH
+#define SG_QUANT_THREADS_RH 256
+#endif
+#ifndef SG_QUANT_ROWS_RH
+#define SG_QUANT_ROWS_RH 4
 #endif
 #ifndef SG_QUANT_MINB_RH
-#define SG_QUANT_MINB_RH SG_QUANT_MINB
+#define SG_QUANT_MINB_RH (4 * 256 / SG_QUANT_THREADS_RH)
 #endif
 template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
-__global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
+__global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREADS,
+                                  RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
                                                            const sg_quant_launch L) {
   if (bad && *bad) return;
+  constexpr bool VF = sg_quant_vf<ACT, FMT, RD>();
   const int sub = threadIdx.x % TL;
   const int64_t g = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / TL;
   const int64_t c0 = g * p.group + sub * V;
@@ -579,12 +835,22 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
       float h[V];
       float amax = 0.0f;
       bool inf = false;
-      if (live)
-        sg_quant_hv<ACT, V, RD>(
-            p, r, [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gr, ur, gg, uu); }, h, amax, inf);
       float sf;
       uint32_t sb;
-      sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qr, sf, sb);
+      const auto load = [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gr, ur, gg, uu); };
+      if constexpr (VF) {
+        bool exact = false;
+        if (live) sg_quant_hv_vf<ACT, V>(p, r, load, h, amax, inf, exact);
+        const auto one = [&](int j, float &gv, float &uv) {
+          const int64_t o = (int64_t)j * (IL ? 2 : 1) * es;
+          gv = sg_cvt_in(gr + o, GD, 0);
+          uv = sg_cvt_in(ur + o, GD, 0);
+        };
+        sg_quant_group_vf<TL, ACT, true, V>(p, live, r, h, amax, inf, exact, load, one, (uint8_t *)qr, sf, sb);
+      } else {
+        if (live) sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
+        sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qr, sf, sb);
+      }
       if (writes_scale && live) {
         if (word && !packed) *(float *)dst = sf;
         else *dst = (char)sb;
@@ -601,8 +867,10 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
      * latency showed as long-scoreboard stalls; with the hint those loads
      * hit L1. H200, same-run A/B: 0.71-0.74 -> 0.76-0.79 of the copy at
      * the large shapes. The ROUND_H instances (half the arithmetic) lost
-     * 3-5% with it, and fp32 inputs were not measured: neither takes it. */
-    constexpr bool prefetch = RD < 0 && GD != SG_F32;
+     * 3-5% with it, and fp32 inputs were not measured: neither takes it;
+     * nor do the verified-h instances (VF), whose h is the ROUND_H
+     * instances' arithmetic (with it: 0.75-0.80 against 0.76-0.83). */
+    constexpr bool prefetch = RD < 0 && GD != SG_F32 && !VF;
     if (L.dense) {
       /* no experts: every pointer, the scale's too, steps by a constant the
        * host worked out (kernel parameters, so the loop keeps no step in
@@ -634,23 +902,32 @@ __global__ void __launch_bounds__(256, RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MIN
     const bool live = in_range && sg_row_live(p, r);
     float h[V];
     float amax = 0.0f;
-    bool inf = false;
+    bool inf = false, exact = false;
+    const auto load = [&](float(&gg)[V], float(&uu)[V]) {
+#pragma unroll
+      for (int k = 0; k < V; k += 8) {
+        float g8[8], u8[8];
+        sg_load_gu_t<GD, IL>(p.glu, r, c0 + k, 8, g8, u8);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
+      }
+    };
     if (live) {
-      auto load = [&](float(&gg)[V], float(&uu)[V]) {
-#pragma unroll
-        for (int k = 0; k < V; k += 8) {
-          float g8[8], u8[8];
-          sg_load_gu_t<GD, IL>(p.glu, r, c0 + k, 8, g8, u8);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) gg[k + i] = g8[i], uu[k + i] = u8[i];
-        }
-      };
-      sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
+      if constexpr (VF) sg_quant_hv_vf<ACT, V>(p, r, load, h, amax, inf, exact);
+      else sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
     }
     float sf;
     uint32_t sb;
-    sg_quant_group<TL, FMT, false, V>(p, live, h, amax, inf,
-                                      (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0, sf, sb);
+    uint8_t *qr = (uint8_t *)p.q.base + sg_row_offset(&p.q, r) + c0;
+    if constexpr (VF) {
+      const auto one = [&](int j, float &gv, float &uv) {
+        gv = sg_cvt_in(sg_at(p.glu.gate, r, c0 + j), GD, 0);
+        uv = sg_cvt_in(sg_at(p.glu.up, r, c0 + j), GD, 0);
+      };
+      sg_quant_group_vf<TL, ACT, false, V>(p, live, r, h, amax, inf, exact, load, one, qr, sf, sb);
+    } else {
+      sg_quant_group<TL, FMT, false, V>(p, live, h, amax, inf, qr, sf, sb);
+    }
     if (sub == 0 && p.scales && live) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
       sg_write_scale(&p, e, m, g, sf, sb);
@@ -690,12 +967,15 @@ static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
     default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format);
   }
 }
-static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v) {
+static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh) {
   *v = SG_QV;
+  *rh = false;
   /* ROUND_H rounds to the input dtype: one dtype for gate and up (and the
    * specialised instances rely on it: sg_quant_hv) */
   if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
       (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
+    /* the instances with RD >= 0 (sg_pick_quant_dt), launched as such */
+    *rh = p->glu.activation != 2 && (p->round_dtype == SG_BF16 || p->round_dtype == SG_F16);
     switch (p->glu.activation) {
       case 0: return sg_pick_quant_dt<0>(p);
       case 1: return sg_pick_quant_dt<1>(p);
@@ -958,16 +1238,23 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
                        (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
     int v;
-    const sg_quant_kernel k = sg_pick_quant(p, &v);
+    bool rh;
+    const sg_quant_kernel k = sg_pick_quant(p, &v, &rh);
+    const int64_t bt = rh ? SG_QUANT_THREADS_RH : SG_QUANT_THREADS;
     /* narrow rows get narrower blocks rather than idle lanes */
     const int64_t lanes = p->groups * (G / v);
-    const int64_t threads = lanes >= 256 ? 256 : (lanes + 31) / 32 * 32;
+    const int64_t threads = lanes >= bt ? bt : (lanes + 31) / 32 * 32;
     const int64_t gx = (lanes + threads - 1) / threads;
+    /* 8 rows per thread only where that still leaves two waves of threads
+     * (1024 a SM at 64 registers): at 8192 x 1024 (one block of 64 lanes a
+     * row) 8 rows ran 0.57-0.59 of the copy against 0.61-0.62 with 4 */
+    int64_t rows = rh ? SG_QUANT_ROWS_RH : SG_QUANT_ROWS;
+    if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < 2 * 1024 * (int64_t)s->sm_count) rows = 4;
     /* several rows per thread once the grid is large (as sg_ew_grid). Even
      * where that leaves thread slots empty it is faster: at H = 1024, T =
      * 8192 (64 lanes per row, half of an H200's slots filled) one row per
      * thread ran 0.72-0.74 of the copy against 0.82-0.84 (ROUND_H). */
-    int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + SG_QUANT_ROWS - 1) / SG_QUANT_ROWS : p->glu.rows;
+    int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + rows - 1) / rows : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
   } else {
