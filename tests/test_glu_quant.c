@@ -577,9 +577,10 @@ int main(int argc, char **argv) {
           }
   /* G = 128, E4M3FN, fp32 h, on inputs like real activations and on the
    * special cases of sample_dist: every logistic activation, input dtype and
-   * layout, rotating encodings, scale layouts, row weights and row views,
+   * layout, rotating encodings, scale layouts, row weights, row views
+   * (aligned and not: both of a backend's row paths) and masked experts,
    * 64 rows of 2048 (about 2^17 elements a case: quotients near a code
-   * boundary, about one in 2^12 of them, show up in every case) */
+   * boundary, about one in 2^11 of them, show up in every case) */
   for (int dist = 1; dist <= 5; ++dist)
     for (int ai = 0; ai < 4; ++ai)
       for (int tin = 0; tin < 3; ++tin) {
@@ -595,8 +596,9 @@ int main(int argc, char **argv) {
         k.enc = (int[]){SWIGLU_SCALE_FP32, SWIGLU_SCALE_FP32_UE8M0, SWIGLU_SCALE_UE8M0_PACKED}[n % 3];
         k.slayout = (n / 3) % 3;
         k.E = 1, k.M = 64, k.H = 2048;
+        if (n % 7 == 3 && k.layout != SWIGLU_LAYOUT_SEPARATE) k.masked = 1, k.E = 4, k.M = 16;
         k.weight = (n / 2) % 2;
-        k.xpad = n % 5 == 4 ? 8 : 0;
+        k.xpad = n % 5 == 4 ? 8 : n % 5 == 2 ? 1 : 0; /* 1: rows not 16-byte aligned */
         run(&k, &rng);
         ++cases;
       }
