@@ -957,8 +957,10 @@ static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
  * the generic one it ran at a third of the fp32-h speed (0.21 against 0.67
  * of the copy on an H200), though its h costs fewer instructions. */
 template <int ACT>
-static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
+static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p, bool *rh_inst) {
   const bool il = p->glu.gate.col_step == 2, rh = p->round_dtype == SG_BF16 || p->round_dtype == SG_F16;
+  /* the instance picked has RD >= 0 (and is launched as such) */
+  *rh_inst = rh && p->glu.gate.dtype != SG_F32;
   switch (p->glu.gate.dtype) {
     case SG_BF16:
       return rh ? sg_pick_quant_il<ACT, SG_BF16, SG_BF16>(il, p->format) : sg_pick_quant_il<ACT, SG_BF16, -1>(il, p->format);
@@ -967,6 +969,8 @@ static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p) {
     default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format);
   }
 }
+/* *v: elements per lane; *rh: a ROUND_H instance (RD >= 0), which takes its
+ * own block size and rows per thread (gpu_glu_quant) */
 static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh) {
   *v = SG_QV;
   *rh = false;
@@ -974,14 +978,12 @@ static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh
    * specialised instances rely on it: sg_quant_hv) */
   if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
       (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
-    /* the instances with RD >= 0 (sg_pick_quant_dt), launched as such */
-    *rh = p->glu.activation != 2 && (p->round_dtype == SG_BF16 || p->round_dtype == SG_F16);
     switch (p->glu.activation) {
-      case 0: return sg_pick_quant_dt<0>(p);
-      case 1: return sg_pick_quant_dt<1>(p);
-      case 3: return sg_pick_quant_dt<3>(p);
-      case 4: return sg_pick_quant_dt<4>(p);
-      case 5: return sg_pick_quant_dt<5>(p);
+      case 0: return sg_pick_quant_dt<0>(p, rh);
+      case 1: return sg_pick_quant_dt<1>(p, rh);
+      case 3: return sg_pick_quant_dt<3>(p, rh);
+      case 4: return sg_pick_quant_dt<4>(p, rh);
+      case 5: return sg_pick_quant_dt<5>(p, rh);
       default: break;
     }
   }
