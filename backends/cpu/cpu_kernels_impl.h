@@ -516,49 +516,68 @@ void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_
 
 typedef uint8_t vb __attribute__((vector_size(SG_W), aligned(1)));
 
-/* Round to nearest even into the format, saturating to +-fmax (Inf too). */
-static inline __attribute__((always_inline)) vu v_encode(vf x, const sg_fmt f) {
-  vu sign = ((vu)x >> 31) << f.sign_shift;
-  vi nan = x != x;
-  vf a = v_abs(x);
-  a = v_sel(a > f.fmax, v_set(f.fmax), a);
-  vu ab = (vu)a;
+/* The code of q = x / scale, rounded to nearest even into the format and
+ * saturated to +-fmax. x gives the sign and NaN-ness, q the magnitude: a
+ * quotient that came out NaN from a finite or infinite x (Inf / scale in
+ * the division-free form below) saturates, -0 keeps its sign, so the
+ * division needs no special-value fix-up of its own. */
+static inline __attribute__((always_inline)) vu v_encode(vf x, vf q, const sg_fmt f) {
+  /* minps(a, bound) returns the bound when a is NaN */
+  const vf a = sg_v_min(v_abs(q), v_set(f.fmax));
+  const vu ab = (vu)a;
   const int sh = 23 - f.mbits;
-  vu normal = ((ab + ((1u << (sh - 1)) - 1u) + ((ab >> sh) & 1u)) >> sh) -
-              (uint32_t)((127 - f.bias) << f.mbits);
+  /* the exponent rebias is subtracted before the shift (it is a multiple of
+   * 2^23, so the round-to-even bit taken from ab is unchanged) */
+  const vu normal = (ab + ((1u << (sh - 1)) - 1u - ((uint32_t)(127 - f.bias) << 23)) + ((ab >> sh) & 1u)) >> sh;
   /* below the smallest normal, the float sum a + c (ulp(c) = the format's
    * subnormal spacing) rounds a onto the subnormal grid, ties to even */
-  vu sub = (vu)(a + f.c) - (vu)v_set(f.c);
-  vi is_norm = a >= f.min_normal;
+  const vu sub = (vu)(a + f.c) - (vu)v_set(f.c);
+  const vi is_norm = a >= f.min_normal;
   vu code = (vu)(((vi)normal & is_norm) | ((vi)sub & ~is_norm));
+  vu sign = ((vu)x >> 31) << f.sign_shift;
   if (f.fnuz) sign = (vu)((vi)sign & (code != 0u)); /* no negative zero */
   code |= sign;
+  const vi nan = x != x;
   const vu nanc = (vu){0} + f.nan_code;
   return (vu)(((vi)code & ~nan) | ((vi)nanc & nan));
 }
 
-static inline __attribute__((always_inline)) vu v_encode_int8(vf x) {
-  vi nan = x != x;
-  x = v_sel(x > 127.0f, v_set(127.0f), v_sel(x < -127.0f, v_set(-127.0f), x));
-  vf r = (x + 12582912.0f) - 12582912.0f; /* round to nearest even */
-  vi i = __builtin_convertvector(r, vi);
-  return (vu)(i & ~nan) & 0xffu;
+static inline __attribute__((always_inline)) vu v_encode_int8(vf x, vf q) {
+  const vf a = sg_v_min(v_abs(q), v_set(127.0f)); /* NaN quotient of a non-NaN x: saturate */
+  const vi m = __builtin_convertvector((a + 12582912.0f) - 12582912.0f, vi); /* nearest even */
+  const vi neg = (vi)x < 0;
+  const vi i = (m ^ neg) - neg;
+  return (vu)(i & ~(vi)(x != x)) & 0xffu;
 }
 
-static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, int format) {
-  return format == SWIGLU_QUANT_INT8 ? v_encode_int8(x) : v_encode(x, sg_fmt_of(format));
+static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, vf q, int format) {
+  return format == SWIGLU_QUANT_INT8 ? v_encode_int8(x, q) : v_encode(x, q, sg_fmt_of(format));
+}
+
+/* Largest lane of v (lanes are finite and >= 0 here). */
+static inline float v_hmax(vf v) {
+  float t[SG_W];
+  memcpy(t, &v, sizeof t);
+  for (int w = SG_W / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) t[l] = t[l + w] > t[l] ? t[l + w] : t[l];
+  return t[0];
 }
 
 /* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
 static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n) {
-  vf acc = v_set(0.0f);
+  vf acc0 = v_set(0.0f), acc1 = v_set(0.0f);
   int64_t i = 0;
+  /* two accumulators: the max chain's latency, not its count, bounds one */
+  for (; i + 2 * SG_W <= n; i += 2 * SG_W) {
+    vf a = v_abs(v_load_f32(h + i)), b = v_abs(v_load_f32(h + i + SG_W));
+    acc0 = sg_v_max(acc0, v_sel(a <= 3.40282347e38f, a, v_set(0.0f))); /* NaN and Inf count as 0 */
+    acc1 = sg_v_max(acc1, v_sel(b <= 3.40282347e38f, b, v_set(0.0f)));
+  }
   for (; i + SG_W <= n; i += SG_W) {
     vf a = v_abs(v_load_f32(h + i));
-    acc = sg_v_max(acc, v_sel(a <= 3.40282347e38f, a, v_set(0.0f))); /* NaN and Inf count as 0 */
+    acc0 = sg_v_max(acc0, v_sel(a <= 3.40282347e38f, a, v_set(0.0f)));
   }
-  float m = 0.0f;
-  for (int l = 0; l < SG_W; ++l) m = acc[l] > m ? acc[l] : m;
+  float m = v_hmax(sg_v_max(acc0, acc1));
   for (; i < n; ++i) {
     float a = __builtin_fabsf(h[i]);
     if (a <= 3.40282347e38f && a > m) m = a;
@@ -566,61 +585,74 @@ static inline __attribute__((always_inline)) float amax_finite(const float *h, i
   return m;
 }
 
-/* Codes for h[0, n) / div, written to out (NVFP4: n / 2 bytes, low nibble first). */
+/* h / div for one vector. Correctly rounded without a division when fast:
+ * Markstein's correction of h * RN(1/div) (sg_markstein in quant_scalar.h;
+ * the GPU's sg_divider_of says why div >= 2^-86 is required). For -0 it
+ * gives +0 and for +-Inf NaN; v_encode reads sign and NaN from h, so
+ * neither changes a code. */
+static inline __attribute__((always_inline)) vf v_quotient(vf x, vf d, vf y, int fast) {
+  if (!fast) return x / d;
+  const vf q0 = x * y;
+  return sg_v_fma(sg_v_fma(-q0, d, x), y, q0);
+}
+
+/* Codes for h[0, n) / div, written to out (NVFP4: n / 2 bytes, low nibble
+ * first). The loop over whole vectors is kept free of the tail and of the
+ * per-group choices, which are hoisted into separate instances. */
 static inline __attribute__((always_inline)) void encode_group_as(const float *h, int64_t n,
                                                                   float div, const int format,
-                                                                  int zero, uint8_t *out) {
+                                                                  const int fast, uint8_t *out) {
+  const vf d = v_set(div), vy = v_set(1.0f / div);
   int64_t i = 0;
-  uint8_t tmp[SG_W];
-  /* h / div correctly rounded without a division per element: Markstein's
-   * correction of h * RN(1/div) (sg_markstein in quant_scalar.h; the GPU's
-   * sg_divider_of says why div >= 2^-86 is required); other divisors divide. */
-  const float y = 1.0f / div;
-  const int fast = div >= 0x1p-86f && y <= 3.40282347e38f;
-  const vf d = v_set(div), vy = v_set(y);
-  for (; i < n; i += SG_W) {
-    vf x;
-    if (i + SG_W <= n) {
-      x = v_load_f32(h + i);
-    } else {
-      SG_ALIGNED float t[SG_W] = {0};
-      memcpy(t, h + i, (size_t)(n - i) * 4);
-      x = v_load_f32(t);
-    }
-    vf qv;
-    if (fast) {
-      vf q0 = x * vy;
-      vf r = sg_v_fma(-q0, d, x);
-      /* Inf, NaN and signed zeros pass through (the fma would turn -0 into
-       * +0; sg_markstein's sign-keeping form relies on the compiler leaving
-       * its negations alone, which GCC does not do for scalar fmaf) */
-      qv = v_sel((v_abs(q0) <= 3.40282347e38f) & (q0 != 0.0f), sg_v_fma(r, vy, q0), q0);
-    } else {
-      qv = x / d;
-    }
-    vu c = zero ? (vu){0} : v_encode_fmt(qv, format);
-    vb bytes = sg_narrow_u8(c);
-    const int64_t k = n - i < SG_W ? n - i : SG_W;
-    if (format == SWIGLU_QUANT_NVFP4) {
-      memcpy(tmp, &bytes, sizeof bytes);
-      for (int64_t j = 0; j < k; j += 2) out[(i + j) / 2] = (uint8_t)(tmp[j] | (tmp[j + 1] << 4));
-    } else if (k == SG_W) {
+  if (format != SWIGLU_QUANT_NVFP4) {
+    for (; i + SG_W <= n; i += SG_W) {
+      const vf x = v_load_f32(h + i);
+      const vb bytes = sg_narrow_u8(v_encode_fmt(x, v_quotient(x, d, vy, fast), format));
       memcpy(out + i, &bytes, sizeof bytes);
-    } else {
-      memcpy(out + i, &bytes, (size_t)k);
     }
+  }
+  for (; i < n; i += SG_W) {
+    const int64_t k = n - i < SG_W ? n - i : SG_W;
+    SG_ALIGNED float t[SG_W] = {0};
+    memcpy(t, h + i, (size_t)k * 4);
+    const vf x = v_load_f32(t);
+    const vb bytes = sg_narrow_u8(v_encode_fmt(x, v_quotient(x, d, vy, fast), format));
+    uint8_t tmp[SG_W];
+    memcpy(tmp, &bytes, sizeof bytes);
+    if (format == SWIGLU_QUANT_NVFP4)
+      for (int64_t j = 0; j < k; j += 2) out[(i + j) / 2] = (uint8_t)(tmp[j] | (tmp[j + 1] << 4));
+    else
+      memcpy(out + i, tmp, (size_t)k);
   }
 }
 
+#define SG_ENCODE_FMT(fmt)                                 \
+  if (fast)                                                \
+    encode_group_as(h, n, div, fmt, 1, out);               \
+  else                                                     \
+    encode_group_as(h, n, div, fmt, 0, out);               \
+  break;
 static void encode_group(const float *h, int64_t n, float div, int format, int zero, uint8_t *out) {
+  if (zero) { /* every code is 0 (docs/numerics.md): NVFP4 packs two per byte */
+    memset(out, 0, (size_t)(format == SWIGLU_QUANT_NVFP4 ? n / 2 : n));
+    return;
+  }
+  const float y = 1.0f / div;
+  const int fast = div >= 0x1p-86f && y <= 3.40282347e38f;
   switch (format) {
-    case SWIGLU_QUANT_FP8_E4M3FNUZ: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E4M3FNUZ, zero, out); break;
-    case SWIGLU_QUANT_FP8_E5M2: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E5M2, zero, out); break;
-    case SWIGLU_QUANT_INT8: encode_group_as(h, n, div, SWIGLU_QUANT_INT8, zero, out); break;
-    case SWIGLU_QUANT_NVFP4: encode_group_as(h, n, div, SWIGLU_QUANT_NVFP4, zero, out); break;
-    default: encode_group_as(h, n, div, SWIGLU_QUANT_FP8_E4M3FN, zero, out); break;
+    case SWIGLU_QUANT_FP8_E4M3FNUZ: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E4M3FNUZ)
+    case SWIGLU_QUANT_FP8_E5M2: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E5M2)
+    case SWIGLU_QUANT_INT8: SG_ENCODE_FMT(SWIGLU_QUANT_INT8)
+    case SWIGLU_QUANT_NVFP4: SG_ENCODE_FMT(SWIGLU_QUANT_NVFP4)
+    default: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E4M3FN)
   }
 }
+#undef SG_ENCODE_FMT
+
+/* Columns of h computed ahead of their groups' scales and codes: whole
+ * groups, few enough that h stays in L1 between being written and being read
+ * twice (a row of 14336 fp32 values would not). */
+#define SG_QUANT_COLS 2048
 
 /* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
 static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
@@ -630,40 +662,45 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   const int32_t hd = p->round_dtype >= 0 ? p->round_dtype : SG_F32;
   fp.h.dtype = hd;
   uint16_t *h16 = (uint16_t *)(h + H + 2 * SG_W); /* SG_CHUNK halves; unused for fp32 */
+  const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
+  const int per_tensor = p->granularity == SWIGLU_SCALE_PER_TENSOR;
   for (int64_t r = row0; r < row1; ++r) {
     const int64_t e = r / M, m = r % M;
     if (p->expert_counts && m >= p->expert_counts[e]) continue;
-    sg_rowptrs q;
-    row_ptrs(&fp, r, 0, 0, &q);
-    if (hd == SG_F32) {
-      q.h = (char *)h;
-      fwd_cols(&fp, act, gd, ud, q, H, 0);
-    } else {
-      /* exactly the forward op's rounding to the input dtype, then widened */
-      for (int64_t c0 = 0; c0 < H; c0 += SG_CHUNK) {
-        const int64_t n = H - c0 < SG_CHUNK ? H - c0 : SG_CHUNK;
-        sg_rowptrs qc;
-        row_ptrs(&fp, r, c0, 0, &qc);
-        qc.h = (char *)h16;
-        fwd_cols(&fp, act, gd, ud, qc, n, 0);
-        for (int64_t i = 0; i < n; i += SG_W) v_store_f32(h + c0 + i, v_load((char *)(h16 + i), hd));
-      }
-    }
-    if (p->row_weight) {
-      const vf w = v_set(p->row_weight[r]);
-      for (int64_t i = 0; i < H; i += SG_W) v_store_f32(h + i, v_load_f32(h + i) * w);
-    }
     uint8_t *qrow = (uint8_t *)p->q.base + sg_row_offset(&p->q, r);
-    for (int64_t g = 0; g < p->groups; ++g) {
-      const float *hg = h + g * G;
-      uint8_t *qg = qrow + (p->format == SWIGLU_QUANT_NVFP4 ? g * G / 2 : g * G);
-      float sf;
-      uint32_t sb;
-      int zero;
-      const float amax = p->granularity == SWIGLU_SCALE_PER_TENSOR ? 0.0f : amax_finite(hg, G);
-      const float div = sg_group_scale(p, p->format, amax, &sf, &sb, &zero);
-      encode_group(hg, G, div, p->format, zero, qg);
-      if (p->scales) sg_write_scale(p, e, m, g, sf, sb);
+    for (int64_t c0 = 0; c0 < H; c0 += C) {
+      const int64_t n = H - c0 < C ? H - c0 : C;
+      if (hd == SG_F32) {
+        sg_rowptrs q;
+        row_ptrs(&fp, r, c0, 0, &q);
+        q.h = (char *)h;
+        fwd_cols(&fp, act, gd, ud, q, n, 0);
+      } else {
+        /* exactly the forward op's rounding to the input dtype, then widened */
+        for (int64_t j = 0; j < n; j += SG_CHUNK) {
+          const int64_t k = n - j < SG_CHUNK ? n - j : SG_CHUNK;
+          sg_rowptrs qc;
+          row_ptrs(&fp, r, c0 + j, 0, &qc);
+          qc.h = (char *)h16;
+          fwd_cols(&fp, act, gd, ud, qc, k, 0);
+          for (int64_t i = 0; i < k; i += SG_W) v_store_f32(h + j + i, v_load((char *)(h16 + i), hd));
+        }
+      }
+      if (p->row_weight) {
+        const vf w = v_set(p->row_weight[r]);
+        for (int64_t i = 0; i < n; i += SG_W) v_store_f32(h + i, v_load_f32(h + i) * w);
+      }
+      for (int64_t g = c0 / G; g < (c0 + n) / G; ++g) {
+        const float *hg = h + (g * G - c0);
+        uint8_t *qg = qrow + (p->format == SWIGLU_QUANT_NVFP4 ? g * G / 2 : g * G);
+        float sf;
+        uint32_t sb;
+        int zero;
+        const float amax = per_tensor ? 0.0f : amax_finite(hg, G);
+        const float div = sg_group_scale(p, p->format, amax, &sf, &sb, &zero);
+        encode_group(hg, G, div, p->format, zero, qg);
+        if (p->scales) sg_write_scale(p, e, m, g, sf, sb);
+      }
     }
     if (p->scales) sg_pad_packed(p, e, m);
   }
