@@ -52,4 +52,13 @@ static inline __attribute__((always_inline)) uint64_t sg_narrow_u8_bits(__m128i 
 }
 #define sg_narrow_u8_vb(b) ((vb)sg_narrow_u8_bits(b))
 
+/* Largest lane (of finite, non-negative lanes) through shuffles, in registers. */
+static inline float sg_v_hmax_raw(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+#define sg_v_hmax(v) sg_v_hmax_raw((__m256)(v))
+
 #include "cpu_kernels_impl.h"

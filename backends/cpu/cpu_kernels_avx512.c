@@ -45,4 +45,7 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 
 #define sg_narrow_u8(u) ((vb)_mm512_cvtepi32_epi8((__m512i)(u)))
 
+/* Largest lane (of finite, non-negative lanes) through shuffles, in registers. */
+#define sg_v_hmax(v) _mm512_reduce_max_ps((__m512)(v))
+
 #include "cpu_kernels_impl.h"

@@ -81,4 +81,11 @@ static inline sg_vu4 sg_widen_u16(const void *p) {
 
 #define sg_narrow_u8(u) __builtin_convertvector((u), vb)
 
+/* Largest lane (of finite, non-negative lanes). */
+static inline float sg_v_hmax_raw(sg_vf4 v) {
+  const float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
+  return a > b ? a : b;
+}
+#define sg_v_hmax(v) sg_v_hmax_raw(v)
+
 #include "cpu_kernels_impl.h"

@@ -6,6 +6,7 @@
  *   SG_NAME(x)      x with the ISA suffix appended
  *   sg_v_fma(a,b,c) fused a*b+c
  *   sg_load_f16 / sg_store_f16: fp16 <-> fp32 conversion of one vector
+ *   sg_v_hmax(v)    the largest lane of a vector of finite lanes >= 0
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -554,15 +555,6 @@ static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, vf q, int for
   return format == SWIGLU_QUANT_INT8 ? v_encode_int8(x, q) : v_encode(x, q, sg_fmt_of(format));
 }
 
-/* Largest lane of v (lanes are finite and >= 0 here). */
-static inline float v_hmax(vf v) {
-  float t[SG_W];
-  memcpy(t, &v, sizeof t);
-  for (int w = SG_W / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) t[l] = t[l + w] > t[l] ? t[l + w] : t[l];
-  return t[0];
-}
-
 /* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
 static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n) {
   vf acc0 = v_set(0.0f), acc1 = v_set(0.0f);
@@ -577,7 +569,7 @@ static inline __attribute__((always_inline)) float amax_finite(const float *h, i
     vf a = v_abs(v_load_f32(h + i));
     acc0 = sg_v_max(acc0, v_sel(a <= 3.40282347e38f, a, v_set(0.0f)));
   }
-  float m = v_hmax(sg_v_max(acc0, acc1));
+  float m = sg_v_hmax(sg_v_max(acc0, acc1));
   for (; i < n; ++i) {
     float a = __builtin_fabsf(h[i]);
     if (a <= 3.40282347e38f && a > m) m = a;
