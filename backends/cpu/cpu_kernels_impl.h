@@ -618,28 +618,57 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   }
 }
 
-#define SG_ENCODE_FMT(fmt)                                 \
-  if (fast)                                                \
-    encode_group_as(h, n, div, fmt, 1, out);               \
-  else                                                     \
-    encode_group_as(h, n, div, fmt, 0, out);               \
-  break;
-static void encode_group(const float *h, int64_t n, float div, int format, int zero, uint8_t *out) {
-  if (zero) { /* every code is 0 (docs/numerics.md): NVFP4 packs two per byte */
-    memset(out, 0, (size_t)(format == SWIGLU_QUANT_NVFP4 ? n / 2 : n));
-    return;
-  }
-  const float y = 1.0f / div;
-  const int fast = div >= 0x1p-86f && y <= 3.40282347e38f;
-  switch (format) {
-    case SWIGLU_QUANT_FP8_E4M3FNUZ: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E4M3FNUZ)
-    case SWIGLU_QUANT_FP8_E5M2: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E5M2)
-    case SWIGLU_QUANT_INT8: SG_ENCODE_FMT(SWIGLU_QUANT_INT8)
-    case SWIGLU_QUANT_NVFP4: SG_ENCODE_FMT(SWIGLU_QUANT_NVFP4)
-    default: SG_ENCODE_FMT(SWIGLU_QUANT_FP8_E4M3FN)
+/* Codes of k consecutive groups of G values each: group j is h[j G, +G) /
+ * div[j], all zero where zero[j]. One call per chunk of h, the format's
+ * instance chosen once for all of its groups. */
+static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const float *div,
+                                   const uint8_t *zero, const int format, uint8_t *out) {
+  const int64_t ob = format == SWIGLU_QUANT_NVFP4 ? G / 2 : G; /* output bytes per group */
+  for (int64_t j = 0; j < k; ++j) {
+    const float d = div[j];
+    if (zero[j]) { /* every code is 0 (docs/numerics.md) */
+      memset(out + j * ob, 0, (size_t)ob);
+    } else if (d >= 0x1p-86f && 1.0f / d <= 3.40282347e38f) {
+      encode_group_as(h + j * G, G, d, format, 1, out + j * ob);
+    } else {
+      encode_group_as(h + j * G, G, d, format, 0, out + j * ob);
+    }
   }
 }
-#undef SG_ENCODE_FMT
+
+static void encode_groups(const float *h, int64_t k, int64_t G, const float *div, const uint8_t *zero,
+                          int format, uint8_t *out) {
+  switch (format) {
+    case SWIGLU_QUANT_FP8_E4M3FNUZ: encode_groups_as(h, k, G, div, zero, SWIGLU_QUANT_FP8_E4M3FNUZ, out); break;
+    case SWIGLU_QUANT_FP8_E5M2: encode_groups_as(h, k, G, div, zero, SWIGLU_QUANT_FP8_E5M2, out); break;
+    case SWIGLU_QUANT_INT8: encode_groups_as(h, k, G, div, zero, SWIGLU_QUANT_INT8, out); break;
+    case SWIGLU_QUANT_NVFP4: encode_groups_as(h, k, G, div, zero, SWIGLU_QUANT_NVFP4, out); break;
+    default: encode_groups_as(h, k, G, div, zero, SWIGLU_QUANT_FP8_E4M3FN, out); break;
+  }
+}
+
+/* Column-major scales (every layout but row-major) of a block of consecutive
+ * rows of one expert, kept until the block ends and then stored group by
+ * group: one row's groups lie a column apart (rows_padded * 4 bytes), and
+ * storing them as they come touched a page per group and row (~10 cycles
+ * each in TLB misses); a block's scales of one group are adjacent. Entries
+ * hold the scale's bits as sg_write_scale takes them (sf for the fp32
+ * encodings, sb for the others). */
+typedef struct {
+  uint32_t *v;       /* [SG_QUANT_SCALE_ROWS][groups] */
+  int64_t e, m0, n;  /* the block: rows m0 .. m0 + n - 1 of expert e */
+} sg_scale_block;
+
+static void scale_block_flush(const sg_quant_problem *p, sg_scale_block *b) {
+  const int fp32 = p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
+  for (int64_t g = 0; g < p->groups; ++g)
+    for (int64_t i = 0; i < b->n; ++i) {
+      const uint32_t v = b->v[i * p->groups + g];
+      sg_write_scale(p, b->e, b->m0 + i, g, fp32 ? sg_u2f(v) : 0.0f, v);
+    }
+  for (int64_t i = 0; i < b->n; ++i) sg_pad_packed(p, b->e, b->m0 + i);
+  b->n = 0;
+}
 
 /* Columns of h computed ahead of their groups' scales and codes: whole
  * groups, few enough that h stays in L1 between being written and being read
@@ -654,11 +683,19 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   const int32_t hd = p->round_dtype >= 0 ? p->round_dtype : SG_F32;
   fp.h.dtype = hd;
   uint16_t *h16 = (uint16_t *)(h + H + 2 * SG_W); /* SG_CHUNK halves; unused for fp32 */
+  sg_scale_block sblk = {(uint32_t *)(h + H + 64 + SG_CHUNK), 0, 0, 0};
+  const int buffered = p->scales && p->layout != SWIGLU_SCALE_ROW_MAJOR;
+  const int fp32_scale = p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
   const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
   const int per_tensor = p->granularity == SWIGLU_SCALE_PER_TENSOR;
+  float divs[SG_QUANT_COLS / 8]; /* a chunk's groups: at most SG_QUANT_COLS / 8, or 1 */
+  uint8_t zeros[SG_QUANT_COLS / 8];
   for (int64_t r = row0; r < row1; ++r) {
     const int64_t e = r / M, m = r % M;
     if (p->expert_counts && m >= p->expert_counts[e]) continue;
+    if (buffered && sblk.n && (sblk.e != e || sblk.m0 + sblk.n != m || sblk.n == SG_QUANT_SCALE_ROWS))
+      scale_block_flush(p, &sblk);
+    if (buffered && !sblk.n) sblk.e = e, sblk.m0 = m;
     uint8_t *qrow = (uint8_t *)p->q.base + sg_row_offset(&p->q, r);
     for (int64_t c0 = 0; c0 < H; c0 += C) {
       const int64_t n = H - c0 < C ? H - c0 : C;
@@ -682,20 +719,30 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
         const vf w = v_set(p->row_weight[r]);
         for (int64_t i = 0; i < n; i += SG_W) v_store_f32(h + i, v_load_f32(h + i) * w);
       }
-      for (int64_t g = c0 / G; g < (c0 + n) / G; ++g) {
-        const float *hg = h + (g * G - c0);
-        uint8_t *qg = qrow + (p->format == SWIGLU_QUANT_NVFP4 ? g * G / 2 : g * G);
+      /* maxima, then scales, then codes, each over the chunk's groups: the
+       * scales of different groups do not wait on each other, where one
+       * group's maximum -> division -> scale -> codes was a chain of ~60
+       * cycles of latency per group */
+      const int64_t g0 = c0 / G, k = n / G;
+      for (int64_t j = 0; j < k; ++j) divs[j] = per_tensor ? 0.0f : amax_finite(h + j * G, G);
+      for (int64_t j = 0; j < k; ++j) {
         float sf;
         uint32_t sb;
-        int zero;
-        const float amax = per_tensor ? 0.0f : amax_finite(hg, G);
-        const float div = sg_group_scale(p, p->format, amax, &sf, &sb, &zero);
-        encode_group(hg, G, div, p->format, zero, qg);
-        if (p->scales) sg_write_scale(p, e, m, g, sf, sb);
+        int z;
+        divs[j] = sg_group_scale(p, p->format, divs[j], &sf, &sb, &z);
+        zeros[j] = (uint8_t)z;
+        if (buffered)
+          sblk.v[sblk.n * p->groups + g0 + j] = fp32_scale ? sg_f2u(sf) : sb;
+        else if (p->scales)
+          sg_write_scale(p, e, m, g0 + j, sf, sb);
       }
+      encode_groups(h, k, G, divs, zeros, p->format,
+                    qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
     }
-    if (p->scales) sg_pad_packed(p, e, m);
+    if (buffered) ++sblk.n;
+    else if (p->scales) sg_pad_packed(p, e, m);
   }
+  if (sblk.n) scale_block_flush(p, &sblk);
 }
 
 #define SG_DEFINE_QUANT_ACT(act)                                                              \
