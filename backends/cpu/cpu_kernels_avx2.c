@@ -26,6 +26,7 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
 #define sg_stream_fence() _mm_sfence()
 #define sg_to_f16(v) (vh) _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT)
 #define sg_v_any(m) (_mm256_movemask_ps((__m256)(m)) != 0)
+#define sg_v_any_lt(x, c) sg_v_any((x) < (c))
 
 /* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
  * argument passes through, as in the portable v_sel form. */
@@ -52,7 +53,7 @@ static inline __attribute__((always_inline)) uint64_t sg_narrow_u8_bits(__m128i 
 }
 #define sg_narrow_u8_vb(b) ((vb)sg_narrow_u8_bits(b))
 
-/* Largest lane (of finite, non-negative lanes) through shuffles, in registers. */
+/* Largest lane (lanes >= 0, Inf allowed, no NaN) through shuffles, in registers. */
 static inline float sg_v_hmax_raw(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));

@@ -33,6 +33,9 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 #define sg_stream_fence() _mm_sfence()
 #define sg_to_f16(v) (vh) _mm512_cvtps_ph((__m512)(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define sg_v_any(m) (_mm512_test_epi32_mask((__m512i)(m), (__m512i)(m)) != 0)
+/* any lane x < c, compared straight into a mask register (GCC does not fold
+ * a vector compare followed by sg_v_any back into one) */
+#define sg_v_any_lt(x, c) (_mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(c), _CMP_LT_OQ) != 0)
 
 /* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
  * argument passes through, as in the portable v_sel form. */
@@ -45,7 +48,7 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 
 #define sg_narrow_u8(u) ((vb)_mm512_cvtepi32_epi8((__m512i)(u)))
 
-/* Largest lane (of finite, non-negative lanes) through shuffles, in registers. */
+/* Largest lane (lanes >= 0, Inf allowed, no NaN) through shuffles, in registers. */
 #define sg_v_hmax(v) _mm512_reduce_max_ps((__m512)(v))
 
 #include "cpu_kernels_impl.h"

@@ -68,6 +68,7 @@ static inline void sg_store_f16(void *p, sg_vf4 v) {
 static inline void sg_store_raw8(void *p, sg_vh4 h) { memcpy(p, &h, sizeof h); }
 #define sg_stream_fence() ((void)0)
 static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
+#define sg_v_any_lt(x, c) sg_v_any((x) < (c))
 
 #define sg_v_max(bound, x) v_max_keepnan((x), (bound))
 #define sg_v_min(bound, x) v_min_keepnan((x), (bound))
@@ -81,7 +82,7 @@ static inline sg_vu4 sg_widen_u16(const void *p) {
 
 #define sg_narrow_u8(u) __builtin_convertvector((u), vb)
 
-/* Largest lane (of finite, non-negative lanes). */
+/* Largest lane (lanes >= 0, Inf allowed, no NaN). */
 static inline float sg_v_hmax_raw(sg_vf4 v) {
   const float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
   return a > b ? a : b;

@@ -6,7 +6,8 @@
  *   SG_NAME(x)      x with the ISA suffix appended
  *   sg_v_fma(a,b,c) fused a*b+c
  *   sg_load_f16 / sg_store_f16: fp16 <-> fp32 conversion of one vector
- *   sg_v_hmax(v)    the largest lane of a vector of finite lanes >= 0
+ *   sg_v_hmax(v)    the largest lane of a vector of lanes >= 0 (no NaN)
+ *   sg_v_any(m), sg_v_any_lt(x, c): any lane of a mask set / any lane x < c
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -178,8 +179,8 @@ static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za,
     o.sigc = e * o.sig;
   }
   o.far = za > 150.0f; /* the lower tail is the wide path's */
-  vi low = za < -87.0f;
-  if (__builtin_expect(sg_v_any(low), 0)) {
+  if (__builtin_expect(sg_v_any_lt(za, -87.0f), 0)) {
+    const vi low = za < -87.0f;
     sg_logistic w = v_logistic_wide(x, za, zb);
     o.xs = v_sel(low, w.xs, o.xs);
     if (want_grad) {
@@ -555,26 +556,34 @@ static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, vf q, int for
   return format == SWIGLU_QUANT_INT8 ? v_encode_int8(x, q) : v_encode(x, q, sg_fmt_of(format));
 }
 
-/* Largest |h| over the finite elements of h[0, n); n is a multiple of 8. */
-static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n) {
-  vf acc0 = v_set(0.0f), acc1 = v_set(0.0f);
-  int64_t i = 0;
-  /* two accumulators: the max chain's latency, not its count, bounds one */
-  for (; i + 2 * SG_W <= n; i += 2 * SG_W) {
-    vf a = v_abs(v_load_f32(h + i)), b = v_abs(v_load_f32(h + i + SG_W));
-    acc0 = sg_v_max(acc0, v_sel(a <= 3.40282347e38f, a, v_set(0.0f))); /* NaN and Inf count as 0 */
-    acc1 = sg_v_max(acc1, v_sel(b <= 3.40282347e38f, b, v_set(0.0f)));
-  }
-  for (; i + SG_W <= n; i += SG_W) {
-    vf a = v_abs(v_load_f32(h + i));
-    acc0 = sg_v_max(acc0, v_sel(a <= 3.40282347e38f, a, v_set(0.0f)));
-  }
-  float m = sg_v_hmax(sg_v_max(acc0, acc1));
-  for (; i < n; ++i) {
-    float a = __builtin_fabsf(h[i]);
+/* Largest |h| over the finite elements of h[0, n) (NaN and Inf count as 0);
+ * n is a multiple of 8. */
+static __attribute__((noinline)) float amax_finite_slow(const float *h, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = __builtin_fabsf(h[i]);
     if (a <= 3.40282347e38f && a > m) m = a;
   }
   return m;
+}
+static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n) {
+  /* sg_v_max(x, acc) keeps acc where x is NaN, so NaN costs nothing here;
+   * an Inf shows as an infinite maximum, and only then is the group scanned
+   * again without it. Two accumulators: the max chain's latency, not its
+   * count, bounds one. */
+  vf acc0 = v_set(0.0f), acc1 = v_set(0.0f);
+  int64_t i = 0;
+  for (; i + 2 * SG_W <= n; i += 2 * SG_W) {
+    acc0 = sg_v_max(v_abs(v_load_f32(h + i)), acc0);
+    acc1 = sg_v_max(v_abs(v_load_f32(h + i + SG_W)), acc1);
+  }
+  for (; i + SG_W <= n; i += SG_W) acc0 = sg_v_max(v_abs(v_load_f32(h + i)), acc0);
+  float m = sg_v_hmax(sg_v_max(acc0, acc1));
+  for (; i < n; ++i) {
+    const float a = __builtin_fabsf(h[i]);
+    if (a > m) m = a; /* NaN compares false */
+  }
+  return m <= 3.40282347e38f ? m : amax_finite_slow(h, n);
 }
 
 /* h / div for one vector. Correctly rounded without a division when fast:
