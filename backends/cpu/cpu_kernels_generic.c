@@ -69,6 +69,7 @@ static inline void sg_store_raw8(void *p, sg_vh4 h) { memcpy(p, &h, sizeof h); }
 #define sg_stream_fence() ((void)0)
 static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
 #define sg_v_any_lt(x, c) sg_v_any((x) < (c))
+#define sg_v_any_ult(u, c) sg_v_any((vi)((u) < (c)))
 
 #define sg_v_max(bound, x) v_max_keepnan((x), (bound))
 #define sg_v_min(bound, x) v_min_keepnan((x), (bound))

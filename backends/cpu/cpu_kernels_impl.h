@@ -7,7 +7,8 @@
  *   sg_v_fma(a,b,c) fused a*b+c
  *   sg_load_f16 / sg_store_f16: fp16 <-> fp32 conversion of one vector
  *   sg_v_hmax(v)    the largest lane of a vector of lanes >= 0 (no NaN)
- *   sg_v_any(m), sg_v_any_lt(x, c): any lane of a mask set / any lane x < c
+ *   sg_v_any(m), sg_v_any_lt(x, c), sg_v_any_ult(u, c): any lane of a mask
+ *                   set / any lane x < c / any unsigned lane u < c
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -49,13 +50,7 @@ static inline void v_store_f32(void *p, vf v) { memcpy(p, &v, sizeof v); }
 
 static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
 /* Round to nearest even; NaN stays NaN (quiet bit set). */
-static inline vh v_to_bf16(vf v) {
-#ifdef SG_BF16_NATIVE
-  /* The instruction rounds and quiets NaN exactly as below but reads fp32
-   * subnormals as zero: vectors holding one take the integer path. */
-  vi tiny = (v_abs(v) < 0x1p-126f) & (v != 0.0f);
-  if (__builtin_expect(!sg_v_any(tiny), 1)) return SG_BF16_NATIVE(v);
-#endif
+static __attribute__((noinline)) vh v_to_bf16_int(vf v) {
   vu u = (vu)v;
   vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   vu q = (u >> 16) | 0x40u;
@@ -63,17 +58,28 @@ static inline vh v_to_bf16(vf v) {
   r = (vu)(((vi)q & nan) | ((vi)r & ~nan));
   return sg_narrow_u16(r);
 }
-static inline void v_store_bf16(void *p, vf v) {
+/* Inlined by force: GCC kept this as a call in the backward loops (three
+ * stores a vector), which cost as much as the rest of the loop. */
+static inline __attribute__((always_inline)) vh v_to_bf16(vf v) {
+#ifdef SG_BF16_NATIVE
+  /* The instruction rounds and quiets NaN exactly as the integer form but
+   * reads fp32 subnormals as zero: vectors holding one (|v| bits in
+   * [1, 2^23 - 1]) take the integer form. */
+  if (__builtin_expect(!sg_v_any_ult((vu)v_abs(v) - 1u, 0x7fffffu), 1)) return SG_BF16_NATIVE(v);
+#endif
+  return v_to_bf16_int(v);
+}
+static inline __attribute__((always_inline)) void v_store_bf16(void *p, vf v) {
   vh h = v_to_bf16(v);
   memcpy(p, &h, sizeof h);
 }
 
-static inline vf v_load(const char *p, int32_t dt) {
+static inline __attribute__((always_inline)) vf v_load(const char *p, int32_t dt) {
   if (dt == SG_BF16) return v_load_bf16(p);
   if (dt == SG_F16) return sg_load_f16(p);
   return v_load_f32(p);
 }
-static inline void v_store(char *p, int32_t dt, vf v) {
+static inline __attribute__((always_inline)) void v_store(char *p, int32_t dt, vf v) {
   if (dt == SG_BF16)
     v_store_bf16(p, v);
   else if (dt == SG_F16)
