@@ -367,11 +367,12 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
   const int il = p->gate.col_step == 2;
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
+  const float alpha = p->alpha, limit = p->limit; /* values: the stores may alias *p */
   int64_t i = 0;
   for (; i + SG_W <= n; i += SG_W) {
     vf g, u;
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_act a = v_activation(act, p->alpha, p->limit, g, u, 0);
+    sg_act a = v_activation(act, alpha, limit, g, u, 0);
     store_v(q.h + i * hes, hd, a.a * a.m, nt);
   }
   if (i < n) {
@@ -381,7 +382,7 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
     if (!il) memcpy(ut, q.u + i * ues, (size_t)rem * ues);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    sg_act a = v_activation(act, p->alpha, p->limit, g, u, 0);
+    sg_act a = v_activation(act, alpha, limit, g, u, 0);
     v_store(ht, hd, a.a * a.m);
     memcpy(q.h + i * hes, ht, (size_t)rem * hes);
   }
@@ -391,9 +392,9 @@ typedef struct {
   vf dg, du, h;
 } sg_bwd_out;
 
-static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const sg_glu_problem *p,
-                                                                const int act, vf g, vf u, vf dh) {
-  sg_act a = v_activation(act, p->alpha, p->limit, g, u, 1);
+static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha,
+                                                                float limit, vf g, vf u, vf dh) {
+  sg_act a = v_activation(act, alpha, limit, g, u, 1);
   sg_bwd_out o;
   o.dg = (dh * a.m) * a.da;
   o.du = (dh * a.a) * a.dm;
@@ -401,18 +402,24 @@ static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const sg_glu_pro
   return o;
 }
 
-static inline __attribute__((always_inline)) void store_bwd(const sg_glu_problem *p, char *dgp,
-                                                            char *dup, char *hp, sg_bwd_out o,
-                                                            int nt) {
-  const int32_t dt = p->dgate.dtype;
-  if (p->dgate.col_step == 2) {
-    store_v(dgp, dt, __builtin_shufflevector(o.dg, o.du, SG_ZIP_LO_LANES), nt);
-    store_v(dgp + SG_W * sg_dtype_size(dt), dt, __builtin_shufflevector(o.dg, o.du, SG_ZIP_HI_LANES), nt);
+/* The output dtypes and layout come in as values, not through p: the
+ * stores may alias *p as far as the compiler knows, and reading them from p
+ * reloaded and re-tested them for every vector. */
+typedef struct {
+  int32_t dg, du, h; /* dtypes */
+  int oil;           /* dgate and dup interleaved in one tensor */
+} sg_bwd_fmt;
+
+static inline __attribute__((always_inline)) void store_bwd(const sg_bwd_fmt f, char *dgp, char *dup,
+                                                            char *hp, sg_bwd_out o, int nt) {
+  if (f.oil) {
+    store_v(dgp, f.dg, __builtin_shufflevector(o.dg, o.du, SG_ZIP_LO_LANES), nt);
+    store_v(dgp + SG_W * sg_dtype_size(f.dg), f.dg, __builtin_shufflevector(o.dg, o.du, SG_ZIP_HI_LANES), nt);
   } else {
-    store_v(dgp, dt, o.dg, nt);
-    store_v(dup, p->dup.dtype, o.du, nt);
+    store_v(dgp, f.dg, o.dg, nt);
+    store_v(dup, f.du, o.du, nt);
   }
-  if (hp) store_v(hp, p->h.dtype, o.h, nt);
+  if (hp) store_v(hp, f.h, o.h, nt);
 }
 
 /* Backward over n columns. Each vector's inputs are loaded before its
@@ -426,12 +433,14 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   const size_t dges = sg_dtype_size(p->dgate.dtype), dues = sg_dtype_size(p->dup.dtype);
   const size_t hes = p->h.base ? sg_dtype_size(p->h.dtype) : 0;
   const int64_t gstep = il ? 2 : 1, ostep = oil ? 2 : 1;
+  const sg_bwd_fmt f = {p->dgate.dtype, p->dup.dtype, p->h.dtype, oil};
+  const float alpha = p->alpha, limit = p->limit;
   int64_t i = 0;
   for (; i + SG_W <= n; i += SG_W) {
     vf g, u;
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(p, act, g, u, v_load(q.dh + i * dhes, dhd));
-    store_bwd(p, q.dg + i * ostep * dges, q.du + i * dues, q.h ? q.h + i * hes : NULL, o, nt);
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd));
+    store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, q.h ? q.h + i * hes : NULL, o, nt);
   }
   if (i < n) {
     const int64_t rem = n - i;
@@ -442,8 +451,8 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
     memcpy(dht, q.dh + i * dhes, (size_t)rem * dhes);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(p, act, g, u, v_load(dht, dhd));
-    store_bwd(p, dgt, dut, q.h ? ht : NULL, o, 0);
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd));
+    store_bwd(f, dgt, dut, q.h ? ht : NULL, o, 0);
     memcpy(q.dg + i * ostep * dges, dgt, (size_t)(rem * ostep) * dges);
     if (!oil) memcpy(q.du + i * dues, dut, (size_t)rem * dues);
     if (q.h) memcpy(q.h + i * hes, ht, (size_t)rem * hes);
