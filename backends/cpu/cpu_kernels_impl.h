@@ -9,6 +9,8 @@
  *   sg_v_hmax(v)    the largest lane of a vector of lanes >= 0 (no NaN)
  *   sg_v_any(m), sg_v_any_lt(x, c), sg_v_any_ult(u, c): any lane of a mask
  *                   set / any lane x < c / any unsigned lane u < c
+ *   sg_v_sel_ge(x, c, a, b), sg_v_sel_nan(x, a, b): per lane, x >= c ? a : b
+ *                   and isnan(x) ? a : b
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -563,14 +565,10 @@ static inline __attribute__((always_inline)) vu v_encode(vf x, vf q, const sg_fm
   /* below the smallest normal, the float sum a + c (ulp(c) = the format's
    * subnormal spacing) rounds a onto the subnormal grid, ties to even */
   const vu sub = (vu)(a + f.c) - (vu)v_set(f.c);
-  const vi is_norm = a >= f.min_normal;
-  vu code = (vu)(((vi)normal & is_norm) | ((vi)sub & ~is_norm));
-  vu sign = ((vu)x >> 31) << f.sign_shift;
+  vu code = sg_v_sel_ge(a, v_set(f.min_normal), normal, sub);
+  vu sign = ((vu)x >> (31 - f.sign_shift)) & (1u << f.sign_shift);
   if (f.fnuz) sign = (vu)((vi)sign & (code != 0u)); /* no negative zero */
-  code |= sign;
-  const vi nan = x != x;
-  const vu nanc = (vu){0} + f.nan_code;
-  return (vu)(((vi)code & ~nan) | ((vi)nanc & nan));
+  return sg_v_sel_nan(x, (vu){0} + f.nan_code, code | sign);
 }
 
 static inline __attribute__((always_inline)) vu v_encode_int8(vf x, vf q) {
