@@ -1,0 +1,217 @@
+/*
+ * compare_builds: runs the same CPU problems through two builds of libswiglu
+ * and compares the outputs bit for bit -- for kernel tuning that must not
+ * change results (the tests check results against the definitions within
+ * their bounds; this checks that a faster build gives the very bits of the
+ * previous one).
+ *
+ *   cc -O1 -Iinclude tools/compare_builds.c -o compare_builds -ldl -lm
+ *   SWIGLU_CPU_ISA=avx2 ./compare_builds OLD/lib/libswiglu.so NEW/lib/libswiglu.so
+ *
+ * Problems: every activation, fp32 and bf16 inputs and outputs, forward,
+ * backward (dgate, dup and the recomputed h) and E4M3FN group-128 quant
+ * (fp32 scales, with and without ROUND_H), on 37 x 1000 rows (odd sizes,
+ * vector tails) of mixed magnitudes with zeros, subnormals, +-Inf, NaN and
+ * values around the logistic's and the GELU tail's thresholds. NaNs that
+ * differ only in sign or payload are counted apart: docs/numerics.md leaves
+ * NaN payloads unspecified. Exit status 1 when any other bit differs.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <swiglu/swiglu.h>
+
+typedef struct {
+  swiglu_status (*create)(swiglu_context **, const char *, int);
+  void (*destroy)(swiglu_context *);
+  const char *(*last_error)(const swiglu_context *);
+  swiglu_status (*desc_init)(swiglu_glu_desc *, swiglu_activation, swiglu_layout);
+  swiglu_status (*forward)(swiglu_context *, const swiglu_glu_desc *, const swiglu_tensor *,
+                           const swiglu_tensor *, const swiglu_tensor *);
+  swiglu_status (*backward)(swiglu_context *, const swiglu_glu_desc *, const swiglu_tensor *,
+                            const swiglu_tensor *, const swiglu_tensor *, const swiglu_tensor *,
+                            const swiglu_tensor *, const swiglu_tensor *, unsigned);
+  swiglu_status (*qdesc_init)(swiglu_quant_desc *, swiglu_quant_format, swiglu_scale_granularity, int32_t);
+  swiglu_status (*quant)(swiglu_context *, const swiglu_glu_desc *, const swiglu_quant_desc *,
+                         const swiglu_quant_args *);
+  swiglu_context *ctx;
+} lib_t;
+
+static void *sym(void *h, const char *name) {
+  void *p = dlsym(h, name);
+  if (!p) {
+    fprintf(stderr, "%s: %s\n", name, dlerror());
+    exit(2);
+  }
+  return p;
+}
+
+static void open_lib(lib_t *l, const char *path) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    fprintf(stderr, "%s\n", dlerror());
+    exit(2);
+  }
+  *(void **)&l->create = sym(h, "swiglu_context_create");
+  *(void **)&l->destroy = sym(h, "swiglu_context_destroy");
+  *(void **)&l->last_error = sym(h, "swiglu_context_last_error");
+  *(void **)&l->desc_init = sym(h, "swiglu_glu_desc_init");
+  *(void **)&l->forward = sym(h, "swiglu_glu_forward");
+  *(void **)&l->backward = sym(h, "swiglu_glu_backward");
+  *(void **)&l->qdesc_init = sym(h, "swiglu_quant_desc_init");
+  *(void **)&l->quant = sym(h, "swiglu_glu_quant");
+  if (l->create(&l->ctx, "cpu", 0)) {
+    fprintf(stderr, "%s: no CPU context\n", path);
+    exit(2);
+  }
+}
+
+static uint64_t g_state = 88172645463325252ull;
+static double uniform(void) {
+  g_state ^= g_state << 13, g_state ^= g_state >> 7, g_state ^= g_state << 17;
+  return (double)(g_state >> 11) / 9007199254740992.0;
+}
+
+static long g_bad, g_nan_only, g_checked;
+
+/* Compares n elements of es bytes; NaN against NaN counts apart. */
+static void compare(const char *what, const void *a, const void *b, int64_t n, int es) {
+  long bad = 0, nan_only = 0;
+  int64_t first = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t x = 0, y = 0;
+    memcpy(&x, (const char *)a + i * es, (size_t)es);
+    memcpy(&y, (const char *)b + i * es, (size_t)es);
+    if (x == y) continue;
+    const uint32_t mag = es == 4 ? 0x7fffffffu : 0x7fffu, inf = es == 4 ? 0x7f800000u : 0x7f80u;
+    if (es != 1 && (x & mag) > inf && (y & mag) > inf) {
+      ++nan_only;
+      continue;
+    }
+    if (first < 0) first = i;
+    ++bad;
+  }
+  g_checked += n, g_bad += bad, g_nan_only += nan_only;
+  if (bad)
+    printf("DIFFER %-40s %ld of %lld elements (first at %lld)\n", what, bad, (long long)n, (long long)first);
+  else if (nan_only)
+    printf("same   %-40s (%ld NaNs differ in sign or payload only)\n", what, nan_only);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s OLD_LIBSWIGLU NEW_LIBSWIGLU\n", argv[0]);
+    return 2;
+  }
+  lib_t lib[2];
+  open_lib(&lib[0], argv[1]);
+  open_lib(&lib[1], argv[2]);
+
+  enum { T = 37, H = 1000 };
+  static const float special[] = {0.0f,   -0.0f,   INFINITY, -INFINITY, NAN,    1e-40f, -1e-40f,
+                                  87.3f,  -87.3f,  88.5f,    -88.5f,    150.5f, -150.5f, -200.0f,
+                                  3e38f,  -3e38f,  14.4f,    -14.6f,    13.3f,  -13.3f,  1e-30f};
+  float *x = malloc(sizeof(float) * T * 2 * H), *dh = malloc(sizeof(float) * T * H);
+  uint16_t *xb = malloc(2 * T * 2 * H), *dhb = malloc(2 * T * H);
+  for (int64_t i = 0; i < T * 2 * H; ++i) {
+    const double r = uniform();
+    x[i] = r < 0.03   ? special[(int)(uniform() * (sizeof special / sizeof special[0]))]
+           : r < 0.5  ? (float)((uniform() - 0.5) * 8)
+           : r < 0.8  ? (float)((uniform() - 0.5) * 60)
+                      : (float)((uniform() - 0.5) * 400 * pow(2.0, (uniform() - 0.5) * 60));
+    uint32_t u;
+    memcpy(&u, &x[i], 4);
+    xb[i] = (uint16_t)(u >> 16); /* truncation: any bf16 pattern will do */
+  }
+  for (int64_t i = 0; i < T * H; ++i) {
+    dh[i] = (float)((uniform() - 0.5) * 4);
+    uint32_t u;
+    memcpy(&u, &dh[i], 4);
+    dhb[i] = (uint16_t)(u >> 16);
+  }
+
+  int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
+  const size_t cap = sizeof(float) * T * 2 * H;
+  char *out[2][3];
+  for (int k = 0; k < 2; ++k)
+    for (int j = 0; j < 3; ++j) out[k][j] = malloc(cap);
+  char what[96];
+  for (int act = 0; act < 6; ++act)
+    for (int in = 0; in < 2; ++in)
+      for (int od = 0; od < 2; ++od) {
+        const swiglu_dtype idt = in ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32;
+        const swiglu_dtype odt = od ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32;
+        const int es = od ? 2 : 4;
+        for (int k = 0; k < 2; ++k) {
+          lib_t *l = &lib[k];
+          swiglu_glu_desc d;
+          l->desc_init(&d, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
+          swiglu_tensor tx = {in ? (void *)xb : (void *)x, {SWIGLU_DEVICE_CPU, 0}, 2, idt, xs, NULL, 0};
+          swiglu_tensor tdh = {in ? (void *)dhb : (void *)dh, {SWIGLU_DEVICE_CPU, 0}, 2, idt, hs, NULL, 0};
+          swiglu_tensor th = {out[k][0], {SWIGLU_DEVICE_CPU, 0}, 2, odt, hs, NULL, 0};
+          swiglu_tensor tdx = {out[k][1], {SWIGLU_DEVICE_CPU, 0}, 2, odt, xs, NULL, 0};
+          swiglu_tensor th2 = {out[k][2], {SWIGLU_DEVICE_CPU, 0}, 2, odt, hs, NULL, 0};
+          for (int j = 0; j < 3; ++j) memset(out[k][j], 0, cap);
+          if (l->forward(l->ctx, &d, &tx, NULL, &th) ||
+              l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx, NULL, &th2, 0)) {
+            fprintf(stderr, "%s\n", l->last_error(l->ctx));
+            return 2;
+          }
+        }
+        snprintf(what, sizeof what, "act %d %s -> %s forward", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        compare(what, out[0][0], out[1][0], T * H, es);
+        snprintf(what, sizeof what, "act %d %s -> %s backward dx", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        compare(what, out[0][1], out[1][1], T * 2 * H, es);
+        snprintf(what, sizeof what, "act %d %s -> %s backward h", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        compare(what, out[0][2], out[1][2], T * H, es);
+      }
+  /* E4M3FN codes, groups of 128: fp32 scales row-major, and packed UE8M0
+   * in the TMA-aligned column-major layout (DeepGEMM's). H = 1000 is not a
+   * multiple of 128, so the quant problems take the first 896 columns of each
+   * half (a [T, 1792] view with the input's row stride). */
+  int64_t qxs[2] = {T, 2 * 896}, qxst[2] = {2 * H, 1}, qs[2] = {T, 896};
+  int64_t s_rm[2] = {T, 7}, s_tma[2] = {2, (T + 3) / 4 * 4}; /* 7 groups; packed: 2 words */
+  for (int act = 0; act < 6; ++act)
+    for (int in = 0; in < 2; ++in)
+      for (int rh = 0; rh < 2; ++rh)
+        for (int pk = 0; pk < 2; ++pk) {
+          for (int k = 0; k < 2; ++k) {
+            lib_t *l = &lib[k];
+            swiglu_glu_desc d;
+            l->desc_init(&d, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
+            swiglu_quant_desc qd;
+            l->qdesc_init(&qd, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, 128);
+            if (rh) qd.flags |= SWIGLU_QUANT_ROUND_H;
+            if (pk) qd.scale_encoding = SWIGLU_SCALE_UE8M0_PACKED, qd.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
+            swiglu_tensor tx = {in ? (void *)xb : (void *)x, {SWIGLU_DEVICE_CPU, 0}, 2,
+                                in ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32, qxs, qxst, 0};
+            swiglu_tensor tq = {out[k][0], {SWIGLU_DEVICE_CPU, 0}, 2, {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1},
+                                qs, NULL, 0};
+            swiglu_tensor ts = {out[k][1], {SWIGLU_DEVICE_CPU, 0}, 2,
+                                pk ? (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1} : SWIGLU_DTYPE_F32, pk ? s_tma : s_rm,
+                                NULL, 0};
+            swiglu_quant_args a;
+            memset(&a, 0, sizeof a);
+            a.x = &tx, a.q = &tq, a.scales = &ts;
+            memset(out[k][0], 0, cap), memset(out[k][1], 0, cap);
+            if (l->quant(l->ctx, &d, &qd, &a)) {
+              fprintf(stderr, "%s\n", l->last_error(l->ctx));
+              return 2;
+            }
+          }
+          snprintf(what, sizeof what, "act %d %s quant%s%s codes", act, in ? "bf16" : "f32", rh ? " ROUND_H" : "",
+                   pk ? " UE8M0/TMA" : "");
+          compare(what, out[0][0], out[1][0], T * 896, 1);
+          snprintf(what, sizeof what, "act %d %s quant%s%s scales", act, in ? "bf16" : "f32", rh ? " ROUND_H" : "",
+                   pk ? " UE8M0/TMA" : "");
+          compare(what, out[0][1], out[1][1], pk ? 2 * s_tma[1] * 4 : T * 7 * 4, 1);
+        }
+  printf("%ld elements compared: %ld differ, %ld NaNs differ in sign or payload only\n", g_checked, g_bad,
+         g_nan_only);
+  for (int k = 0; k < 2; ++k) lib[k].destroy(lib[k].ctx);
+  return g_bad ? 1 : 0;
+}
