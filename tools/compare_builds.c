@@ -5,8 +5,9 @@
  * their bounds; this checks that a faster build gives the very bits of the
  * previous one).
  *
- *   cc -O1 -Iinclude tools/compare_builds.c -o compare_builds -ldl -lm
- *   SWIGLU_CPU_ISA=avx2 ./compare_builds OLD/lib/libswiglu.so NEW/lib/libswiglu.so
+ *   SWIGLU_CPU_ISA=avx2 build/bin/compare_builds OLD/lib/libswiglu.so build/lib/libswiglu.so
+ *
+ * (built with swiglu-bench; SWIGLU_CPU_ISA picks the ISA build in both)
  *
  * Problems: every activation, fp32 and bf16 inputs and outputs, forward,
  * backward (dgate, dup and the recomputed h) and E4M3FN group-128 quant
