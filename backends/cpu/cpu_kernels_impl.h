@@ -116,7 +116,33 @@ static inline vf v_exp_poly(vf r) {
   return q + 1.0f;
 }
 static inline vf v_exp_parts(vf a, vf b, vi *n) { return v_exp_poly(v_exp_reduce(a, a + b, n) + b); }
-static inline vf v_exp_parts1(vf a, vi *n) { return v_exp_poly(v_exp_reduce(a, a, n)); }
+
+/* exp(-z) for |z| <= 87 as p * scale: the very bits of
+ * v_exp_poly(v_exp_reduce(-z, -z, &n)) * 2^n, two operations cheaper.
+ *  - No negation of z: every step is carried out on the negated operand,
+ *    with the signs moved into constants and into fused subtractions
+ *    (RN(-v) = -RN(v), so each intermediate is the original's or exactly its
+ *    negative: s below is -r, b3 = -q3, b1 = -q1).
+ *  - The shifter carries the exponent bias: with 1.5 * 2^23 + 127, t's low
+ *    bits are 127 + k, and t << 23 is the scale 2^k itself (127 + k lies in
+ *    [1, 253] for |z| <= 87). The rounding to the integer k is the same as
+ *    with 1.5 * 2^23: adding 127 moves the grid by whole units, and
+ *    z * log2(e) is never a half-integer for |z| <= 87 (log2(e)'s fp32
+ *    significand is odd), so no tie can go the other way. */
+static inline __attribute__((always_inline)) vf v_exp_negz(vf z, vf *scale) {
+  const vf shifter = v_set(12583039.0f); /* 1.5 * 2^23 + 127 */
+  const vf t = sg_v_fma(z, v_set(-1.44269504088896341f), shifter);
+  const vf k = t - shifter;
+  *scale = (vf)((vu)t << 23);
+  vf s = sg_v_fma(k, v_set(0.693145751953125f), z);
+  s = sg_v_fma(k, v_set(1.428606765330187e-06f), s);
+  const vf q4 = v_set(0.001381457899697125f);
+  const vf b3 = sg_v_fma(q4, s, v_set(-0.008368730545043945f));
+  const vf q2 = sg_v_fma(b3, s, v_set(0.04166838899254799f));
+  const vf b1 = sg_v_fma(q2, s, v_set(-0.1666652113199234f));
+  const vf q0 = sg_v_fma(b1, s, v_set(0.4999999403953552f));
+  return sg_v_fma(q0, s * s, -s) + 1.0f;
+}
 
 /* 2^n for n in [-250, 0] as two normal factors, so that x * s1 * s2 rounds
  * once even when the result is subnormal. */
@@ -176,9 +202,9 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
 static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za, vf zb,
                                                                    int want_grad) {
   vf z = sg_v_max(v_set(-87.0f), sg_v_min(v_set(87.0f), za));
-  vi n;
-  vf p = v_exp_parts1(-z, &n);
-  vf e = p * (vf)((n + 127) << 23); /* exp(-z) */
+  vf scale;
+  vf p = v_exp_negz(z, &scale);
+  vf e = p * scale; /* exp(-z) */
   vf den = 1.0f + e;
   sg_logistic o;
   o.xs = x / den;
