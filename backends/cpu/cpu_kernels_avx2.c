@@ -29,7 +29,6 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
 #define sg_v_any_lt(x, c) sg_v_any((x) < (c))
 #define sg_v_sel_ge(x, c, a, b) ((vu)v_sel((x) >= (c), (vf)(a), (vf)(b)))
 #define sg_v_sel_nan(x, a, b) ((vu)v_sel((x) != (x), (vf)(a), (vf)(b)))
-#define sg_v_any_ult(u, c) sg_v_any((vi)((u) < (c)))
 
 /* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
  * argument passes through, as in the portable v_sel form. */

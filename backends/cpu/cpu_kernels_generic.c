@@ -71,7 +71,6 @@ static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; 
 #define sg_v_any_lt(x, c) sg_v_any((x) < (c))
 #define sg_v_sel_ge(x, c, a, b) ((vu)v_sel((x) >= (c), (vf)(a), (vf)(b)))
 #define sg_v_sel_nan(x, a, b) ((vu)v_sel((x) != (x), (vf)(a), (vf)(b)))
-#define sg_v_any_ult(u, c) sg_v_any((vi)((u) < (c)))
 
 #define sg_v_max(bound, x) v_max_keepnan((x), (bound))
 #define sg_v_min(bound, x) v_min_keepnan((x), (bound))

@@ -7,8 +7,9 @@
  *   sg_v_fma(a,b,c) fused a*b+c
  *   sg_load_f16 / sg_store_f16: fp16 <-> fp32 conversion of one vector
  *   sg_v_hmax(v)    the largest lane of a vector of lanes >= 0 (no NaN)
- *   sg_v_any(m), sg_v_any_lt(x, c), sg_v_any_ult(u, c): any lane of a mask
- *                   set / any lane x < c / any unsigned lane u < c
+ *   sg_v_any(m), sg_v_any_lt(x, c): any lane of a mask set / any lane x < c
+ *   sg_v_any_subnormal(x): any lane of x subnormal (the AVX-512 builds only,
+ *                   for the native bf16 rounding)
  *   sg_v_sel_ge(x, c, a, b), sg_v_sel_nan(x, a, b): per lane, x >= c ? a : b
  *                   and isnan(x) ? a : b
  *
@@ -67,7 +68,7 @@ static inline __attribute__((always_inline)) vh v_to_bf16(vf v) {
   /* The instruction rounds and quiets NaN exactly as the integer form but
    * reads fp32 subnormals as zero: vectors holding one (|v| bits in
    * [1, 2^23 - 1]) take the integer form. */
-  if (__builtin_expect(!sg_v_any_ult((vu)v_abs(v) - 1u, 0x7fffffu), 1)) return SG_BF16_NATIVE(v);
+  if (__builtin_expect(!sg_v_any_subnormal(v), 1)) return SG_BF16_NATIVE(v);
 #endif
   return v_to_bf16_int(v);
 }
