@@ -42,6 +42,8 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
   ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), _CMP_GE_OQ), (__m512i)(b), (__m512i)(a)))
 #define sg_v_sel_nan(x, a, b) \
   ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(x), _CMP_UNORD_Q), (__m512i)(b), (__m512i)(a)))
+#define sg_v_blend_gt(x, c, a, b) \
+  ((vf)_mm512_mask_blend_ps(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), _CMP_GT_OQ), (__m512)(b), (__m512)(a)))
 /* any subnormal lane: one vfpclassps (class 0x20, denormal) */
 #define sg_v_any_subnormal(x) (_mm512_fpclass_ps_mask((__m512)(x), 0x20) != 0)
 

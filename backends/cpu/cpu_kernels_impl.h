@@ -11,7 +11,8 @@
  *   sg_v_any_subnormal(x): any lane of x subnormal (the AVX-512 builds only,
  *                   for the native bf16 rounding)
  *   sg_v_sel_ge(x, c, a, b), sg_v_sel_nan(x, a, b): per lane, x >= c ? a : b
- *                   and isnan(x) ? a : b
+ *                   and isnan(x) ? a : b (integer lanes)
+ *   sg_v_blend_gt(x, c, a, b): per lane, x > c ? a : b (float lanes)
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -159,8 +160,13 @@ static inline void v_pow2_split(vi n, vf *s1, vf *s2) {
  * xs = x * sigmoid(z) accurate down into the subnormal range. */
 typedef struct {
   vf sig, sigc, xs;
-  vi far; /* |z| > 150: exp(-|z|) and every product with it round to 0 in fp32 */
 } sg_logistic;
+
+/* x where |z| > 150, else y: there exp(-|z|) and every product with it
+ * round to 0 in fp32, and the derivatives take their limits (a compare into
+ * a mask and a blend; a vector mask carried in sg_logistic cost two more
+ * operations a vector in the backward loops). */
+#define v_far_sel(za, x, y) sg_v_blend_gt(v_abs(za), v_set(150.0f), (x), (y))
 
 /* The general evaluation, valid for every z: exp(-|z|) as p * 2^n with the
  * scale applied in two normal halves, so results deep in the subnormal range
@@ -190,7 +196,6 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
   vf negv = ((x / den) * p) * s1 * s2;
   vf xs = v_sel(neg, negv, pos);
   o.xs = v_sel(far & neg, v_signbit(x), xs); /* x * 0, without inf * 0 = NaN */
-  o.far = far;
   return o;
 }
 
@@ -213,7 +218,6 @@ static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za,
     o.sig = 1.0f / den;
     o.sigc = e * o.sig;
   }
-  o.far = za > 150.0f; /* the lower tail is the wide path's */
   if (__builtin_expect(sg_v_any_lt(za, -87.0f), 0)) {
     const vi low = za < -87.0f;
     sg_logistic w = v_logistic_wide(x, za, zb);
@@ -222,7 +226,6 @@ static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za,
       o.sig = v_sel(low, w.sig, o.sig);
       o.sigc = v_sel(low, w.sigc, o.sigc);
     }
-    o.far = o.far | (low & w.far);
   }
   return o;
 }
@@ -284,7 +287,7 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
       sg_logistic l = v_logistic(gate, gate, v_set(0.0f), want_grad);
       o.a = l.xs;
       /* far: keeps inf * 0 out of the limits silu'(+inf) = 1, silu'(-inf) = 0 */
-      if (want_grad) o.da = v_sel(l.far, l.sig, sg_v_fma(l.xs, l.sigc, l.sig));
+      if (want_grad) o.da = v_far_sel(gate, l.sig, sg_v_fma(l.xs, l.sigc, l.sig));
       break;
     }
     case 1: { /* GELU tanh: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) */
@@ -296,7 +299,7 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
       if (want_grad) {
         vf dz = sg_v_fma(x2, v_set(3.0f * 0.044715f * 1.5957691216057308f),
                          v_set(1.5957691216057308f));
-        o.da = v_sel(l.far, l.sig, sg_v_fma(l.xs * l.sigc, dz, l.sig));
+        o.da = v_far_sel(z, l.sig, sg_v_fma(l.xs * l.sigc, dz, l.sig));
       }
       break;
     }
@@ -329,7 +332,7 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
       if (want_grad) {
         vi gate_clamped = gate > lim;
         vi up_clamped = (up > lim) | (up < -lim);
-        vf da = v_sel(l.far, l.sig, sg_v_fma(l.xs * al, l.sigc, l.sig));
+        vf da = v_far_sel(g * al, l.sig, sg_v_fma(l.xs * al, l.sigc, l.sig));
         o.da = v_sel(gate_clamped, v_set(0.0f), da);
         o.dm = v_sel(up_clamped, v_set(0.0f), v_set(1.0f));
         o.dm = v_sel(up != up, up, o.dm); /* a NaN up: clamped or not is unknown */
