@@ -42,8 +42,13 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
   ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), _CMP_GE_OQ), (__m512i)(b), (__m512i)(a)))
 #define sg_v_sel_nan(x, a, b) \
   ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(x), _CMP_UNORD_Q), (__m512i)(b), (__m512i)(a)))
-#define sg_v_blend_gt(x, c, a, b) \
-  ((vf)_mm512_mask_blend_ps(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), _CMP_GT_OQ), (__m512)(b), (__m512)(a)))
+#define sg_v_blend_cmp(x, c, pred, a, b) \
+  ((vf)_mm512_mask_blend_ps(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), pred), (__m512)(b), (__m512)(a)))
+#define sg_v_blend_gt(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_GT_OQ, a, b)
+#define sg_v_blend_lt(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_LT_OQ, a, b)
+#define sg_v_blend_eq(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_EQ_OQ, a, b)
+#define sg_v_blend_nan(x, a, b) sg_v_blend_cmp(x, x, _CMP_UNORD_Q, a, b)
+#define sg_v_any_gt(x, c) (_mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(c), _CMP_GT_OQ) != 0)
 /* any subnormal lane: one vfpclassps (class 0x20, denormal) */
 #define sg_v_any_subnormal(x) (_mm512_fpclass_ps_mask((__m512)(x), 0x20) != 0)
 

@@ -12,7 +12,9 @@
  *                   for the native bf16 rounding)
  *   sg_v_sel_ge(x, c, a, b), sg_v_sel_nan(x, a, b): per lane, x >= c ? a : b
  *                   and isnan(x) ? a : b (integer lanes)
- *   sg_v_blend_gt(x, c, a, b): per lane, x > c ? a : b (float lanes)
+ *   sg_v_blend_gt/lt/eq(x, c, a, b), sg_v_blend_nan(x, a, b): per lane,
+ *                   x > c (< c, == c, NaN) ? a : b (float lanes)
+ *   sg_v_any_gt(x, c): any lane x > c
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -234,15 +236,14 @@ static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za,
  * erfc(s / sqrt 2) = exp(-s^2 / 2) F(s) for s = |x| with F(s) = t P(t),
  * t = 1 / (1 + s/2): no cancellation for negative x. The polynomial was
  * fitted by tools/fit_gelu_erfc.py (relative error 2.3e-7 in fp32). */
-static inline void v_normal_cdf_pdf(vf x, vf *cdf, vf *pdf) {
+static inline __attribute__((always_inline)) void v_normal_cdf_pdf(vf x, vf *cdf, vf *pdf) {
   vf s = v_abs(x);
-  vf s_cl = v_sel(s > 14.5f, v_set(14.5f), s);
+  /* min(s, 14.5), NaN -> 14.5: NaN lanes are replaced at the end anyway */
+  vf s_cl = sg_v_min(s, v_set(14.5f));
   vf x2 = s_cl * s_cl;
   vf x2lo = sg_v_fma(s_cl, s_cl, -x2); /* x^2 = x2 + x2lo exactly */
   vi n;
   vf p = v_exp_parts(-0.5f * x2, -0.5f * x2lo, &n);
-  vf s1, s2;
-  v_pow2_split(n, &s1, &s2);
   vf t = 1.0f / sg_v_fma(s_cl, v_set(0.5f), v_set(1.0f));
   vf f = v_set(-0.078136705f);
   f = sg_v_fma(f, t, v_set(0.37493303f));
@@ -256,16 +257,29 @@ static inline void v_normal_cdf_pdf(vf x, vf *cdf, vf *pdf) {
   f = sg_v_fma(f, t, v_set(0.39836183f));
   f = sg_v_fma(f, t, v_set(0.39896083f));
   f = (f * t) * 0.5f; /* F(s) / 2 */
-  vf tail = (f * p) * s1 * s2; /* P(X > s) = 0.5 erfc(s / sqrt 2) = exp(-s^2/2) F(s) / 2 */
-  vi far = s > 14.5f;
-  tail = v_sel(far, v_set(0.0f), tail);
-  *cdf = v_sel(x < 0.0f, tail, 1.0f - tail);
-  vf dens = (p * 0.398942280401432678f) * s1 * s2;
-  *pdf = v_sel(far, v_set(0.0f), dens);
-  /* NaN in, NaN out (the comparisons above send NaN down the 1 - tail path). */
-  vi nan = x != x;
-  *cdf = v_sel(nan, x, *cdf);
-  *pdf = v_sel(nan, x, *pdf);
+  /* P(X > s) = 0.5 erfc(s / sqrt 2) = exp(-s^2/2) F(s) / 2, and the
+   * density, each times 2^n: for s <= 13, n >= -122 and 2^n is one normal
+   * factor, which rounds a subnormal product once just as the two halves
+   * do (the first half's product is exact); beyond, the two halves */
+  const vf fp = f * p, pc = p * 0.398942280401432678f;
+  vf tail, dens;
+  if (__builtin_expect(!sg_v_any_gt(s_cl, 13.0f), 1)) {
+    const vf sc = (vf)((n + 127) << 23);
+    tail = fp * sc;
+    dens = pc * sc;
+  } else {
+    vf s1, s2;
+    v_pow2_split(n, &s1, &s2);
+    tail = fp * s1 * s2;
+    dens = pc * s1 * s2;
+  }
+  /* Beyond s = 14.5 (and for NaN) both are evaluated at s = 14.5, where
+   * they round to +0 (below 2^-150 before rounding): the tails' limits
+   * with no select. NaN in, NaN out: the callers' x * cdf is NaN already;
+   * the density is made NaN here (at 14.5 it is 0, which the callers read
+   * as "in the tail"). */
+  *cdf = sg_v_blend_lt(x, v_set(0.0f), tail, 1.0f - tail);
+  *pdf = sg_v_blend_nan(x, x, dens);
 }
 
 /* One activation evaluated on a vector of (gate, up): a = act(g) where g is
@@ -308,9 +322,9 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
       v_normal_cdf_pdf(gate, &cdf, &pdf);
       o.a = gate * cdf;
       /* -inf * Phi(-inf) = -inf * 0: the limit is -0. */
-      o.a = v_sel(cdf == 0.0f, v_signbit(gate), o.a);
+      o.a = sg_v_blend_eq(cdf, v_set(0.0f), v_signbit(gate), o.a);
       /* pdf == 0 only in the tails (and at +-inf, where gate * pdf is NaN) */
-      if (want_grad) o.da = v_sel(pdf == 0.0f, cdf, sg_v_fma(gate, pdf, cdf));
+      if (want_grad) o.da = sg_v_blend_eq(pdf, v_set(0.0f), cdf, sg_v_fma(gate, pdf, cdf));
       break;
     }
     case 3: { /* ReLU */
