@@ -337,19 +337,19 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
     case 4:   /* gpt-oss: g * sigmoid(alpha g) * (u + 1) */
     case 5: { /* clamped SiLU: silu(g) * u */
       const vf lim = v_set(limit);
-      vf g = v_min_keepnan(gate, lim);
-      vf u = v_max_keepnan(v_min_keepnan(up, lim), -lim);
+      /* sg_v_min(bound, x) is v_min_keepnan(x, bound) in one operation */
+      vf g = sg_v_min(lim, gate);
+      vf u = sg_v_max(-lim, sg_v_min(lim, up));
       float al = act == 4 ? alpha : 1.0f;
       sg_logistic l = v_logistic(g, g * al, v_set(0.0f), want_grad);
       o.a = l.xs;
       o.m = act == 4 ? u + 1.0f : u;
       if (want_grad) {
-        vi gate_clamped = gate > lim;
-        vi up_clamped = (up > lim) | (up < -lim);
         vf da = v_far_sel(g * al, l.sig, sg_v_fma(l.xs * al, l.sigc, l.sig));
-        o.da = v_sel(gate_clamped, v_set(0.0f), da);
-        o.dm = v_sel(up_clamped, v_set(0.0f), v_set(1.0f));
-        o.dm = v_sel(up != up, up, o.dm); /* a NaN up: clamped or not is unknown */
+        o.da = sg_v_blend_gt(gate, lim, v_set(0.0f), da);
+        /* |up| > lim: clamped; a NaN up: clamped or not is unknown */
+        o.dm = sg_v_blend_gt(v_abs(up), lim, v_set(0.0f), v_set(1.0f));
+        o.dm = sg_v_blend_nan(up, up, o.dm);
       }
       break;
     }
