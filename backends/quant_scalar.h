@@ -159,12 +159,17 @@ SG_HD static inline float sg_group_scale(const sg_quant_problem *p, int format, 
   return sg_group_scale_amax(p, format, amax, sf, sb, zero);
 }
 
+/* Whether the encoding stores the scale as a float (else as a byte). */
+SG_HD static inline int sg_scale_is_fp32(const sg_quant_problem *p) {
+  return p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
+}
+
 /* Stores group g's scale of row m of expert e in the problem's encoding. */
 SG_HD static inline void sg_write_scale(const sg_quant_problem *p, int64_t e, int64_t m, int64_t g,
                                         float f, uint32_t b) {
   if (p->encoding == SWIGLU_SCALE_UE8M0_PACKED) {
     p->scales[sg_scale_index(p, e, m, g / 4) * 4 + g % 4] = (char)b;
-  } else if (p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0) {
+  } else if (sg_scale_is_fp32(p)) {
     memcpy(p->scales + sg_scale_index(p, e, m, g) * 4, &f, 4);
   } else {
     p->scales[sg_scale_index(p, e, m, g)] = (char)b;

@@ -36,15 +36,12 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 /* any lane x < c, compared straight into a mask register (GCC does not fold
  * a vector compare followed by sg_v_any back into one) */
 #define sg_v_any_lt(x, c) (_mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(c), _CMP_LT_OQ) != 0)
-/* x >= c ? a : b and isnan(x) ? a : b for vu a, b: a compare into a mask
- * and one blend (GCC made the portable and/andnot/or form five operations) */
-#define sg_v_sel_ge(x, c, a, b) \
-  ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), _CMP_GE_OQ), (__m512i)(b), (__m512i)(a)))
-#define sg_v_sel_nan(x, a, b) \
-  ((vu)_mm512_mask_blend_epi32(_mm512_cmp_ps_mask((__m512)(x), (__m512)(x), _CMP_UNORD_Q), (__m512i)(b), (__m512i)(a)))
+/* x OP c ? a : b: a compare into a mask and one blend (GCC made the
+ * portable and/andnot/or form five operations) */
 #define sg_v_blend_cmp(x, c, pred, a, b) \
   ((vf)_mm512_mask_blend_ps(_mm512_cmp_ps_mask((__m512)(x), (__m512)(c), pred), (__m512)(b), (__m512)(a)))
 #define sg_v_blend_gt(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_GT_OQ, a, b)
+#define sg_v_blend_ge(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_GE_OQ, a, b)
 #define sg_v_blend_lt(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_LT_OQ, a, b)
 #define sg_v_blend_eq(x, c, a, b) sg_v_blend_cmp(x, c, _CMP_EQ_OQ, a, b)
 #define sg_v_blend_nan(x, a, b) sg_v_blend_cmp(x, x, _CMP_UNORD_Q, a, b)

@@ -10,10 +10,8 @@
  *   sg_v_any(m), sg_v_any_lt(x, c): any lane of a mask set / any lane x < c
  *   sg_v_any_subnormal(x): any lane of x subnormal (the AVX-512 builds only,
  *                   for the native bf16 rounding)
- *   sg_v_sel_ge(x, c, a, b), sg_v_sel_nan(x, a, b): per lane, x >= c ? a : b
- *                   and isnan(x) ? a : b (integer lanes)
- *   sg_v_blend_gt/lt/eq(x, c, a, b), sg_v_blend_nan(x, a, b): per lane,
- *                   x > c (< c, == c, NaN) ? a : b (float lanes)
+ *   sg_v_blend_gt/ge/lt/eq(x, c, a, b), sg_v_blend_nan(x, a, b): per lane,
+ *                   x > c (>= c, < c, == c, NaN) ? a : b (vf a, b)
  *   sg_v_any_gt(x, c): any lane x > c
  *
  * Every lane goes through the same operations in every ISA, and tails are
@@ -609,10 +607,10 @@ static inline __attribute__((always_inline)) vu v_encode(vf x, vf q, const sg_fm
   /* below the smallest normal, the float sum a + c (ulp(c) = the format's
    * subnormal spacing) rounds a onto the subnormal grid, ties to even */
   const vu sub = (vu)(a + f.c) - (vu)v_set(f.c);
-  vu code = sg_v_sel_ge(a, v_set(f.min_normal), normal, sub);
+  vu code = (vu)sg_v_blend_ge(a, v_set(f.min_normal), (vf)normal, (vf)sub);
   vu sign = ((vu)x >> (31 - f.sign_shift)) & (1u << f.sign_shift);
   if (f.fnuz) sign = (vu)((vi)sign & (code != 0u)); /* no negative zero */
-  return sg_v_sel_nan(x, (vu){0} + f.nan_code, code | sign);
+  return (vu)sg_v_blend_nan(x, (vf)((vu){0} + f.nan_code), (vf)(code | sign));
 }
 
 static inline __attribute__((always_inline)) vu v_encode_int8(vf x, vf q) {
@@ -672,9 +670,9 @@ static inline __attribute__((always_inline)) vf v_quotient(vf x, vf d, vf y, int
  * first). The loop over whole vectors is kept free of the tail and of the
  * per-group choices, which are hoisted into separate instances. */
 static inline __attribute__((always_inline)) void encode_group_as(const float *h, int64_t n,
-                                                                  float div, const int format,
+                                                                  float div, float y, const int format,
                                                                   const int fast, uint8_t *out) {
-  const vf d = v_set(div), vy = v_set(1.0f / div);
+  const vf d = v_set(div), vy = v_set(y); /* y = RN(1 / div) */
   int64_t i = 0;
   if (format != SWIGLU_QUANT_NVFP4) {
     for (; i + SG_W <= n; i += SG_W) {
@@ -705,13 +703,13 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
                                    const uint8_t *zero, const int format, uint8_t *out) {
   const int64_t ob = format == SWIGLU_QUANT_NVFP4 ? G / 2 : G; /* output bytes per group */
   for (int64_t j = 0; j < k; ++j) {
-    const float d = div[j];
+    const float d = div[j], y = 1.0f / d;
     if (zero[j]) { /* every code is 0 (docs/numerics.md) */
       memset(out + j * ob, 0, (size_t)ob);
-    } else if (d >= 0x1p-86f && 1.0f / d <= 3.40282347e38f) {
-      encode_group_as(h + j * G, G, d, format, 1, out + j * ob);
+    } else if (d >= 0x1p-86f && y <= 3.40282347e38f) {
+      encode_group_as(h + j * G, G, d, y, format, 1, out + j * ob);
     } else {
-      encode_group_as(h + j * G, G, d, format, 0, out + j * ob);
+      encode_group_as(h + j * G, G, d, y, format, 0, out + j * ob);
     }
   }
 }
@@ -740,7 +738,7 @@ typedef struct {
 } sg_scale_block;
 
 static void scale_block_flush(const sg_quant_problem *p, sg_scale_block *b) {
-  const int fp32 = p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
+  const int fp32 = sg_scale_is_fp32(p);
   for (int64_t g = 0; g < p->groups; ++g)
     for (int64_t i = 0; i < b->n; ++i) {
       const uint32_t v = b->v[i * p->groups + g];
@@ -765,7 +763,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   uint16_t *h16 = (uint16_t *)(h + H + 2 * SG_W); /* SG_CHUNK halves; unused for fp32 */
   sg_scale_block sblk = {(uint32_t *)(h + H + 64 + SG_CHUNK), 0, 0, 0};
   const int buffered = p->scales && p->layout != SWIGLU_SCALE_ROW_MAJOR;
-  const int fp32_scale = p->encoding == SWIGLU_SCALE_FP32 || p->encoding == SWIGLU_SCALE_FP32_UE8M0;
+  const int fp32_scale = sg_scale_is_fp32(p);
   const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
   const int per_tensor = p->granularity == SWIGLU_SCALE_PER_TENSOR;
   float divs[SG_QUANT_COLS / 8]; /* a chunk's groups: at most SG_QUANT_COLS / 8, or 1 */

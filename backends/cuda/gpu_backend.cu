@@ -757,10 +757,7 @@ struct sg_quant_launch {
  * byte), and from a row's scales to the next row's of the same expert --
  * shared by the kernel's addressing and the host's steps. */
 SG_HD inline int64_t sg_scale_unit(const sg_quant_problem &p) {
-  return p.encoding == SWIGLU_SCALE_UE8M0_PACKED || p.encoding == SWIGLU_SCALE_FP32 ||
-                 p.encoding == SWIGLU_SCALE_FP32_UE8M0
-             ? 4
-             : 1;
+  return p.encoding == SWIGLU_SCALE_UE8M0_PACKED || sg_scale_is_fp32(&p) ? 4 : 1;
 }
 SG_HD inline int64_t sg_scale_row_step(const sg_quant_problem &p) {
   return p.layout == SWIGLU_SCALE_ROW_MAJOR ? p.scale_cols * sg_scale_unit(p) : sg_scale_unit(p);
