@@ -26,13 +26,6 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
 #define sg_stream_fence() _mm_sfence()
 #define sg_to_f16(v) (vh) _mm256_cvtps_ph((__m256)(v), _MM_FROUND_TO_NEAREST_INT)
 #define sg_v_any(m) (_mm256_movemask_ps((__m256)(m)) != 0)
-#define sg_v_any_lt(x, c) sg_v_any((x) < (c))
-#define sg_v_blend_gt(x, c, a, b) v_sel((x) > (c), (a), (b))
-#define sg_v_blend_ge(x, c, a, b) v_sel((x) >= (c), (a), (b))
-#define sg_v_blend_lt(x, c, a, b) v_sel((x) < (c), (a), (b))
-#define sg_v_blend_eq(x, c, a, b) v_sel((x) == (c), (a), (b))
-#define sg_v_blend_nan(x, a, b) v_sel((x) != (x), (a), (b))
-#define sg_v_any_gt(x, c) sg_v_any((x) > (c))
 
 /* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
  * argument passes through, as in the portable v_sel form. */

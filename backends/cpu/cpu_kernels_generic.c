@@ -68,13 +68,6 @@ static inline void sg_store_f16(void *p, sg_vf4 v) {
 static inline void sg_store_raw8(void *p, sg_vh4 h) { memcpy(p, &h, sizeof h); }
 #define sg_stream_fence() ((void)0)
 static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; }
-#define sg_v_any_lt(x, c) sg_v_any((x) < (c))
-#define sg_v_blend_gt(x, c, a, b) v_sel((x) > (c), (a), (b))
-#define sg_v_blend_ge(x, c, a, b) v_sel((x) >= (c), (a), (b))
-#define sg_v_blend_lt(x, c, a, b) v_sel((x) < (c), (a), (b))
-#define sg_v_blend_eq(x, c, a, b) v_sel((x) == (c), (a), (b))
-#define sg_v_blend_nan(x, a, b) v_sel((x) != (x), (a), (b))
-#define sg_v_any_gt(x, c) sg_v_any((x) > (c))
 
 #define sg_v_max(bound, x) v_max_keepnan((x), (bound))
 #define sg_v_min(bound, x) v_min_keepnan((x), (bound))

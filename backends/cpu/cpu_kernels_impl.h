@@ -7,12 +7,13 @@
  *   sg_v_fma(a,b,c) fused a*b+c
  *   sg_load_f16 / sg_store_f16: fp16 <-> fp32 conversion of one vector
  *   sg_v_hmax(v)    the largest lane of a vector of lanes >= 0 (no NaN)
- *   sg_v_any(m), sg_v_any_lt(x, c): any lane of a mask set / any lane x < c
+ *   sg_v_any(m)     any lane of a mask set
  *   sg_v_any_subnormal(x): any lane of x subnormal (the AVX-512 builds only,
  *                   for the native bf16 rounding)
+ * and may define (else the portable forms below, over v_sel and sg_v_any):
+ *   sg_v_any_lt(x, c), sg_v_any_gt(x, c): any lane x < c / x > c
  *   sg_v_blend_gt/ge/lt/eq(x, c, a, b), sg_v_blend_nan(x, a, b): per lane,
  *                   x > c (>= c, < c, == c, NaN) ? a : b (vf a, b)
- *   sg_v_any_gt(x, c): any lane x > c
  *
  * Every lane goes through the same operations in every ISA, and tails are
  * run through the same vector code on a padded copy, so the three builds give
@@ -37,6 +38,17 @@ typedef uint16_t vh __attribute__((vector_size(SG_W * 2), aligned(2)));
 static inline vf v_set(float x) { return (vf){0} + x; }
 static inline vi vi_set(int32_t x) { return (vi){0} + x; }
 static inline vf v_sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+/* Compare-and-select, portable forms: the AVX-512 build defines its own
+ * (a compare into a mask register and one blend). */
+#ifndef sg_v_blend_gt
+#define sg_v_any_lt(x, c) sg_v_any((x) < (c))
+#define sg_v_any_gt(x, c) sg_v_any((x) > (c))
+#define sg_v_blend_gt(x, c, a, b) v_sel((x) > (c), (a), (b))
+#define sg_v_blend_ge(x, c, a, b) v_sel((x) >= (c), (a), (b))
+#define sg_v_blend_lt(x, c, a, b) v_sel((x) < (c), (a), (b))
+#define sg_v_blend_eq(x, c, a, b) v_sel((x) == (c), (a), (b))
+#define sg_v_blend_nan(x, a, b) v_sel((x) != (x), (a), (b))
+#endif
 static inline vf v_abs(vf x) { return (vf)((vi)x & vi_set(0x7fffffff)); }
 static inline vf v_signbit(vf x) { return (vf)((vi)x & vi_set((int32_t)0x80000000u)); }
 /* NaN-preserving clamps: a NaN compares false and passes through unchanged. */
