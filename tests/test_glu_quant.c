@@ -72,7 +72,10 @@ typedef struct {
  *  4: 1 with each row's up scaled by 2^-70 (a tiny group), 2^-61 (around
  *     2^-60), by 2^-140..2^20 element by element (h that underflow), or
  *     2^124 (h near and past the fp32 range); fp16 inputs: as 1;
- *  5: 1 with one element in 500 zero, NaN, infinite or huge. */
+ *  5: 1 with one element in 500 zero, NaN, infinite or huge;
+ *  6: 1 with one gate in 8 near where a fast form hands over to the
+ *     exact one (|z| near 87, |x sigma(z)| near 2^-99, for each
+ *     activation's z: gates around 2^-97, 8.5, 10, 37.6, 64, 72, 87). */
 static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
   static const double few[6] = {-3.0, -1.0, 0.5, 1.0, 2.0, 4.0};
   const double n = t_normal(rng) * (up ? 1.0 : 2.0);
@@ -94,6 +97,15 @@ static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
       if (t_uniform(rng) < 0.002) {
         const double s = t_uniform(rng);
         return s < 0.25 ? 0.0 : s < 0.5 ? NAN : s < 0.75 ? INFINITY : ldexp(n, 100);
+      }
+      return n;
+    case 6:
+      if (!up && t_uniform(rng) < 0.125) {
+        static const double edge[] = {0x1p-97, 0x1p-98, 0x1p-96, 8.5, 8.0, 9.9, 10.5, 37.6, 64.0 / 1.702,
+                                      64.0, 63.5, 72.0, 86.9, 87.5};
+        const double e = edge[(int)(t_uniform(rng) * (sizeof edge / sizeof edge[0]))];
+        const double j = 1.0 + ldexp(t_uniform(rng) - 0.5, -6);
+        return (t_uniform(rng) < 0.5 ? -e : e) * j;
       }
       return n;
     default:
@@ -581,7 +593,7 @@ int main(int argc, char **argv) {
    * (aligned and not: both of a backend's row paths) and masked experts,
    * 64 rows of 2048 (about 2^17 elements a case: quotients near a code
    * boundary, about one in 2^11 of them, show up in every case) */
-  for (int dist = 1; dist <= 5; ++dist)
+  for (int dist = 1; dist <= 6; ++dist)
     for (int ai = 0; ai < 4; ++ai)
       for (int tin = 0; tin < 3; ++tin) {
         const int n = dist + ai + tin;

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <type_traits>
 
 #include "vendor.h"
 #include "../../core/swiglu_backend.h"
@@ -165,6 +166,46 @@ SG_DI void sg_load_gu_vec(const char *gp, const char *up, float (&g)[V], float (
   } else {
     sg_load<V>(gp, GD, V, true, g);
     sg_load<V>(up, GD, V, true, u);
+  }
+}
+
+/* A lane's V gate and up values of one row as loaded (16-bit inputs: V / 4
+ * words of 16 bytes, gate then up, or the interleaved pairs as they lie),
+ * so that a thread can hold its next row in registers while it computes
+ * this one (sg_quant_team_kernel). */
+template <int V>
+struct sg_gu_raw {
+  uint4 w[V / 4];
+};
+template <int IL, int V>
+SG_DI void sg_load_raw(const char *gp, const char *up, sg_gu_raw<V> &r) {
+#pragma unroll
+  for (int k = 0; k < V / 8; ++k) {
+    r.w[k] = ((const uint4 *)gp)[k];
+    r.w[V / 8 + k] = IL ? ((const uint4 *)gp)[V / 8 + k] : ((const uint4 *)up)[k];
+  }
+}
+/* sg_load_gu_vec's values from sg_load_raw's words */
+template <int GD, int IL, int V>
+SG_DI void sg_unpack_raw(const sg_gu_raw<V> &r, float (&g)[V], float (&u)[V]) {
+  uint32_t w[V];
+#pragma unroll
+  for (int k = 0; k < V / 4; ++k) w[4 * k] = r.w[k].x, w[4 * k + 1] = r.w[k].y, w[4 * k + 2] = r.w[k].z, w[4 * k + 3] = r.w[k].w;
+  const auto lo = [](uint32_t x) {
+    return GD == SG_BF16 ? __uint_as_float(x << 16) : __half2float(__ushort_as_half((uint16_t)(x & 0xffffu)));
+  };
+  const auto hi = [](uint32_t x) {
+    return GD == SG_BF16 ? __uint_as_float(x & 0xffff0000u) : __half2float(__ushort_as_half((uint16_t)(x >> 16)));
+  };
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    if (IL) {
+      g[i] = lo(w[i]), u[i] = hi(w[i]);
+    } else {
+      const uint32_t gw = w[i / 2], uw = w[V / 2 + i / 2];
+      g[i] = i % 2 ? hi(gw) : lo(gw);
+      u[i] = i % 2 ? hi(uw) : lo(uw);
+    }
   }
 }
 
@@ -404,11 +445,11 @@ __host__ __device__ constexpr bool sg_quant_vf() {
  * (sg_quant_group_vf applies it). *amax is the lane's
  * largest finite |h| (approximate unless *exact), *inf whether an h is
  * infinite or NaN (exact lanes only). */
-template <int ACT, int V, class Load>
-SG_DI void sg_quant_hv_vf(const sg_quant_problem &p, int64_t r, const Load &load, float (&h)[V], float &amax,
-                          bool &inf, bool &exact) {
+template <int ACT, int V, class First, class Load>
+SG_DI void sg_quant_hv_vf(const sg_quant_problem &p, int64_t r, const First &first, const Load &load, float (&h)[V],
+                          float &amax, bool &inf, bool &exact) {
   float gg[V], uu[V];
-  load(gg, uu);
+  first(gg, uu); /* the row's inputs, from registers (sg_gu_raw) or memory */
   bool slow = false;
 #pragma unroll
   for (int i = 0; i < V; ++i) {
@@ -518,8 +559,9 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
 template <bool QVEC, int N>
 SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N]) {
   constexpr int V = 4 * N;
-  if constexpr (QVEC && V == 16) {
-    *(uint4 *)qp = make_uint4(w[0], w[1], w[2], w[3]);
+  if constexpr (QVEC && V % 16 == 0) {
+#pragma unroll
+    for (int k = 0; k < V / 4; k += 4) *(uint4 *)(qp + 4 * k) = make_uint4(w[k], w[k + 1], w[k + 2], w[k + 3]);
   } else if (QVEC || ((uintptr_t)qp & 7u) == 0) {
 #pragma unroll
     for (int k = 0; k < V / 4; k += 2) *(uint2 *)(qp + 4 * k) = make_uint2(w[k], w[k + 1]);
@@ -769,7 +811,8 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
  * rows, several per thread on large problems. Lanes past the last group
  * still take part in the width-TL shuffles. ACT, GD, IL and FMT specialise
  * the common cases (template constants; -1 reads them from the problem); the
- * specialised instances take 16 elements per lane, the generic ones 8. On
+ * specialised instances take 16 elements per lane (the verified-h ones 32),
+ * the generic ones 8. On
  * the vec path (specialised instances only) a thread walks pointers from row
  * to row -- inputs, codes and its group's scale -- instead of computing each
  * row's addresses. */
@@ -803,10 +846,40 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_MINB_RH
 #define SG_QUANT_MINB_RH (4 * 256 / SG_QUANT_THREADS_RH)
 #endif
+/* The verified-h instances (sg_quant_vf) take 32 elements per lane (4
+ * lanes a group), blocks of 64 threads, 8 blocks a SM (128 registers, no
+ * spill on the common path) and the register pipeline (SG_QUANT_PIPE):
+ * the per-row work (team maxima, the scale and its reciprocal, the exact
+ * recomputation of the maximum's candidates, the stores) is shared by 32
+ * elements instead of 16, and the next row's loads are always in flight.
+ * H200, same-run A/B against 16 elements, 128 threads, 64 registers:
+ * 0.83-0.86 -> 0.89-0.92 of the copy (fp32 scales), 0.90-0.92 -> 0.94-1.00
+ * (packed UE8M0) at the large shapes; 32 elements without the pipeline ran
+ * as the old instances, and 128-thread blocks lost up to 0.04 where a
+ * row's 448 lanes leave half a block idle (bench/NOTES.md). */
+#ifndef SG_QV_VF
+#define SG_QV_VF 32
+#endif
+#ifndef SG_QUANT_THREADS_VF
+#define SG_QUANT_THREADS_VF 64
+#endif
+#ifndef SG_QUANT_MINB_VF
+#define SG_QUANT_MINB_VF 8
+#endif
+#ifndef SG_QUANT_ROWS_VF
+#define SG_QUANT_ROWS_VF SG_QUANT_ROWS
+#endif
+#ifndef SG_QUANT_PIPE
+#define SG_QUANT_PIPE 1
+#endif
 template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
-__global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREADS,
-                                  RD >= 0 ? SG_QUANT_MINB_RH : SG_QUANT_MINB) sg_quant_team_kernel(const sg_quant_problem p, const int *bad,
-                                                           const sg_quant_launch L) {
+__global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH
+                                  : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_THREADS_VF
+                                                                : SG_QUANT_THREADS,
+                                  RD >= 0 ? SG_QUANT_MINB_RH
+                                  : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_MINB_VF
+                                                                : SG_QUANT_MINB)
+    sg_quant_team_kernel(const sg_quant_problem p, const int *bad, const sg_quant_launch L) {
   if (bad && *bad) return;
   constexpr bool VF = sg_quant_vf<ACT, FMT, RD>();
   const int sub = threadIdx.x % TL;
@@ -827,8 +900,11 @@ __global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREA
     const int pad = packed && g == p.groups - 1 ? (int)(4 * p.scale_cols - p.groups) : 0;
     const bool writes_scale = sub == 0 && p.scales && in_range;
     char *sbase = p.scales + (rm ? c * W : c * ld * W) + (packed ? g % 4 : 0);
+    /* the verified-h instances of 16-bit inputs, on the dense path, load
+     * each row's inputs into registers during the previous row */
+    constexpr bool pipe = SG_QUANT_PIPE && VF && GD != SG_F32;
     /* one row: h, the group's scale and codes, the scale stored at dst */
-    auto row = [&](uint32_t r, const char *gr, const char *ur, char *qr, char *dst, bool live) {
+    auto row = [&](uint32_t r, const char *gr, const char *ur, char *qr, char *dst, bool live, const auto &first) {
       float h[V];
       float amax = 0.0f;
       bool inf = false;
@@ -837,7 +913,12 @@ __global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREA
       const auto load = [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gr, ur, gg, uu); };
       if constexpr (VF) {
         bool exact = false;
-        if (live) sg_quant_hv_vf<ACT, V>(p, r, load, h, amax, inf, exact);
+        if constexpr (std::is_same<std::decay_t<decltype(first)>, sg_gu_raw<V>>::value) {
+          const auto unpack = [&](float(&gg)[V], float(&uu)[V]) { sg_unpack_raw<GD, IL, V>(first, gg, uu); };
+          if (live) sg_quant_hv_vf<ACT, V>(p, r, unpack, load, h, amax, inf, exact);
+        } else {
+          if (live) sg_quant_hv_vf<ACT, V>(p, r, load, load, h, amax, inf, exact);
+        }
         const auto one = [&](int j, float &gv, float &uv) {
           const int64_t o = (int64_t)j * (IL ? 2 : 1) * es;
           gv = sg_cvt_in(gr + o, GD, 0);
@@ -868,18 +949,37 @@ __global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREA
      * nor do the verified-h instances (VF), whose h is the ROUND_H
      * instances' arithmetic (with it: 0.75-0.80 against 0.76-0.83). */
     constexpr bool prefetch = RD < 0 && GD != SG_F32 && !VF;
+
     if (L.dense) {
       /* no experts: every pointer, the scale's too, steps by a constant the
        * host worked out (kernel parameters, so the loop keeps no step in
        * registers and recomputes none: ~40 fewer instructions per row) */
       char *sp = sbase + (int64_t)blockIdx.y * s_m;
-      for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
-           r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep, sp += L.sstep) {
-        if (prefetch && in_range && r + gridDim.y < (uint32_t)p.glu.rows) {
-          SG_PREFETCH_L1(gp + L.gstep);
-          if (!IL) SG_PREFETCH_L1(up + L.ustep); /* interleaved: up is in the gate's row */
+      if constexpr (pipe) {
+        /* the next row's loads are issued before this row's math, into a
+         * second set of registers (copied over at the end of the row: 32
+         * moves, cheaper than the alternatives measured -- issuing them
+         * after h, into the consumed registers, queued the candidates'
+         * reloads behind them: 0.88 against 0.91 of an H200's copy; two
+         * rows an iteration with alternating buffers spilled: 0.56) */
+        sg_gu_raw<V> cur;
+        const uint32_t rows = (uint32_t)p.glu.rows;
+        if (in_range && blockIdx.y < rows) sg_load_raw<IL, V>(gp, up, cur);
+        for (uint32_t r = blockIdx.y; r < rows; r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep, sp += L.sstep) {
+          sg_gu_raw<V> nxt;
+          if (in_range && r + gridDim.y < rows) sg_load_raw<IL, V>(gp + L.gstep, up + L.ustep, nxt);
+          row(r, gp, up, qp, sp, in_range, cur);
+          cur = nxt;
         }
-        row(r, gp, up, qp, sp, in_range);
+      } else {
+        for (uint32_t r = blockIdx.y; r < (uint32_t)p.glu.rows;
+             r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep, sp += L.sstep) {
+          if (prefetch && in_range && r + gridDim.y < (uint32_t)p.glu.rows) {
+            SG_PREFETCH_L1(gp + L.gstep);
+            if (!IL) SG_PREFETCH_L1(up + L.ustep); /* interleaved: up is in the gate's row */
+          }
+          row(r, gp, up, qp, sp, in_range, 0);
+        }
       }
       return;
     }
@@ -891,7 +991,7 @@ __global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREA
       }
       const uint32_t e = sg_div_m(r, L), m = r - e * L.M;
       const bool live = in_range && (!p.expert_counts || (int32_t)m < p.expert_counts[e]);
-      row(r, gp, up, qp, sbase + (int64_t)e * s_e + (int64_t)m * s_m, live);
+      row(r, gp, up, qp, sbase + (int64_t)e * s_e + (int64_t)m * s_m, live, 0);
     }
     return;
   }
@@ -910,7 +1010,7 @@ __global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH : SG_QUANT_THREA
       }
     };
     if (live) {
-      if constexpr (VF) sg_quant_hv_vf<ACT, V>(p, r, load, h, amax, inf, exact);
+      if constexpr (VF) sg_quant_hv_vf<ACT, V>(p, r, load, load, h, amax, inf, exact);
       else sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
     }
     float sf;
@@ -938,16 +1038,19 @@ typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *, const sg_qu
 /* The kernel for a per-group problem and its elements per lane. G = 128
  * (the common group) is specialised per activation, dtype, layout and
  * (E4M3FN, whose encoding is one instruction on sm_89+) format, 16
- * elements per lane; GELU erf has no branch-free form and, like every
- * other case, takes a generic instance with 8. */
+ * elements per lane (32 for the verified fp32 h: SG_QV_VF); GELU erf has
+ * no branch-free form and, like every other case, takes a generic instance
+ * with 8. */
 #ifndef SG_QV
 #define SG_QV 16
 #endif
 template <int ACT, int GD, int RD>
 static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
   const int T = 128 / SG_QV;
-  if (format == SWIGLU_QUANT_FP8_E4M3FN)
-    return il ? sg_quant_team_kernel<T, ACT, GD, 1, 0, SG_QV, RD> : sg_quant_team_kernel<T, ACT, GD, 0, 0, SG_QV, RD>;
+  if (format == SWIGLU_QUANT_FP8_E4M3FN) {
+    constexpr int VE = sg_quant_vf<ACT, 0, RD>() ? SG_QV_VF : SG_QV;
+    return il ? sg_quant_team_kernel<128 / VE, ACT, GD, 1, 0, VE, RD> : sg_quant_team_kernel<128 / VE, ACT, GD, 0, 0, VE, RD>;
+  }
   return il ? sg_quant_team_kernel<T, ACT, GD, 1, -1, SG_QV, RD> : sg_quant_team_kernel<T, ACT, GD, 0, -1, SG_QV, RD>;
 }
 /* ROUND_H (a 16-bit h, "forward then quantize") has its own instances: on
@@ -968,20 +1071,29 @@ static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p, bool *rh_inst
 }
 /* *v: elements per lane; *rh: a ROUND_H instance (RD >= 0), which takes its
  * own block size and rows per thread (gpu_glu_quant) */
-static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh) {
+static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh, bool *vf) {
   *v = SG_QV;
   *rh = false;
+  *vf = false;
   /* ROUND_H rounds to the input dtype: one dtype for gate and up (and the
    * specialised instances rely on it: sg_quant_hv) */
   if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
       (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
+    sg_quant_kernel k = NULL;
     switch (p->glu.activation) {
-      case 0: return sg_pick_quant_dt<0>(p, rh);
-      case 1: return sg_pick_quant_dt<1>(p, rh);
-      case 3: return sg_pick_quant_dt<3>(p, rh);
-      case 4: return sg_pick_quant_dt<4>(p, rh);
-      case 5: return sg_pick_quant_dt<5>(p, rh);
+      case 0: k = sg_pick_quant_dt<0>(p, rh); break;
+      case 1: k = sg_pick_quant_dt<1>(p, rh); break;
+      case 3: k = sg_pick_quant_dt<3>(p, rh); break;
+      case 4: k = sg_pick_quant_dt<4>(p, rh); break;
+      case 5: k = sg_pick_quant_dt<5>(p, rh); break;
       default: break;
+    }
+    if (k) {
+      /* the instance sg_quant_vf picks for the verified fp32 h */
+      *vf = !*rh && p->format == SWIGLU_QUANT_FP8_E4M3FN && p->glu.activation != 3 &&
+            sg_quant_vf<0, SWIGLU_QUANT_FP8_E4M3FN, -1>();
+      if (*vf) *v = SG_QV_VF;
+      return k;
     }
   }
   *v = 8;
@@ -1237,9 +1349,9 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
                        (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
     int v;
-    bool rh;
-    const sg_quant_kernel k = sg_pick_quant(p, &v, &rh);
-    const int64_t bt = rh ? SG_QUANT_THREADS_RH : SG_QUANT_THREADS;
+    bool rh, vf;
+    const sg_quant_kernel k = sg_pick_quant(p, &v, &rh, &vf);
+    const int64_t bt = rh ? SG_QUANT_THREADS_RH : vf ? SG_QUANT_THREADS_VF : SG_QUANT_THREADS;
     /* narrow rows get narrower blocks rather than idle lanes */
     const int64_t lanes = p->groups * (G / v);
     const int64_t threads = lanes >= bt ? bt : (lanes + 31) / 32 * 32;
@@ -1247,8 +1359,11 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     /* 8 rows per thread only where that still leaves two waves of threads
      * (1024 a SM at 64 registers): at 8192 x 1024 (one block of 64 lanes a
      * row) 8 rows ran 0.57-0.59 of the copy against 0.61-0.62 with 4 */
-    int64_t rows = rh ? SG_QUANT_ROWS_RH : SG_QUANT_ROWS;
-    if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < 2 * 1024 * (int64_t)s->sm_count) rows = 4;
+    int64_t rows = rh ? SG_QUANT_ROWS_RH : vf ? SG_QUANT_ROWS_VF : SG_QUANT_ROWS;
+    const int64_t resident = rh ? SG_QUANT_THREADS_RH * SG_QUANT_MINB_RH
+                             : vf ? SG_QUANT_THREADS_VF * SG_QUANT_MINB_VF
+                                  : SG_QUANT_THREADS * SG_QUANT_MINB; /* threads a SM holds */
+    if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < 2 * resident * (int64_t)s->sm_count) rows = 4;
     /* several rows per thread once the grid is large (as sg_ew_grid). Even
      * where that leaves thread slots empty it is faster: at H = 1024, T =
      * 8192 (64 lanes per row, half of an H200's slots filled) one row per
