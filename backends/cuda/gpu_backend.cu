@@ -1069,8 +1069,9 @@ static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p, bool *rh_inst
     default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format);
   }
 }
-/* *v: elements per lane; *rh: a ROUND_H instance (RD >= 0), which takes its
- * own block size and rows per thread (gpu_glu_quant) */
+/* *v: elements per lane; *rh: a ROUND_H instance (RD >= 0), *vf: a
+ * verified-h one (sg_quant_vf); both take their own block size and rows
+ * per thread (gpu_glu_quant) */
 static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh, bool *vf) {
   *v = SG_QV;
   *rh = false;
