@@ -872,13 +872,18 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_PIPE
 #define SG_QUANT_PIPE 1
 #endif
+/* the instance's launch bound (parenthesised where used: HIP's
+ * __launch_bounds__ is a macro, and the template commas would split it) */
+template <int ACT, int FMT, int RD>
+constexpr int sg_quant_bound_threads() {
+  return RD >= 0 ? SG_QUANT_THREADS_RH : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_THREADS_VF : SG_QUANT_THREADS;
+}
+template <int ACT, int FMT, int RD>
+constexpr int sg_quant_bound_blocks() {
+  return RD >= 0 ? SG_QUANT_MINB_RH : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_MINB_VF : SG_QUANT_MINB;
+}
 template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
-__global__ void __launch_bounds__(RD >= 0 ? SG_QUANT_THREADS_RH
-                                  : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_THREADS_VF
-                                                                : SG_QUANT_THREADS,
-                                  RD >= 0 ? SG_QUANT_MINB_RH
-                                  : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_MINB_VF
-                                                                : SG_QUANT_MINB)
+__global__ void __launch_bounds__((sg_quant_bound_threads<ACT, FMT, RD>()), (sg_quant_bound_blocks<ACT, FMT, RD>()))
     sg_quant_team_kernel(const sg_quant_problem p, const int *bad, const sg_quant_launch L) {
   if (bad && *bad) return;
   constexpr bool VF = sg_quant_vf<ACT, FMT, RD>();
