@@ -60,6 +60,7 @@ typedef struct {
   int64_t E, M, H, G;
   int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
   int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
+  float alpha;  /* gpt-oss alpha, where not 0 (else the descriptor's default) */
 } qcase;
 
 /* Inputs shaped like real activations, with the cases a backend may treat
@@ -75,7 +76,9 @@ typedef struct {
  *  5: 1 with one element in 500 zero, NaN, infinite or huge;
  *  6: 1 with one gate in 8 near where a fast form hands over to the
  *     exact one (|z| near 87, |x sigma(z)| near 2^-99, for each
- *     activation's z: gates around 2^-97, 8.5, 10, 37.6, 64, 72, 87). */
+ *     activation's z: gates around 2^-97, 8.5, 10, 37.6, 64, 72, 87), or
+ *     far past it (100, 10^4: a lane of the exact path that holds its
+ *     group's maximum). */
 static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
   static const double few[6] = {-3.0, -1.0, 0.5, 1.0, 2.0, 4.0};
   const double n = t_normal(rng) * (up ? 1.0 : 2.0);
@@ -102,7 +105,7 @@ static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
     case 6:
       if (!up && t_uniform(rng) < 0.125) {
         static const double edge[] = {0x1p-97, 0x1p-98, 0x1p-96, 8.5, 8.0, 9.9, 10.5, 37.6, 64.0 / 1.702,
-                                      64.0, 63.5, 72.0, 86.9, 87.5};
+                                      64.0, 63.5, 72.0, 86.9, 87.5, 100.0, 1e4};
         const double e = edge[(int)(t_uniform(rng) * (sizeof edge / sizeof edge[0]))];
         const double j = 1.0 + ldexp(t_uniform(rng) - 0.5, -6);
         return (t_uniform(rng) < 0.5 ? -e : e) * j;
@@ -140,8 +143,8 @@ static int64_t sidx(const qcase *k, int64_t groups_or_words, int64_t e, int64_t 
 
 static void run(const qcase *k, t_rng *rng) {
   char cd[256];
-  snprintf(cd, sizeof cd, "act %d layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
-           k->act, k->layout, t_dtype_name[k->tin], fmt_name[k->format], k->gran, enc_name[k->enc],
+  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
+           k->act, (double)k->alpha, k->layout, t_dtype_name[k->tin], fmt_name[k->format], k->gran, enc_name[k->enc],
            lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
            k->mx_up ? " mx_round_up" : "");
@@ -182,6 +185,7 @@ static void run(const qcase *k, t_rng *rng) {
   int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
   swiglu_glu_desc gd;
   swiglu_glu_desc_init(&gd, (swiglu_activation)k->act, (swiglu_layout)k->layout);
+  if (k->alpha != 0.0f) gd.alpha = k->alpha;
   /* with xpad, x is a view whose rows are wx + xpad apart; the gaps hold
    * NaN-like bytes that must never reach a code or a scale */
   const int64_t ldx = wx + k->xpad;
@@ -602,6 +606,9 @@ int main(int argc, char **argv) {
         memset(&k, 0, sizeof k);
         k.act = (int[]){0, 1, 4, 5}[ai];
         k.tin = tin, k.dist = dist;
+        /* gpt-oss with a negative alpha (large gates of either sign reach
+         * z > 87) and with tiny ones (z near 0 while the gate is large) */
+        if (k.act == SWIGLU_ACT_SILU_GPTOSS && dist >= 4) k.alpha = (float[]){-2.0f, 2e-5f, 1e-6f}[dist - 4];
         k.layout = n % 4;
         k.format = SWIGLU_QUANT_FP8_E4M3FN;
         k.gran = SWIGLU_SCALE_PER_GROUP, k.G = 128;

@@ -26,11 +26,14 @@
 
 /* ---------------------------------------------------------------- views */
 
+/* a 16-bit input's bits (bf16 or fp16) as fp32 */
+SG_DI float sg_half_bits_to_f32(uint16_t h, int dt) {
+  return dt == SG_BF16 ? sg_bf16_to_f32(h) : __half2float(__ushort_as_half(h));
+}
+
 SG_DI float sg_cvt_in(const char *p, int dt, int64_t i) {
   if (dt == SG_F32) return ((const float *)p)[i];
-  uint16_t h = ((const uint16_t *)p)[i];
-  if (dt == SG_BF16) return sg_bf16_to_f32(h);
-  return __half2float(__ushort_as_half(h));
+  return sg_half_bits_to_f32(((const uint16_t *)p)[i], dt);
 }
 
 SG_DI uint16_t sg_to_half_bits(float v, int dt) {
@@ -55,8 +58,8 @@ SG_DI void sg_load(const char *p, int dt, int n, bool vec, float (&out)[N]) {
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         uint16_t lo = (uint16_t)(w[k] & 0xffffu), hi = (uint16_t)(w[k] >> 16);
-        out[i + 2 * k] = dt == SG_BF16 ? sg_bf16_to_f32(lo) : __half2float(__ushort_as_half(lo));
-        out[i + 2 * k + 1] = dt == SG_BF16 ? sg_bf16_to_f32(hi) : __half2float(__ushort_as_half(hi));
+        out[i + 2 * k] = sg_half_bits_to_f32(lo, dt);
+        out[i + 2 * k + 1] = sg_half_bits_to_f32(hi, dt);
       }
     }
   } else {
@@ -191,12 +194,8 @@ SG_DI void sg_unpack_raw(const sg_gu_raw<V> &r, float (&g)[V], float (&u)[V]) {
   uint32_t w[V];
 #pragma unroll
   for (int k = 0; k < V / 4; ++k) w[4 * k] = r.w[k].x, w[4 * k + 1] = r.w[k].y, w[4 * k + 2] = r.w[k].z, w[4 * k + 3] = r.w[k].w;
-  const auto lo = [](uint32_t x) {
-    return GD == SG_BF16 ? __uint_as_float(x << 16) : __half2float(__ushort_as_half((uint16_t)(x & 0xffffu)));
-  };
-  const auto hi = [](uint32_t x) {
-    return GD == SG_BF16 ? __uint_as_float(x & 0xffff0000u) : __half2float(__ushort_as_half((uint16_t)(x >> 16)));
-  };
+  const auto lo = [](uint32_t x) { return sg_half_bits_to_f32((uint16_t)(x & 0xffffu), GD); };
+  const auto hi = [](uint32_t x) { return sg_half_bits_to_f32((uint16_t)(x >> 16), GD); };
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     if (IL) {
@@ -703,8 +702,19 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
       const float t = am * 0.999969482421875f; /* 1 - 2^-15 */
       uint32_t cm = 0u;
       if (amax >= t) {
+        /* two instructions an element: |h| - t is negative exactly where
+         * |h| < t (a nonzero difference never rounds to zero, and these h
+         * are finite), and a funnel shift moves its sign bit into the mask;
+         * two chains halve the dependent ones. Element i lands at bit
+         * V - 1 - i, hence the reversal. A compare, a select and an or per
+         * element ran 0.01-0.02 slower (H200, fp32 scales; bench/NOTES.md). */
+        uint32_t n0 = 0u, n1 = 0u;
 #pragma unroll
-        for (int i = 0; i < V; ++i) cm |= (fabsf(h[i]) >= t ? 1u : 0u) << i;
+        for (int i = 0; i < V / 2; ++i) {
+          n0 = __funnelshift_l(__float_as_uint(fabsf(h[i]) - t), n0, 1);
+          n1 = __funnelshift_l(__float_as_uint(fabsf(h[i + V / 2]) - t), n1, 1);
+        }
+        cm = __brev(~((n0 << (V / 2)) | n1)) >> (32 - V);
       }
       while (cm) {
         const int j = __ffs(cm) - 1;
@@ -872,18 +882,23 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_PIPE
 #define SG_QUANT_PIPE 1
 #endif
-/* the instance's launch bound (parenthesised where used: HIP's
- * __launch_bounds__ is a macro, and the template commas would split it) */
-template <int ACT, int FMT, int RD>
-constexpr int sg_quant_bound_threads() {
-  return RD >= 0 ? SG_QUANT_THREADS_RH : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_THREADS_VF : SG_QUANT_THREADS;
+/* An instance's block size, blocks a SM (its launch bound) and rows per
+ * thread, by kind: ROUND_H (rh: RD >= 0), verified h (vf: sg_quant_vf) or
+ * the others -- one definition for the kernel's bound and the host's launch
+ * (gpu_glu_quant). Parenthesised where used as a bound: HIP's
+ * __launch_bounds__ is a macro, and template commas would split it. */
+SG_HD constexpr int sg_quant_threads(bool rh, bool vf) {
+  return rh ? SG_QUANT_THREADS_RH : vf ? SG_QUANT_THREADS_VF : SG_QUANT_THREADS;
 }
-template <int ACT, int FMT, int RD>
-constexpr int sg_quant_bound_blocks() {
-  return RD >= 0 ? SG_QUANT_MINB_RH : sg_quant_vf<ACT, FMT, RD>() ? SG_QUANT_MINB_VF : SG_QUANT_MINB;
+SG_HD constexpr int sg_quant_minb(bool rh, bool vf) {
+  return rh ? SG_QUANT_MINB_RH : vf ? SG_QUANT_MINB_VF : SG_QUANT_MINB;
+}
+SG_HD constexpr int sg_quant_rows(bool rh, bool vf) {
+  return rh ? SG_QUANT_ROWS_RH : vf ? SG_QUANT_ROWS_VF : SG_QUANT_ROWS;
 }
 template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
-__global__ void __launch_bounds__((sg_quant_bound_threads<ACT, FMT, RD>()), (sg_quant_bound_blocks<ACT, FMT, RD>()))
+__global__ void __launch_bounds__((sg_quant_threads(RD >= 0, sg_quant_vf<ACT, FMT, RD>())),
+                                  (sg_quant_minb(RD >= 0, sg_quant_vf<ACT, FMT, RD>())))
     sg_quant_team_kernel(const sg_quant_problem p, const int *bad, const sg_quant_launch L) {
   if (bad && *bad) return;
   constexpr bool VF = sg_quant_vf<ACT, FMT, RD>();
@@ -918,9 +933,8 @@ __global__ void __launch_bounds__((sg_quant_bound_threads<ACT, FMT, RD>()), (sg_
       const auto load = [&](float(&gg)[V], float(&uu)[V]) { sg_load_gu_vec<GD, IL, V>(gr, ur, gg, uu); };
       if constexpr (VF) {
         bool exact = false;
-        if constexpr (std::is_same<std::decay_t<decltype(first)>, sg_gu_raw<V>>::value) {
-          const auto unpack = [&](float(&gg)[V], float(&uu)[V]) { sg_unpack_raw<GD, IL, V>(first, gg, uu); };
-          if (live) sg_quant_hv_vf<ACT, V>(p, r, unpack, load, h, amax, inf, exact);
+        if constexpr (!std::is_same<std::decay_t<decltype(first)>, int>::value) {
+          if (live) sg_quant_hv_vf<ACT, V>(p, r, first, load, h, amax, inf, exact);
         } else {
           if (live) sg_quant_hv_vf<ACT, V>(p, r, load, load, h, amax, inf, exact);
         }
@@ -973,7 +987,8 @@ __global__ void __launch_bounds__((sg_quant_bound_threads<ACT, FMT, RD>()), (sg_
         for (uint32_t r = blockIdx.y; r < rows; r += gridDim.y, gp += L.gstep, up += L.ustep, qp += L.qstep, sp += L.sstep) {
           sg_gu_raw<V> nxt;
           if (in_range && r + gridDim.y < rows) sg_load_raw<IL, V>(gp + L.gstep, up + L.ustep, nxt);
-          row(r, gp, up, qp, sp, in_range, cur);
+          const auto first = [&](float(&gg)[V], float(&uu)[V]) { sg_unpack_raw<GD, IL, V>(cur, gg, uu); };
+          row(r, gp, up, qp, sp, in_range, first);
           cur = nxt;
         }
       } else {
@@ -1049,11 +1064,14 @@ typedef void (*sg_quant_kernel)(const sg_quant_problem, const int *, const sg_qu
 #ifndef SG_QV
 #define SG_QV 16
 #endif
+/* *vf: the instance picked is a verified-h one */
 template <int ACT, int GD, int RD>
-static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
+static sg_quant_kernel sg_pick_quant_il(bool il, int format, bool *vf) {
   const int T = 128 / SG_QV;
+  *vf = false;
   if (format == SWIGLU_QUANT_FP8_E4M3FN) {
-    constexpr int VE = sg_quant_vf<ACT, 0, RD>() ? SG_QV_VF : SG_QV;
+    *vf = sg_quant_vf<ACT, SWIGLU_QUANT_FP8_E4M3FN, RD>();
+    constexpr int VE = sg_quant_vf<ACT, SWIGLU_QUANT_FP8_E4M3FN, RD>() ? SG_QV_VF : SG_QV;
     return il ? sg_quant_team_kernel<128 / VE, ACT, GD, 1, 0, VE, RD> : sg_quant_team_kernel<128 / VE, ACT, GD, 0, 0, VE, RD>;
   }
   return il ? sg_quant_team_kernel<T, ACT, GD, 1, -1, SG_QV, RD> : sg_quant_team_kernel<T, ACT, GD, 0, -1, SG_QV, RD>;
@@ -1062,16 +1080,18 @@ static sg_quant_kernel sg_pick_quant_il(bool il, int format) {
  * the generic one it ran at a third of the fp32-h speed (0.21 against 0.67
  * of the copy on an H200), though its h costs fewer instructions. */
 template <int ACT>
-static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p, bool *rh_inst) {
+static sg_quant_kernel sg_pick_quant_dt(const sg_quant_problem *p, bool *rh_inst, bool *vf) {
   const bool il = p->glu.gate.col_step == 2, rh = p->round_dtype == SG_BF16 || p->round_dtype == SG_F16;
   /* the instance picked has RD >= 0 (and is launched as such) */
   *rh_inst = rh && p->glu.gate.dtype != SG_F32;
   switch (p->glu.gate.dtype) {
     case SG_BF16:
-      return rh ? sg_pick_quant_il<ACT, SG_BF16, SG_BF16>(il, p->format) : sg_pick_quant_il<ACT, SG_BF16, -1>(il, p->format);
+      return rh ? sg_pick_quant_il<ACT, SG_BF16, SG_BF16>(il, p->format, vf)
+                : sg_pick_quant_il<ACT, SG_BF16, -1>(il, p->format, vf);
     case SG_F16:
-      return rh ? sg_pick_quant_il<ACT, SG_F16, SG_F16>(il, p->format) : sg_pick_quant_il<ACT, SG_F16, -1>(il, p->format);
-    default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format);
+      return rh ? sg_pick_quant_il<ACT, SG_F16, SG_F16>(il, p->format, vf)
+                : sg_pick_quant_il<ACT, SG_F16, -1>(il, p->format, vf);
+    default: return sg_pick_quant_il<ACT, SG_F32, -1>(il, p->format, vf);
   }
 }
 /* *v: elements per lane; *rh: a ROUND_H instance (RD >= 0), *vf: a
@@ -1087,17 +1107,14 @@ static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh
       (p->round_dtype < 0 || p->round_dtype == p->glu.gate.dtype)) {
     sg_quant_kernel k = NULL;
     switch (p->glu.activation) {
-      case 0: k = sg_pick_quant_dt<0>(p, rh); break;
-      case 1: k = sg_pick_quant_dt<1>(p, rh); break;
-      case 3: k = sg_pick_quant_dt<3>(p, rh); break;
-      case 4: k = sg_pick_quant_dt<4>(p, rh); break;
-      case 5: k = sg_pick_quant_dt<5>(p, rh); break;
+      case 0: k = sg_pick_quant_dt<0>(p, rh, vf); break;
+      case 1: k = sg_pick_quant_dt<1>(p, rh, vf); break;
+      case 3: k = sg_pick_quant_dt<3>(p, rh, vf); break;
+      case 4: k = sg_pick_quant_dt<4>(p, rh, vf); break;
+      case 5: k = sg_pick_quant_dt<5>(p, rh, vf); break;
       default: break;
     }
     if (k) {
-      /* the instance sg_quant_vf picks for the verified fp32 h */
-      *vf = !*rh && p->format == SWIGLU_QUANT_FP8_E4M3FN && p->glu.activation != 3 &&
-            sg_quant_vf<0, SWIGLU_QUANT_FP8_E4M3FN, -1>();
       if (*vf) *v = SG_QV_VF;
       return k;
     }
@@ -1357,7 +1374,7 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     int v;
     bool rh, vf;
     const sg_quant_kernel k = sg_pick_quant(p, &v, &rh, &vf);
-    const int64_t bt = rh ? SG_QUANT_THREADS_RH : vf ? SG_QUANT_THREADS_VF : SG_QUANT_THREADS;
+    const int64_t bt = sg_quant_threads(rh, vf);
     /* narrow rows get narrower blocks rather than idle lanes */
     const int64_t lanes = p->groups * (G / v);
     const int64_t threads = lanes >= bt ? bt : (lanes + 31) / 32 * 32;
@@ -1365,10 +1382,8 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     /* 8 rows per thread only where that still leaves two waves of the
      * threads a SM holds (resident): at 8192 x 1024 (one block of 64 lanes
      * a row) 8 rows ran 0.57-0.59 of the copy against 0.61-0.62 with 4 */
-    int64_t rows = rh ? SG_QUANT_ROWS_RH : vf ? SG_QUANT_ROWS_VF : SG_QUANT_ROWS;
-    const int64_t resident = rh ? SG_QUANT_THREADS_RH * SG_QUANT_MINB_RH
-                             : vf ? SG_QUANT_THREADS_VF * SG_QUANT_MINB_VF
-                                  : SG_QUANT_THREADS * SG_QUANT_MINB; /* threads a SM holds */
+    int64_t rows = sg_quant_rows(rh, vf);
+    const int64_t resident = (int64_t)sg_quant_threads(rh, vf) * sg_quant_minb(rh, vf); /* threads a SM holds */
     if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < 2 * resident * (int64_t)s->sm_count) rows = 4;
     /* several rows per thread once the grid is large (as sg_ew_grid). Even
      * where that leaves thread slots empty it is faster: at H = 1024, T =
