@@ -247,6 +247,18 @@ int main(int argc, char **argv) {
     }
   }
   if (reps < 1) reps = 1;
+  /* a misspelt dtype or op would otherwise print an empty table */
+  if (strcmp(dtypes, "all") && strcmp(dtypes, "bf16") && strcmp(dtypes, "f16") && strcmp(dtypes, "f32")) {
+    fprintf(stderr, "unknown --dtype %s (bf16, f16, f32 or all)\n", dtypes);
+    return 2;
+  }
+  static const char *const op_names[] = {"all", "fwd", "bwd", "quant", "q-rowmajor", "q-tma", "q-ue8m0pk", "linear"};
+  int op_known = 0;
+  for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; ++i) op_known |= !strcmp(ops, op_names[i]);
+  if (!op_known) {
+    fprintf(stderr, "unknown --op %s (fwd, bwd, quant, q-rowmajor, q-tma, q-ue8m0pk, linear or all)\n", ops);
+    return 2;
+  }
   swiglu_context *ctx;
   swiglu_status st = swiglu_context_create(&ctx, backend, 0);
   if (st) {
