@@ -882,6 +882,14 @@ SG_DI uint32_t sg_div_m(uint32_t n, const sg_quant_launch &l) { return (__umulhi
 #ifndef SG_QUANT_PIPE
 #define SG_QUANT_PIPE 1
 #endif
+/* waves of resident threads below which a verified-h instance's thread
+ * takes 4 rows, not 8 (gpu_glu_quant). H200, same-run A/B of 4 against
+ * 2: 65536 x 1024 (one warp a row) 0.896 -> 0.909 (row-major fp32 scales),
+ * 0.933 -> 0.958 (packed UE8M0); the other large shapes, and 8192 x 4096
+ * which 4 also moves to 4 rows, within +-0.005 (bench/NOTES.md). */
+#ifndef SG_QUANT_WAVES
+#define SG_QUANT_WAVES 4
+#endif
 /* An instance's block size, blocks a SM (its launch bound) and rows per
  * thread, by kind: ROUND_H (rh: RD >= 0), verified h (vf: sg_quant_vf) or
  * the others -- one definition for the kernel's bound and the host's launch
@@ -1380,11 +1388,13 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     const int64_t threads = lanes >= bt ? bt : (lanes + 31) / 32 * 32;
     const int64_t gx = (lanes + threads - 1) / threads;
     /* 8 rows per thread only where that still leaves two waves of the
-     * threads a SM holds (resident): at 8192 x 1024 (one block of 64 lanes
-     * a row) 8 rows ran 0.57-0.59 of the copy against 0.61-0.62 with 4 */
+     * threads a SM holds (resident; four for the verified-h instances,
+     * SG_QUANT_WAVES): at 8192 x 1024 (one block of 64 lanes a row) 8 rows
+     * ran 0.57-0.59 of the copy against 0.61-0.62 with 4 */
     int64_t rows = sg_quant_rows(rh, vf);
     const int64_t resident = (int64_t)sg_quant_threads(rh, vf) * sg_quant_minb(rh, vf); /* threads a SM holds */
-    if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < 2 * resident * (int64_t)s->sm_count) rows = 4;
+    const int64_t min_waves = vf ? SG_QUANT_WAVES : 2;
+    if (rows > 4 && gx * threads * ((p->glu.rows + rows - 1) / rows) < min_waves * resident * (int64_t)s->sm_count) rows = 4;
     /* several rows per thread once the grid is large (as sg_ew_grid). Even
      * where that leaves thread slots empty it is faster: at H = 1024, T =
      * 8192 (64 lanes per row, half of an H200's slots filled) one row per
