@@ -10,8 +10,9 @@
  * (built with swiglu-bench; SWIGLU_CPU_ISA picks the ISA build in both)
  *
  * Problems: every activation, fp32 and bf16 inputs and outputs, forward,
+ * ([gate | up] and interleaved inputs),
  * backward (dgate, dup and the recomputed h) and E4M3FN group-128 quant
- * (fp32 scales, with and without ROUND_H), on 37 x 1000 rows (odd sizes,
+ * (fp32 scales, with and without ROUND_H), on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes,
  * vector tails) of mixed magnitudes with zeros, subnormals, +-Inf, NaN and
  * values around the logistic's and the GELU tail's thresholds. NaNs that
  * differ only in sign or payload are counted apart: docs/numerics.md leaves
@@ -112,7 +113,10 @@ int main(int argc, char **argv) {
   open_lib(&lib[0], argv[1]);
   open_lib(&lib[1], argv[2]);
 
-  enum { T = 37, H = 1000 };
+  /* COMPARE_ROWS=17000 takes the outputs past the 32 MiB at which the
+   * kernels switch to streaming stores (a second set of loops) */
+  const int64_t T = getenv("COMPARE_ROWS") ? atoll(getenv("COMPARE_ROWS")) : 37;
+  enum { H = 1000 };
   static const float special[] = {0.0f,   -0.0f,   INFINITY, -INFINITY, NAN,    1e-40f, -1e-40f,
                                   87.3f,  -87.3f,  88.5f,    -88.5f,    150.5f, -150.5f, -200.0f,
                                   3e38f,  -3e38f,  14.4f,    -14.6f,    13.3f,  -13.3f,  1e-30f};
@@ -137,37 +141,45 @@ int main(int argc, char **argv) {
 
   int64_t xs[2] = {T, 2 * H}, hs[2] = {T, H};
   const size_t cap = sizeof(float) * T * 2 * H;
-  char *out[2][3];
+  char *out[2][4];
   for (int k = 0; k < 2; ++k)
-    for (int j = 0; j < 3; ++j) out[k][j] = malloc(cap);
+    for (int j = 0; j < 4; ++j) out[k][j] = malloc(cap);
   char what[96];
+  for (int lay = 0; lay < 2; ++lay)
   for (int act = 0; act < 6; ++act)
     for (int in = 0; in < 2; ++in)
       for (int od = 0; od < 2; ++od) {
+        const swiglu_layout layout = lay ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_GATE_UP;
         const swiglu_dtype idt = in ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32;
         const swiglu_dtype odt = od ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32;
         const int es = od ? 2 : 4;
         for (int k = 0; k < 2; ++k) {
           lib_t *l = &lib[k];
           swiglu_glu_desc d;
-          l->desc_init(&d, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
+          l->desc_init(&d, (swiglu_activation)act, layout);
           swiglu_tensor tx = {in ? (void *)xb : (void *)x, {SWIGLU_DEVICE_CPU, 0}, 2, idt, xs, NULL, 0};
           swiglu_tensor tdh = {in ? (void *)dhb : (void *)dh, {SWIGLU_DEVICE_CPU, 0}, 2, idt, hs, NULL, 0};
           swiglu_tensor th = {out[k][0], {SWIGLU_DEVICE_CPU, 0}, 2, odt, hs, NULL, 0};
           swiglu_tensor tdx = {out[k][1], {SWIGLU_DEVICE_CPU, 0}, 2, odt, xs, NULL, 0};
           swiglu_tensor th2 = {out[k][2], {SWIGLU_DEVICE_CPU, 0}, 2, odt, hs, NULL, 0};
-          for (int j = 0; j < 3; ++j) memset(out[k][j], 0, cap);
+          swiglu_tensor tdx2 = {out[k][3], {SWIGLU_DEVICE_CPU, 0}, 2, odt, xs, NULL, 0};
+          for (int j = 0; j < 4; ++j) memset(out[k][j], 0, cap);
+          /* the backward with and without the recomputed h (separate loops) */
           if (l->forward(l->ctx, &d, &tx, NULL, &th) ||
-              l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx, NULL, &th2, 0)) {
+              l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx, NULL, &th2, 0) ||
+              l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx2, NULL, NULL, 0)) {
             fprintf(stderr, "%s\n", l->last_error(l->ctx));
             return 2;
           }
         }
-        snprintf(what, sizeof what, "act %d %s -> %s forward", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        snprintf(what, sizeof what, "%s act %d %s -> %s forward", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
         compare(what, out[0][0], out[1][0], T * H, es);
-        snprintf(what, sizeof what, "act %d %s -> %s backward dx", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        snprintf(what, sizeof what, "%s act %d %s -> %s backward dx", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
         compare(what, out[0][1], out[1][1], T * 2 * H, es);
-        snprintf(what, sizeof what, "act %d %s -> %s backward h", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
+        snprintf(what, sizeof what, "%s act %d %s -> %s backward dx (no h)", lay ? "il" : "gu", act, in ? "bf16" : "f32",
+                 od ? "bf16" : "f32");
+        compare(what, out[0][3], out[1][3], T * 2 * H, es);
+        snprintf(what, sizeof what, "%s act %d %s -> %s backward h", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
         compare(what, out[0][2], out[1][2], T * H, es);
       }
   /* E4M3FN codes, groups of 128: fp32 scales row-major, and packed UE8M0

@@ -56,6 +56,16 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 
 /* One vpmovzxwd / vpmovdw each (GCC splits the generic conversions). */
 #define sg_widen_u16(p) ((vu)_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))))
+/* bf16 -> fp32 as one word permutation that puts each bf16 in the high half
+ * of its lane and zeroes the low half (vpermw with a zeroing mask: one
+ * shuffle where the widening and the shift were two operations). */
+static inline __m512 sg_load_bf16_raw(const void *p) {
+  const __m512i idx = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0, 7, 0, 6, 0, 5, 0, 4, 0,
+                                       3, 0, 2, 0, 1, 0, 0, 0);
+  return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(
+      0xAAAAAAAAu, idx, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p))));
+}
+#define sg_load_bf16(p) sg_load_bf16_raw(p)
 #define sg_narrow_u16(u) ((vh)_mm512_cvtepi32_epi16((__m512i)(u)))
 
 #define sg_narrow_u8(u) ((vb)_mm512_cvtepi32_epi8((__m512i)(u)))

@@ -64,7 +64,11 @@ static inline vf v_load_f32(const void *p) {
 }
 static inline void v_store_f32(void *p, vf v) { memcpy(p, &v, sizeof v); }
 
+#ifdef sg_load_bf16
+static inline vf v_load_bf16(const void *p) { return (vf)sg_load_bf16(p); }
+#else
 static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
+#endif
 /* Round to nearest even; NaN stays NaN (quiet bit set). */
 static __attribute__((noinline)) vh v_to_bf16_int(vf v) {
   vu u = (vu)v;
@@ -219,7 +223,10 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
  * choice is per lane, so every ISA gives every lane the same bits. */
 static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za, vf zb,
                                                                    int want_grad) {
-  vf z = sg_v_max(v_set(-87.0f), sg_v_min(v_set(87.0f), za));
+  /* Only the upper clamp: the lanes below -87 are recomputed by the wide
+   * path whatever this one makes of them, and dropping the max shortens the
+   * chain the out-of-order window waits on (bench/NOTES.md). */
+  vf z = sg_v_min(v_set(87.0f), za);
   vf scale;
   vf p = v_exp_negz(z, &scale);
   vf e = p * scale; /* exp(-z) */
@@ -383,9 +390,11 @@ static inline __attribute__((always_inline)) void load_gu(const char *gp, const 
   }
 }
 
-/* Stores one vector, streaming past the caches when asked and aligned. */
+/* Stores one vector, streaming past the caches when nt (the caller has
+ * checked that p is aligned to the vector: every vector of a row is, when
+ * the row's first one is, so the test is made once a row, not per vector). */
 static inline __attribute__((always_inline)) void store_v(char *p, int32_t dt, vf v, int nt) {
-  if (nt && ((uintptr_t)p & (SG_W * sg_dtype_size(dt) - 1)) == 0) {
+  if (nt) {
     if (dt == SG_F32)
       sg_stream_f32(p, v);
     else
@@ -421,26 +430,72 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
  * 8192 x 14336 from 19.5 to 17.3 ms on the Zen 4 development VM (512 B and
  * 2 KiB were close; bench/NOTES.md). Prefetches never fault, so running past
  * a row's end is harmless. */
+#ifndef SG_PREFETCH_BYTES
 #define SG_PREFETCH_BYTES 1024
+#endif
 
-/* Forward over n columns starting at q. The last partial vector goes through
- * the same code on zero-padded copies. */
-static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem *p, const int act,
-                                                           const int32_t gd, const int32_t ud,
-                                                           sg_rowptrs q, int64_t n, int nt) {
-  const int32_t hd = p->h.dtype;
-  const int il = p->gate.col_step == 2;
+static inline int sg_vec_aligned(const void *p, size_t es) { return ((uintptr_t)p & (SG_W * es - 1)) == 0; }
+
+/* The forward's whole vectors, columns [0, nv) of the row at q. */
+static inline __attribute__((always_inline)) void fwd_vecs(const int act, const int32_t gd, const int32_t ud,
+                                                           const int32_t hd, const int il, const int nt,
+                                                           float alpha, float limit, sg_rowptrs q, int64_t nv) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
-  const float alpha = p->alpha, limit = p->limit; /* values: the stores may alias *p */
   int64_t i = 0;
-  for (; i + SG_W <= n; i += SG_W) {
+  /* Two vectors an iteration: their chains overlap better in the
+   * out-of-order window (the bf16 SiLU loop at ~19.5 cycles a vector is far
+   * from its ~13 cycles of port work: 4% in L2 on the Sapphire Rapids VM),
+   * and a 16-bit stream then asks for one 64-byte line an iteration. */
+  for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+    vf g0, u0, g1, u1;
+    for (size_t o = 0; o < 2 * SG_W * gstep * ges; o += 64)
+      __builtin_prefetch(q.g + i * gstep * ges + o + SG_PREFETCH_BYTES);
+    if (!il)
+      for (size_t o = 0; o < 2 * SG_W * ues; o += 64) __builtin_prefetch(q.u + i * ues + o + SG_PREFETCH_BYTES);
+    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
+    load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+    const sg_act a0 = v_activation(act, alpha, limit, g0, u0, 0);
+    const sg_act a1 = v_activation(act, alpha, limit, g1, u1, 0);
+    store_v(q.h + i * hes, hd, a0.a * a0.m, nt);
+    store_v(q.h + (i + SG_W) * hes, hd, a1.a * a1.m, nt);
+  }
+  for (; i < nv; i += SG_W) {
     vf g, u;
     __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
     if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
     sg_act a = v_activation(act, alpha, limit, g, u, 0);
     store_v(q.h + i * hes, hd, a.a * a.m, nt);
+  }
+}
+
+/* Forward over n columns starting at q. The last partial vector goes through
+ * the same code on zero-padded copies. The layout and the streaming choice
+ * are fixed for a row, so the common case (one dtype throughout) has a loop
+ * for each of them without their tests (and the streaming store's alignment
+ * test) in it: four compares and branches a vector fewer in the bf16 SiLU
+ * loop, 2-3% on the Sapphire Rapids VM (bench/NOTES.md). */
+static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem *p, const int act,
+                                                           const int32_t gd, const int32_t ud,
+                                                           sg_rowptrs q, int64_t n, int nt) {
+  const int32_t hd = p->h.dtype;
+  const int il = p->gate.col_step == 2;
+  const size_t ues = sg_dtype_size(ud), ges = sg_dtype_size(gd), hes = sg_dtype_size(hd);
+  const int64_t gstep = il ? 2 : 1;
+  const float alpha = p->alpha, limit = p->limit; /* values: the stores may alias *p */
+  const int64_t i = n - n % SG_W;
+  nt = nt && sg_vec_aligned(q.h, hes);
+  if (hd == gd && ud == gd) {
+    if (il) {
+      if (nt) fwd_vecs(act, gd, gd, gd, 1, 1, alpha, limit, q, i);
+      else fwd_vecs(act, gd, gd, gd, 1, 0, alpha, limit, q, i);
+    } else {
+      if (nt) fwd_vecs(act, gd, gd, gd, 0, 1, alpha, limit, q, i);
+      else fwd_vecs(act, gd, gd, gd, 0, 0, alpha, limit, q, i);
+    }
+  } else {
+    fwd_vecs(act, gd, ud, hd, il, nt, alpha, limit, q, i);
   }
   if (i < n) {
     const int64_t rem = n - i;
@@ -489,6 +544,26 @@ static inline __attribute__((always_inline)) void store_bwd(const sg_bwd_fmt f, 
   if (hp) store_v(hp, f.h, o.h, nt);
 }
 
+/* The backward's whole vectors, columns [0, nv) of the row at q (with_h:
+ * q.h is not NULL). */
+static inline __attribute__((always_inline)) void bwd_vecs(const int act, const int32_t gd, const int32_t ud,
+                                                           const int32_t dhd, const int il, const sg_bwd_fmt f,
+                                                           const int with_h, const int nt, float alpha, float limit,
+                                                           sg_rowptrs q, int64_t nv) {
+  const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
+  const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
+  const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
+  for (int64_t i = 0; i < nv; i += SG_W) {
+    vf g, u;
+    __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
+    if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
+    __builtin_prefetch(q.dh + i * dhes + SG_PREFETCH_BYTES);
+    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd));
+    store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
+  }
+}
+
 /* Backward over n columns. Each vector's inputs are loaded before its
  * outputs are stored, and vectors do not overlap, so in place is safe. */
 static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem *p, const int act,
@@ -502,15 +577,26 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   const int64_t gstep = il ? 2 : 1, ostep = oil ? 2 : 1;
   const sg_bwd_fmt f = {p->dgate.dtype, p->dup.dtype, p->h.dtype, oil};
   const float alpha = p->alpha, limit = p->limit;
-  int64_t i = 0;
-  for (; i + SG_W <= n; i += SG_W) {
-    vf g, u;
-    __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
-    if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
-    __builtin_prefetch(q.dh + i * dhes + SG_PREFETCH_BYTES);
-    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd));
-    store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, q.h ? q.h + i * hes : NULL, o, nt);
+  nt = nt && sg_vec_aligned(q.dg, dges) && (oil || sg_vec_aligned(q.du, dues)) && (!q.h || sg_vec_aligned(q.h, hes));
+  const int64_t i = n - n % SG_W;
+  /* As in fwd_cols: the common case (one dtype, two output tensors) gets
+   * loops with fewer loop-invariant tests inside. Whether h is recomputed
+   * stays a test in the loop: the in-place call (no h) and the out-of-place
+   * one (with h) must run the same instructions, or the generic build's
+   * NaN payloads could differ between them (docs/numerics.md promises the
+   * same bits). */
+  if (ud == gd && dhd == gd && f.dg == gd && f.du == gd && (!q.h || f.h == gd) && !oil) {
+    const sg_bwd_fmt fc = {gd, gd, gd, 0};
+    const int with_h = q.h != NULL;
+    if (il) {
+      if (nt) bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 1, alpha, limit, q, i);
+      else bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 0, alpha, limit, q, i);
+    } else {
+      if (nt) bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 1, alpha, limit, q, i);
+      else bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 0, alpha, limit, q, i);
+    }
+  } else {
+    bwd_vecs(act, gd, ud, dhd, il, f, q.h != NULL, nt, alpha, limit, q, i);
   }
   if (i < n) {
     const int64_t rem = n - i;
@@ -529,14 +615,38 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   }
 }
 
-/* Work item it covers row it / chunks, columns [(it % chunks) * SG_CHUNK, +SG_CHUNK). */
-#define SG_ITEMS_LOOP(body)                                                          \
+/* The first SG_PREFETCH_BYTES of row r's input streams, asked for while the
+ * row before is computed: the loops prefetch that far ahead within a row,
+ * so without this every row began with demand misses on each stream (about
+ * one memory latency a row: the bf16 forward ran 40% slower per element at
+ * H = 2048 than at H = 28672 on the Sapphire Rapids VM, bench/NOTES.md). */
+static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int backward) {
+  const int il = p->gate.col_step == 2;
+  const char *g = p->gate.base + sg_row_offset(&p->gate, r) * (int64_t)sg_dtype_size(p->gate.dtype);
+  const char *u = p->up.base + sg_row_offset(&p->up, r) * (int64_t)sg_dtype_size(p->up.dtype);
+  const char *d = backward ? p->dh.base + sg_row_offset(&p->dh, r) * (int64_t)sg_dtype_size(p->dh.dtype) : NULL;
+  /* (More -- 4 or 8 KiB into L2, 2 or 4 KiB in the loops -- ran slower.) */
+  for (int o = 0; o < SG_PREFETCH_BYTES; o += 64) {
+    __builtin_prefetch(g + o);
+    if (!il) __builtin_prefetch(u + o);
+    if (backward) __builtin_prefetch(d + o);
+  }
+}
+
+/* Work item it covers row it / chunks, columns [(it % chunks) * SG_CHUNK, +SG_CHUNK);
+ * a thread's consecutive items of one row are run as one span (one call,
+ * one loop: per-item setup and two 64-bit divisions a chunk had cost ~10%
+ * at H = 4096 on the Sapphire Rapids VM, bench/NOTES.md). */
+#define SG_ITEMS_LOOP(bwd, body)                                                          \
   const int64_t chunks = (p->width + SG_CHUNK - 1) / SG_CHUNK;                       \
-  for (int64_t it = item0; it < item1; ++it) {                                       \
-    const int64_t r = it / chunks, c0 = (it % chunks) * SG_CHUNK;                    \
-    const int64_t n = p->width - c0 < SG_CHUNK ? p->width - c0 : SG_CHUNK;           \
+  for (int64_t it = item0; it < item1;) {                                            \
+    const int64_t r = it / chunks, k1 = item1 - r * chunks < chunks ? item1 - r * chunks : chunks; \
+    const int64_t c0 = (it - r * chunks) * SG_CHUNK;                                 \
+    const int64_t n = (k1 == chunks ? p->width : k1 * SG_CHUNK) - c0;                \
     sg_rowptrs q;                                                                    \
+    if ((r + 1) * chunks < item1) prefetch_row_head(p, r + 1, bwd);                  \
     body                                                                             \
+    it = r * chunks + k1;                                                            \
   }
 
 /* The loops are instantiated once per activation and input dtype (the
@@ -546,18 +656,18 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
 
 static SG_AI void fwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
                             int64_t item0, int64_t item1, int nt) {
-  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 0, &q); fwd_cols(p, act, in_dt, in_dt, q, n, nt);)
+  SG_ITEMS_LOOP(0, row_ptrs(p, r, c0, 0, &q); fwd_cols(p, act, in_dt, in_dt, q, n, nt);)
 }
 static SG_AI void bwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
                             int64_t item0, int64_t item1, int nt) {
-  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 1, &q); bwd_cols(p, act, in_dt, in_dt, q, n, nt);)
+  SG_ITEMS_LOOP(1, row_ptrs(p, r, c0, 1, &q); bwd_cols(p, act, in_dt, in_dt, q, n, nt);)
 }
 static void fwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
-  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 0, &q);
+  SG_ITEMS_LOOP(0, row_ptrs(p, r, c0, 0, &q);
                 fwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt);)
 }
 static void bwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
-  SG_ITEMS_LOOP(row_ptrs(p, r, c0, 1, &q);
+  SG_ITEMS_LOOP(1, row_ptrs(p, r, c0, 1, &q);
                 bwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt);)
 }
 
