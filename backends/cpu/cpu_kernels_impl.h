@@ -553,7 +553,25 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
-  for (int64_t i = 0; i < nv; i += SG_W) {
+  int64_t i = 0;
+  /* Two vectors an iteration, as in fwd_vecs (4-5% on the Sapphire Rapids
+   * VM). All four loads come before the stores: in place stays safe. */
+  for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+    vf g0, u0, g1, u1;
+    for (size_t o = 0; o < 2 * SG_W * gstep * ges; o += 64)
+      __builtin_prefetch(q.g + i * gstep * ges + o + SG_PREFETCH_BYTES);
+    if (!il)
+      for (size_t o = 0; o < 2 * SG_W * ues; o += 64) __builtin_prefetch(q.u + i * ues + o + SG_PREFETCH_BYTES);
+    for (size_t o = 0; o < 2 * SG_W * dhes; o += 64) __builtin_prefetch(q.dh + i * dhes + o + SG_PREFETCH_BYTES);
+    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
+    load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd));
+    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd));
+    store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, nt);
+    store_bwd(f, q.dg + (i + SG_W) * ostep * dges, q.du + (i + SG_W) * dues, with_h ? q.h + (i + SG_W) * hes : NULL,
+              o1, nt);
+  }
+  for (; i < nv; i += SG_W) {
     vf g, u;
     __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
     if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
