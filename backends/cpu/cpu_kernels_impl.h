@@ -435,6 +435,10 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
 #endif
 
 static inline int sg_vec_aligned(const void *p, size_t es) { return ((uintptr_t)p & (SG_W * es - 1)) == 0; }
+/* Prefetches the cache lines of [p, p + bytes). */
+static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
+}
 
 /* The forward's whole vectors, columns [0, nv) of the row at q. */
 static inline __attribute__((always_inline)) void fwd_vecs(const int act, const int32_t gd, const int32_t ud,
@@ -449,10 +453,8 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
    * and a 16-bit stream then asks for one 64-byte line an iteration. */
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
     vf g0, u0, g1, u1;
-    for (size_t o = 0; o < 2 * SG_W * gstep * ges; o += 64)
-      __builtin_prefetch(q.g + i * gstep * ges + o + SG_PREFETCH_BYTES);
-    if (!il)
-      for (size_t o = 0; o < 2 * SG_W * ues; o += 64) __builtin_prefetch(q.u + i * ues + o + SG_PREFETCH_BYTES);
+    sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
     const sg_act a0 = v_activation(act, alpha, limit, g0, u0, 0);
@@ -462,8 +464,8 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
-    __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
-    if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
+    sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
     sg_act a = v_activation(act, alpha, limit, g, u, 0);
     store_v(q.h + i * hes, hd, a.a * a.m, nt);
@@ -558,11 +560,9 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
    * VM). All four loads come before the stores: in place stays safe. */
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
     vf g0, u0, g1, u1;
-    for (size_t o = 0; o < 2 * SG_W * gstep * ges; o += 64)
-      __builtin_prefetch(q.g + i * gstep * ges + o + SG_PREFETCH_BYTES);
-    if (!il)
-      for (size_t o = 0; o < 2 * SG_W * ues; o += 64) __builtin_prefetch(q.u + i * ues + o + SG_PREFETCH_BYTES);
-    for (size_t o = 0; o < 2 * SG_W * dhes; o += 64) __builtin_prefetch(q.dh + i * dhes + o + SG_PREFETCH_BYTES);
+    sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+    sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
     const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd));
@@ -573,9 +573,9 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
-    __builtin_prefetch(q.g + i * gstep * ges + SG_PREFETCH_BYTES);
-    if (!il) __builtin_prefetch(q.u + i * ues + SG_PREFETCH_BYTES);
-    __builtin_prefetch(q.dh + i * dhes + SG_PREFETCH_BYTES);
+    sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
+    sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
     sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd));
     store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
@@ -644,11 +644,9 @@ static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int bac
   const char *u = p->up.base + sg_row_offset(&p->up, r) * (int64_t)sg_dtype_size(p->up.dtype);
   const char *d = backward ? p->dh.base + sg_row_offset(&p->dh, r) * (int64_t)sg_dtype_size(p->dh.dtype) : NULL;
   /* (More -- 4 or 8 KiB into L2, 2 or 4 KiB in the loops -- ran slower.) */
-  for (int o = 0; o < SG_PREFETCH_BYTES; o += 64) {
-    __builtin_prefetch(g + o);
-    if (!il) __builtin_prefetch(u + o);
-    if (backward) __builtin_prefetch(d + o);
-  }
+  sg_prefetch_span(g, SG_PREFETCH_BYTES);
+  if (!il) sg_prefetch_span(u, SG_PREFETCH_BYTES);
+  if (backward) sg_prefetch_span(d, SG_PREFETCH_BYTES);
 }
 
 /* Work item it covers row it / chunks, columns [(it % chunks) * SG_CHUNK, +SG_CHUNK);
