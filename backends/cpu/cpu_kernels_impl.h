@@ -635,9 +635,10 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
 
 /* The first SG_PREFETCH_BYTES of row r's input streams, asked for while the
  * row before is computed: the loops prefetch that far ahead within a row,
- * so without this every row began with demand misses on each stream (about
- * one memory latency a row: the bf16 forward ran 40% slower per element at
- * H = 2048 than at H = 28672 on the Sapphire Rapids VM, bench/NOTES.md). */
+ * so without this every row began with demand misses on each stream. bf16
+ * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (such
+ * narrow rows are still ~30% slower per element than wide ones; cause not
+ * found, bench/NOTES.md). */
 static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int backward) {
   const int il = p->gate.col_step == 2;
   const char *g = p->gate.base + sg_row_offset(&p->gate, r) * (int64_t)sg_dtype_size(p->gate.dtype);
@@ -651,8 +652,8 @@ static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int bac
 
 /* Work item it covers row it / chunks, columns [(it % chunks) * SG_CHUNK, +SG_CHUNK);
  * a thread's consecutive items of one row are run as one span (one call,
- * one loop: per-item setup and two 64-bit divisions a chunk had cost ~10%
- * at H = 4096 on the Sapphire Rapids VM, bench/NOTES.md). */
+ * one loop: per-item setup and two 64-bit divisions a chunk had cost ~5% at
+ * H = 4096 on the Sapphire Rapids VM, bench/NOTES.md). */
 #define SG_ITEMS_LOOP(bwd, body)                                                          \
   const int64_t chunks = (p->width + SG_CHUNK - 1) / SG_CHUNK;                       \
   for (int64_t it = item0; it < item1;) {                                            \
