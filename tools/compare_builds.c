@@ -9,10 +9,10 @@
  *
  * (built with swiglu-bench; SWIGLU_CPU_ISA picks the ISA build in both)
  *
- * Problems: every activation, fp32 and bf16 inputs and outputs, forward,
- * ([gate | up] and interleaved inputs),
- * backward (dgate, dup and the recomputed h) and E4M3FN group-128 quant
- * (fp32 scales, with and without ROUND_H), on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes,
+ * Problems: every activation, fp32 and bf16 inputs and outputs, [gate | up]
+ * and interleaved inputs: forward, backward (dgate, dup and the recomputed
+ * h), E4M3FN group-128 quant (fp32 row-major and packed UE8M0 TMA scales)
+ * and MXFP8, with and without ROUND_H, with a row weight when interleaved; on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes,
  * vector tails) of mixed magnitudes with zeros, subnormals, +-Inf, NaN and
  * values around the logistic's and the GELU tail's thresholds. NaNs that
  * differ only in sign or payload are counted apart: docs/numerics.md leaves
@@ -182,47 +182,58 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "%s act %d %s -> %s backward h", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
         compare(what, out[0][2], out[1][2], T * H, es);
       }
-  /* E4M3FN codes, groups of 128: fp32 scales row-major, and packed UE8M0
-   * in the TMA-aligned column-major layout (DeepGEMM's). H = 1000 is not a
-   * multiple of 128, so the quant problems take the first 896 columns of each
-   * half (a [T, 1792] view with the input's row stride). */
-  int64_t qxs[2] = {T, 2 * 896}, qxst[2] = {2 * H, 1}, qs[2] = {T, 896};
-  int64_t s_rm[2] = {T, 7}, s_tma[2] = {2, (T + 3) / 4 * 4}; /* 7 groups; packed: 2 words */
+  /* E4M3FN codes, groups of 128: fp32 scales row-major (pk 0), and packed
+   * UE8M0 in the TMA-aligned column-major layout (DeepGEMM's, pk 1); MXFP8
+   * (groups of 32, E8M0 bytes, pk 2). Both input layouts; the interleaved
+   * one with a row weight. H = 1000 is not a multiple of 128, so the quant
+   * problems take the first 896 columns of each half (a [T, 1792] view with
+   * the input's row stride). */
+  int64_t qxs[2] = {T, 2 * 896}, qxst[2] = {2 * H, 1}, qs[2] = {T, 896}, ws[1] = {T};
+  int64_t s_rm[2] = {T, 7}, s_tma[2] = {2, (T + 3) / 4 * 4}, s_mx[2] = {T, 28}; /* packed: 2 words */
+  float *wt = malloc(sizeof(float) * T);
+  for (int64_t i = 0; i < T; ++i) wt[i] = (float)(uniform() * 2);
+  for (int lay = 0; lay < 2; ++lay)
   for (int act = 0; act < 6; ++act)
     for (int in = 0; in < 2; ++in)
       for (int rh = 0; rh < 2; ++rh)
-        for (int pk = 0; pk < 2; ++pk) {
+        for (int pk = 0; pk < 3; ++pk) {
           for (int k = 0; k < 2; ++k) {
             lib_t *l = &lib[k];
             swiglu_glu_desc d;
-            l->desc_init(&d, (swiglu_activation)act, SWIGLU_LAYOUT_GATE_UP);
+            l->desc_init(&d, (swiglu_activation)act, lay ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_GATE_UP);
             swiglu_quant_desc qd;
-            l->qdesc_init(&qd, SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, 128);
+            l->qdesc_init(&qd, pk == 2 ? SWIGLU_QUANT_MXFP8 : SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_SCALE_PER_GROUP, 128);
             if (rh) qd.flags |= SWIGLU_QUANT_ROUND_H;
-            if (pk) qd.scale_encoding = SWIGLU_SCALE_UE8M0_PACKED, qd.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
+            if (pk == 1) qd.scale_encoding = SWIGLU_SCALE_UE8M0_PACKED, qd.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
             swiglu_tensor tx = {in ? (void *)xb : (void *)x, {SWIGLU_DEVICE_CPU, 0}, 2,
                                 in ? SWIGLU_DTYPE_BF16 : SWIGLU_DTYPE_F32, qxs, qxst, 0};
             swiglu_tensor tq = {out[k][0], {SWIGLU_DEVICE_CPU, 0}, 2, {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1},
                                 qs, NULL, 0};
             swiglu_tensor ts = {out[k][1], {SWIGLU_DEVICE_CPU, 0}, 2,
-                                pk ? (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1} : SWIGLU_DTYPE_F32, pk ? s_tma : s_rm,
-                                NULL, 0};
+                                pk == 1   ? (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1}
+                                : pk == 2 ? (swiglu_dtype){SWIGLU_DTYPE_UINT, 8, 1}
+                                          : SWIGLU_DTYPE_F32,
+                                pk == 1 ? s_tma : pk == 2 ? s_mx : s_rm, NULL, 0};
+            swiglu_tensor tw = {wt, {SWIGLU_DEVICE_CPU, 0}, 1, SWIGLU_DTYPE_F32, ws, NULL, 0};
             swiglu_quant_args a;
             memset(&a, 0, sizeof a);
             a.x = &tx, a.q = &tq, a.scales = &ts;
+            if (lay) a.row_weight = &tw;
             memset(out[k][0], 0, cap), memset(out[k][1], 0, cap);
             if (l->quant(l->ctx, &d, &qd, &a)) {
               fprintf(stderr, "%s\n", l->last_error(l->ctx));
               return 2;
             }
           }
-          snprintf(what, sizeof what, "act %d %s quant%s%s codes", act, in ? "bf16" : "f32", rh ? " ROUND_H" : "",
-                   pk ? " UE8M0/TMA" : "");
+          static const char *const fmt[3] = {"", " UE8M0/TMA", " MXFP8"};
+          snprintf(what, sizeof what, "%s act %d %s quant%s%s codes", lay ? "il+w" : "gu", act, in ? "bf16" : "f32",
+                   rh ? " ROUND_H" : "", fmt[pk]);
           compare(what, out[0][0], out[1][0], T * 896, 1);
-          snprintf(what, sizeof what, "act %d %s quant%s%s scales", act, in ? "bf16" : "f32", rh ? " ROUND_H" : "",
-                   pk ? " UE8M0/TMA" : "");
-          compare(what, out[0][1], out[1][1], pk ? 2 * s_tma[1] * 4 : T * 7 * 4, 1);
+          snprintf(what, sizeof what, "%s act %d %s quant%s%s scales", lay ? "il+w" : "gu", act, in ? "bf16" : "f32",
+                   rh ? " ROUND_H" : "", fmt[pk]);
+          compare(what, out[0][1], out[1][1], pk == 1 ? 2 * s_tma[1] * 4 : pk == 2 ? T * 28 : T * 7 * 4, 1);
         }
+  free(wt);
   printf("%ld elements compared: %ld differ, %ld NaNs differ in sign or payload only\n", g_checked, g_bad,
          g_nan_only);
   for (int k = 0; k < 2; ++k) lib[k].destroy(lib[k].ctx);
