@@ -12,10 +12,11 @@
  * Problems: every activation, fp32 and bf16 inputs and outputs, [gate | up]
  * and interleaved inputs: forward, backward (dgate, dup and the recomputed
  * h), E4M3FN group-128 quant (fp32 row-major and packed UE8M0 TMA scales)
- * and MXFP8, with and without ROUND_H, with a row weight when interleaved; on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes,
- * vector tails) of mixed magnitudes with zeros, subnormals, +-Inf, NaN and
- * values around the logistic's and the GELU tail's thresholds. NaNs that
- * differ only in sign or payload are counted apart: docs/numerics.md leaves
+ * and MXFP8, with and without ROUND_H, with a row weight when interleaved;
+ * on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes, vector tails) of mixed
+ * magnitudes with zeros, subnormals, +-Inf, NaN and values around the
+ * logistic's and the GELU tail's thresholds. NaNs that differ only in sign
+ * or payload are counted apart: docs/numerics.md leaves
  * NaN payloads unspecified. Exit status 1 when any other bit differs.
  */
 #include <dlfcn.h>
@@ -226,11 +227,11 @@ int main(int argc, char **argv) {
             }
           }
           static const char *const fmt[3] = {"", " UE8M0/TMA", " MXFP8"};
-          snprintf(what, sizeof what, "%s act %d %s quant%s%s codes", lay ? "il+w" : "gu", act, in ? "bf16" : "f32",
-                   rh ? " ROUND_H" : "", fmt[pk]);
+          const int len = snprintf(what, sizeof what, "%s act %d %s quant%s%s", lay ? "il+w" : "gu", act,
+                                   in ? "bf16" : "f32", rh ? " ROUND_H" : "", fmt[pk]);
+          snprintf(what + len, sizeof what - (size_t)len, " codes");
           compare(what, out[0][0], out[1][0], T * 896, 1);
-          snprintf(what, sizeof what, "%s act %d %s quant%s%s scales", lay ? "il+w" : "gu", act, in ? "bf16" : "f32",
-                   rh ? " ROUND_H" : "", fmt[pk]);
+          snprintf(what + len, sizeof what - (size_t)len, " scales");
           compare(what, out[0][1], out[1][1], pk == 1 ? 2 * s_tma[1] * 4 : pk == 2 ? T * 28 : T * 7 * 4, 1);
         }
   free(wt);
