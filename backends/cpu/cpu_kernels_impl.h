@@ -307,6 +307,23 @@ typedef struct {
   vf a, m, da, dm;
 } sg_act;
 
+/* The up multiplier m alone (it depends on up only, so a forward may
+ * compute act(gate) and m in separate passes and keep the bits). */
+static inline __attribute__((always_inline)) vf v_up_mult(int act, float limit, vf up) {
+  if (act != 4 && act != 5) return up;
+  const vf lim = v_set(limit);
+  const vf u = sg_v_max(-lim, sg_v_min(lim, up));
+  return act == 4 ? u + 1.0f : u;
+}
+
+/* d m / d up, which also depends on up only. */
+static inline __attribute__((always_inline)) vf v_up_dmult(int act, float limit, vf up) {
+  if (act != 4 && act != 5) return v_set(1.0f);
+  /* |up| > lim: clamped; a NaN up: clamped or not is unknown */
+  const vf dm = sg_v_blend_gt(v_abs(up), v_set(limit), v_set(0.0f), v_set(1.0f));
+  return sg_v_blend_nan(up, up, dm);
+}
+
 static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
                                   int want_grad) {
   sg_act o;
@@ -356,17 +373,14 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
       const vf lim = v_set(limit);
       /* sg_v_min(bound, x) is v_min_keepnan(x, bound) in one operation */
       vf g = sg_v_min(lim, gate);
-      vf u = sg_v_max(-lim, sg_v_min(lim, up));
       float al = act == 4 ? alpha : 1.0f;
       sg_logistic l = v_logistic(g, g * al, v_set(0.0f), want_grad);
       o.a = l.xs;
-      o.m = act == 4 ? u + 1.0f : u;
+      o.m = v_up_mult(act, limit, up);
       if (want_grad) {
         vf da = v_far_sel(g * al, l.sig, sg_v_fma(l.xs * al, l.sigc, l.sig));
         o.da = sg_v_blend_gt(gate, lim, v_set(0.0f), da);
-        /* |up| > lim: clamped; a NaN up: clamped or not is unknown */
-        o.dm = sg_v_blend_gt(v_abs(up), lim, v_set(0.0f), v_set(1.0f));
-        o.dm = sg_v_blend_nan(up, up, o.dm);
+        o.dm = v_up_dmult(act, limit, up);
       }
       break;
     }
@@ -434,6 +448,17 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
 #define SG_PREFETCH_BYTES 1024
 #endif
 
+/* Forward spans of 16-bit two-stream layouts at most this wide go in two
+ * passes: act(gate) over the span, then h = a * m over up, so a thread
+ * reads one stream at a time. With [gate | up] rows of 1024 or 2048 bf16
+ * or f16 columns the one-pass loop ran 15-25% slower per element than at
+ * 8192 x 14336, and two passes recover most of it; wider spans, and f32
+ * (whose forward is memory-bound, not latency-bound), lose in two passes
+ * (bench/NOTES.md, fourteenth session). 0 = always one pass. */
+#ifndef SG_FWD_NARROW
+#define SG_FWD_NARROW 2048
+#endif
+
 static inline int sg_vec_aligned(const void *p, size_t es) { return ((uintptr_t)p & (SG_W * es - 1)) == 0; }
 /* Prefetches the cache lines of [p, p + bytes). */
 static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p, size_t bytes) {
@@ -447,6 +472,31 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
   int64_t i = 0;
+  if (!il && ges == 2 && nv <= SG_FWD_NARROW) {
+    /* act(gate) over the span first, then h = a * m over up: the same
+     * product as below, with a waiting in an L1 buffer (see SG_FWD_NARROW). */
+    SG_ALIGNED float ab[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1];
+    for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
+      const vf g0 = v_load(q.g + i * ges, gd), g1 = v_load(q.g + (i + SG_W) * ges, gd);
+      const vf a0 = v_activation(act, alpha, limit, g0, g0, 0).a;
+      const vf a1 = v_activation(act, alpha, limit, g1, g1, 0).a;
+      memcpy(ab + i, &a0, sizeof a0);
+      memcpy(ab + i + SG_W, &a1, sizeof a1);
+    }
+    for (; i < nv; i += SG_W) {
+      const vf g = v_load(q.g + i * ges, gd);
+      const vf a = v_activation(act, alpha, limit, g, g, 0).a;
+      memcpy(ab + i, &a, sizeof a);
+    }
+    for (i = 0; i < nv; i += SG_W) {
+      sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
+      vf a;
+      memcpy(&a, ab + i, sizeof a);
+      store_v(q.h + i * hes, hd, a * v_up_mult(act, limit, v_load(q.u + i * ues, ud)), nt);
+    }
+    return;
+  }
   /* Two vectors an iteration: their chains overlap better in the
    * out-of-order window (the bf16 SiLU loop at ~19.5 cycles a vector is far
    * from its ~13 cycles of port work: 4% in L2 on the Sapphire Rapids VM),
@@ -516,14 +566,17 @@ typedef struct {
   vf dg, du, h;
 } sg_bwd_out;
 
-static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha,
-                                                                float limit, vf g, vf u, vf dh) {
-  sg_act a = v_activation(act, alpha, limit, g, u, 1);
+static inline __attribute__((always_inline)) sg_bwd_out bwd_from_act(sg_act a, vf dh) {
   sg_bwd_out o;
   o.dg = (dh * a.m) * a.da;
   o.du = (dh * a.a) * a.dm;
   o.h = a.a * a.m;
   return o;
+}
+
+static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha,
+                                                                float limit, vf g, vf u, vf dh) {
+  return bwd_from_act(v_activation(act, alpha, limit, g, u, 1), dh);
 }
 
 /* The output dtypes and layout come in as values, not through p: the
@@ -556,6 +609,41 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
   int64_t i = 0;
+  if (!il && ges == 2 && nv <= SG_FWD_NARROW) {
+    /* As in fwd_vecs: act(gate) and its derivative over the span first,
+     * then the up and dh streams. The gate is read whole before the first
+     * store, so in place stays safe. */
+    SG_ALIGNED float ab[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1], db[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1];
+    for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
+      const vf g0 = v_load(q.g + i * ges, gd), g1 = v_load(q.g + (i + SG_W) * ges, gd);
+      const sg_act a0 = v_activation(act, alpha, limit, g0, g0, 1);
+      const sg_act a1 = v_activation(act, alpha, limit, g1, g1, 1);
+      memcpy(ab + i, &a0.a, sizeof(vf));
+      memcpy(db + i, &a0.da, sizeof(vf));
+      memcpy(ab + i + SG_W, &a1.a, sizeof(vf));
+      memcpy(db + i + SG_W, &a1.da, sizeof(vf));
+    }
+    for (; i < nv; i += SG_W) {
+      const vf g = v_load(q.g + i * ges, gd);
+      const sg_act a = v_activation(act, alpha, limit, g, g, 1);
+      memcpy(ab + i, &a.a, sizeof(vf));
+      memcpy(db + i, &a.da, sizeof(vf));
+    }
+    for (i = 0; i < nv; i += SG_W) {
+      sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
+      sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, SG_W * dhes);
+      sg_act a;
+      memcpy(&a.a, ab + i, sizeof(vf));
+      memcpy(&a.da, db + i, sizeof(vf));
+      const vf u = v_load(q.u + i * ues, ud);
+      a.m = v_up_mult(act, limit, u);
+      a.dm = v_up_dmult(act, limit, u);
+      const sg_bwd_out o = bwd_from_act(a, v_load(q.dh + i * dhes, dhd));
+      store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
+    }
+    return;
+  }
   /* Two vectors an iteration, as in fwd_vecs (4-5% on the Sapphire Rapids
    * VM). All four loads come before the stores: in place stays safe. */
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
@@ -636,9 +724,8 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
 /* The first SG_PREFETCH_BYTES of row r's input streams, asked for while the
  * row before is computed: the loops prefetch that far ahead within a row,
  * so without this every row began with demand misses on each stream. bf16
- * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (such
- * narrow rows are still ~30% slower per element than wide ones; cause not
- * found, bench/NOTES.md). */
+ * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (the
+ * rest of the narrow-row gap went with SG_FWD_NARROW's two passes). */
 static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int backward) {
   const int il = p->gate.col_step == 2;
   const char *g = p->gate.base + sg_row_offset(&p->gate, r) * (int64_t)sg_dtype_size(p->gate.dtype);
