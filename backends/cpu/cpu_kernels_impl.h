@@ -448,13 +448,14 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
 #define SG_PREFETCH_BYTES 1024
 #endif
 
-/* Forward spans of 16-bit two-stream layouts at most this wide go in two
- * passes: act(gate) over the span, then h = a * m over up, so a thread
- * reads one stream at a time. With [gate | up] rows of 1024 or 2048 bf16
- * or f16 columns the one-pass loop ran 15-25% slower per element than at
- * 8192 x 14336, and two passes recover most of it; wider spans, and f32
- * (whose forward is memory-bound, not latency-bound), lose in two passes
- * (bench/NOTES.md, fourteenth session). 0 = always one pass. */
+/* Rows of 16-bit two-stream layouts at most this wide go in two passes
+ * (forward and backward): act(gate) over the span, then the up (and dh)
+ * streams, so a thread reads one stream at a time. With [gate | up] rows of
+ * 1024 or 2048 bf16 or f16 columns the one-pass forward ran 15-25% slower
+ * per element than at 8192 x 14336, and two passes recover most of it;
+ * wider rows (also 2048-column pieces of them, as the quantizer computes),
+ * and f32 (whose forward is memory-bound, not latency-bound), lose in two
+ * passes (bench/NOTES.md, fourteenth session). 0 = always one pass. */
 #ifndef SG_FWD_NARROW
 #define SG_FWD_NARROW 2048
 #endif
@@ -468,11 +469,12 @@ static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p
 /* The forward's whole vectors, columns [0, nv) of the row at q. */
 static inline __attribute__((always_inline)) void fwd_vecs(const int act, const int32_t gd, const int32_t ud,
                                                            const int32_t hd, const int il, const int nt,
-                                                           float alpha, float limit, sg_rowptrs q, int64_t nv) {
+                                                           float alpha, float limit, sg_rowptrs q, int64_t nv,
+                                                           const int narrow) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
   int64_t i = 0;
-  if (!il && ges == 2 && nv <= SG_FWD_NARROW) {
+  if (!il && ges == 2 && narrow) {
     /* act(gate) over the span first, then h = a * m over up: the same
      * product as below, with a waiting in an L1 buffer (see SG_FWD_NARROW). */
     SG_ALIGNED float ab[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1];
@@ -537,17 +539,18 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
   const int64_t gstep = il ? 2 : 1;
   const float alpha = p->alpha, limit = p->limit; /* values: the stores may alias *p */
   const int64_t i = n - n % SG_W;
+  const int narrow = p->width <= SG_FWD_NARROW; /* then n <= SG_FWD_NARROW too */
   nt = nt && sg_vec_aligned(q.h, hes);
   if (hd == gd && ud == gd) {
     if (il) {
-      if (nt) fwd_vecs(act, gd, gd, gd, 1, 1, alpha, limit, q, i);
-      else fwd_vecs(act, gd, gd, gd, 1, 0, alpha, limit, q, i);
+      if (nt) fwd_vecs(act, gd, gd, gd, 1, 1, alpha, limit, q, i, narrow);
+      else fwd_vecs(act, gd, gd, gd, 1, 0, alpha, limit, q, i, narrow);
     } else {
-      if (nt) fwd_vecs(act, gd, gd, gd, 0, 1, alpha, limit, q, i);
-      else fwd_vecs(act, gd, gd, gd, 0, 0, alpha, limit, q, i);
+      if (nt) fwd_vecs(act, gd, gd, gd, 0, 1, alpha, limit, q, i, narrow);
+      else fwd_vecs(act, gd, gd, gd, 0, 0, alpha, limit, q, i, narrow);
     }
   } else {
-    fwd_vecs(act, gd, ud, hd, il, nt, alpha, limit, q, i);
+    fwd_vecs(act, gd, ud, hd, il, nt, alpha, limit, q, i, narrow);
   }
   if (i < n) {
     const int64_t rem = n - i;
@@ -604,12 +607,12 @@ static inline __attribute__((always_inline)) void store_bwd(const sg_bwd_fmt f, 
 static inline __attribute__((always_inline)) void bwd_vecs(const int act, const int32_t gd, const int32_t ud,
                                                            const int32_t dhd, const int il, const sg_bwd_fmt f,
                                                            const int with_h, const int nt, float alpha, float limit,
-                                                           sg_rowptrs q, int64_t nv) {
+                                                           sg_rowptrs q, int64_t nv, const int narrow) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
   int64_t i = 0;
-  if (!il && ges == 2 && nv <= SG_FWD_NARROW) {
+  if (!il && ges == 2 && narrow) {
     /* As in fwd_vecs: act(gate) and its derivative over the span first,
      * then the up and dh streams. The gate is read whole before the first
      * store, so in place stays safe. */
@@ -685,6 +688,7 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   const float alpha = p->alpha, limit = p->limit;
   nt = nt && sg_vec_aligned(q.dg, dges) && (oil || sg_vec_aligned(q.du, dues)) && (!q.h || sg_vec_aligned(q.h, hes));
   const int64_t i = n - n % SG_W;
+  const int narrow = p->width <= SG_FWD_NARROW;
   /* As in fwd_cols: the common case (one dtype, two output tensors) gets
    * loops with fewer loop-invariant tests inside. Whether h is recomputed
    * stays a test in the loop: the in-place call (no h) and the out-of-place
@@ -695,14 +699,14 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
     const sg_bwd_fmt fc = {gd, gd, gd, 0};
     const int with_h = q.h != NULL;
     if (il) {
-      if (nt) bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 1, alpha, limit, q, i);
-      else bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 0, alpha, limit, q, i);
+      if (nt) bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 1, alpha, limit, q, i, narrow);
+      else bwd_vecs(act, gd, gd, gd, 1, fc, with_h, 0, alpha, limit, q, i, narrow);
     } else {
-      if (nt) bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 1, alpha, limit, q, i);
-      else bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 0, alpha, limit, q, i);
+      if (nt) bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 1, alpha, limit, q, i, narrow);
+      else bwd_vecs(act, gd, gd, gd, 0, fc, with_h, 0, alpha, limit, q, i, narrow);
     }
   } else {
-    bwd_vecs(act, gd, ud, dhd, il, f, q.h != NULL, nt, alpha, limit, q, i);
+    bwd_vecs(act, gd, ud, dhd, il, f, q.h != NULL, nt, alpha, limit, q, i, narrow);
   }
   if (i < n) {
     const int64_t rem = n - i;
