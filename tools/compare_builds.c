@@ -173,15 +173,12 @@ int main(int argc, char **argv) {
             return 2;
           }
         }
-        snprintf(what, sizeof what, "%s act %d %s -> %s forward", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
-        compare(what, out[0][0], out[1][0], T * H, es);
-        snprintf(what, sizeof what, "%s act %d %s -> %s backward dx", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
-        compare(what, out[0][1], out[1][1], T * 2 * H, es);
-        snprintf(what, sizeof what, "%s act %d %s -> %s backward dx (no h)", lay ? "il" : "gu", act, in ? "bf16" : "f32",
-                 od ? "bf16" : "f32");
-        compare(what, out[0][3], out[1][3], T * 2 * H, es);
-        snprintf(what, sizeof what, "%s act %d %s -> %s backward h", lay ? "il" : "gu", act, in ? "bf16" : "f32", od ? "bf16" : "f32");
-        compare(what, out[0][2], out[1][2], T * H, es);
+        static const char *const part[4] = {"forward", "backward dx", "backward h", "backward dx (no h)"};
+        for (int j = 0; j < 4; ++j) {
+          snprintf(what, sizeof what, "%s act %d %s -> %s %s", lay ? "il" : "gu", act, in ? "bf16" : "f32",
+                   od ? "bf16" : "f32", part[j]);
+          compare(what, out[0][j], out[1][j], j & 1 ? T * 2 * H : T * H, es);
+        }
       }
   /* E4M3FN codes, groups of 128: fp32 scales row-major (pk 0), and packed
    * UE8M0 in the TMA-aligned column-major layout (DeepGEMM's, pk 1); MXFP8
