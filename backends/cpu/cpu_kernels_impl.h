@@ -730,8 +730,8 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
 /* The first SG_PREFETCH_BYTES of row r's input streams, asked for while the
  * row before is computed: the loops prefetch that far ahead within a row,
  * so without this every row began with demand misses on each stream. bf16
- * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (the
- * rest of the narrow-row gap went with SG_FWD_NARROW's two passes). */
+ * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (most
+ * of the rest of the narrow-row gap went with SG_FWD_NARROW's two passes). */
 static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int backward) {
   const int il = p->gate.col_step == 2;
   const char *g = p->gate.base + sg_row_offset(&p->gate, r) * (int64_t)sg_dtype_size(p->gate.dtype);
