@@ -105,19 +105,9 @@ static void compare(const char *what, const void *a, const void *b, int64_t n, i
     printf("same   %-40s (%ld NaNs differ in sign or payload only)\n", what, nan_only);
 }
 
-int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s OLD_LIBSWIGLU NEW_LIBSWIGLU\n", argv[0]);
-    return 2;
-  }
-  lib_t lib[2];
-  open_lib(&lib[0], argv[1]);
-  open_lib(&lib[1], argv[2]);
-
-  /* COMPARE_ROWS=17000 takes the outputs past the 32 MiB at which the
-   * kernels switch to streaming stores (a second set of loops) */
-  const int64_t T = getenv("COMPARE_ROWS") ? atoll(getenv("COMPARE_ROWS")) : 37;
-  enum { H = 1000 };
+/* Every forward, backward and quant problem of width H (per half) on T
+ * rows, both libraries, compared. */
+static void compare_width(lib_t lib[2], int64_t T, int64_t H) {
   static const float special[] = {0.0f,   -0.0f,   INFINITY, -INFINITY, NAN,    1e-40f, -1e-40f,
                                   87.3f,  -87.3f,  88.5f,    -88.5f,    150.5f, -150.5f, -200.0f,
                                   3e38f,  -3e38f,  14.4f,    -14.6f,    13.3f,  -13.3f,  1e-30f};
@@ -170,24 +160,25 @@ int main(int argc, char **argv) {
               l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx, NULL, &th2, 0) ||
               l->backward(l->ctx, &d, &tdh, &tx, NULL, &tdx2, NULL, NULL, 0)) {
             fprintf(stderr, "%s\n", l->last_error(l->ctx));
-            return 2;
+            exit(2);
           }
         }
         static const char *const part[4] = {"forward", "backward dx", "backward h", "backward dx (no h)"};
         for (int j = 0; j < 4; ++j) {
-          snprintf(what, sizeof what, "%s act %d %s -> %s %s", lay ? "il" : "gu", act, in ? "bf16" : "f32",
-                   od ? "bf16" : "f32", part[j]);
+          snprintf(what, sizeof what, "H %lld %s act %d %s -> %s %s", (long long)H, lay ? "il" : "gu", act,
+                   in ? "bf16" : "f32", od ? "bf16" : "f32", part[j]);
           compare(what, out[0][j], out[1][j], j & 1 ? T * 2 * H : T * H, es);
         }
       }
   /* E4M3FN codes, groups of 128: fp32 scales row-major (pk 0), and packed
    * UE8M0 in the TMA-aligned column-major layout (DeepGEMM's, pk 1); MXFP8
    * (groups of 32, E8M0 bytes, pk 2). Both input layouts; the interleaved
-   * one with a row weight. H = 1000 is not a multiple of 128, so the quant
-   * problems take the first 896 columns of each half (a [T, 1792] view with
+   * one with a row weight. Neither H is a multiple of 128, so the quant
+   * problems take the first QW columns of each half (a [T, 2 QW] view with
    * the input's row stride). */
-  int64_t qxs[2] = {T, 2 * 896}, qxst[2] = {2 * H, 1}, qs[2] = {T, 896}, ws[1] = {T};
-  int64_t s_rm[2] = {T, 7}, s_tma[2] = {2, (T + 3) / 4 * 4}, s_mx[2] = {T, 28}; /* packed: 2 words */
+  const int64_t QW = H / 128 * 128, NG = QW / 128, NW = (NG + 3) / 4; /* NW: packed words */
+  int64_t qxs[2] = {T, 2 * QW}, qxst[2] = {2 * H, 1}, qs[2] = {T, QW}, ws[1] = {T};
+  int64_t s_rm[2] = {T, NG}, s_tma[2] = {NW, (T + 3) / 4 * 4}, s_mx[2] = {T, QW / 32};
   float *wt = malloc(sizeof(float) * T);
   for (int64_t i = 0; i < T; ++i) wt[i] = (float)(uniform() * 2);
   for (int lay = 0; lay < 2; ++lay)
@@ -220,18 +211,39 @@ int main(int argc, char **argv) {
             memset(out[k][0], 0, cap), memset(out[k][1], 0, cap);
             if (l->quant(l->ctx, &d, &qd, &a)) {
               fprintf(stderr, "%s\n", l->last_error(l->ctx));
-              return 2;
+              exit(2);
             }
           }
           static const char *const fmt[3] = {"", " UE8M0/TMA", " MXFP8"};
-          const int len = snprintf(what, sizeof what, "%s act %d %s quant%s%s", lay ? "il+w" : "gu", act,
-                                   in ? "bf16" : "f32", rh ? " ROUND_H" : "", fmt[pk]);
+          const int len = snprintf(what, sizeof what, "H %lld %s act %d %s quant%s%s", (long long)H,
+                                   lay ? "il+w" : "gu", act, in ? "bf16" : "f32", rh ? " ROUND_H" : "", fmt[pk]);
           snprintf(what + len, sizeof what - (size_t)len, " codes");
-          compare(what, out[0][0], out[1][0], T * 896, 1);
+          compare(what, out[0][0], out[1][0], T * QW, 1);
           snprintf(what + len, sizeof what - (size_t)len, " scales");
-          compare(what, out[0][1], out[1][1], pk == 1 ? 2 * s_tma[1] * 4 : pk == 2 ? T * 28 : T * 7 * 4, 1);
+          compare(what, out[0][1], out[1][1], pk == 1 ? NW * s_tma[1] * 4 : pk == 2 ? T * (QW / 32) : T * NG * 4, 1);
         }
   free(wt);
+  for (int k = 0; k < 2; ++k)
+    for (int j = 0; j < 4; ++j) free(out[k][j]);
+  free(x), free(dh), free(xb), free(dhb);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s OLD_LIBSWIGLU NEW_LIBSWIGLU\n", argv[0]);
+    return 2;
+  }
+  lib_t lib[2];
+  open_lib(&lib[0], argv[1]);
+  open_lib(&lib[1], argv[2]);
+
+  /* COMPARE_ROWS=17000 takes the outputs past the 32 MiB at which the
+   * kernels switch to streaming stores (a second set of loops) */
+  const int64_t T = getenv("COMPARE_ROWS") ? atoll(getenv("COMPARE_ROWS")) : 37;
+  /* 1000 columns take the CPU's two-pass loops for narrow 16-bit rows
+   * (SG_FWD_NARROW), 2600 the one-pass ones */
+  compare_width(lib, T, 1000);
+  compare_width(lib, T, 2600);
   printf("%ld elements compared: %ld differ, %ld NaNs differ in sign or payload only\n", g_checked, g_bad,
          g_nan_only);
   for (int k = 0; k < 2; ++k) lib[k].destroy(lib[k].ctx);
