@@ -392,7 +392,7 @@ int main(int argc, char **argv) {
       /* d0, d1, H, pad1, pad0 */
       {1, 1, 1, 0, 0},   {1, 3, 7, 0, 0},  {2, 3, 33, 5, 0}, {3, 2, 100, 0, 7},
       {1, 2, 1029, 3, 0}, {2, 2, 16, 1, 3}, {1, 1, 520, 0, 0},
-      /* wider than SG_FWD_NARROW (2048): the CPU's one-pass 16-bit loops */
+      /* wider than SG_NARROW_COLS (2048): the CPU's one-pass 16-bit loops */
       {1, 2, 2085, 0, 5},
   };
   const int nshapes = quick ? 4 : (int)(sizeof shapes / sizeof *shapes);

@@ -241,7 +241,7 @@ int main(int argc, char **argv) {
    * kernels switch to streaming stores (a second set of loops) */
   const int64_t T = getenv("COMPARE_ROWS") ? atoll(getenv("COMPARE_ROWS")) : 37;
   /* 1000 columns take the CPU's two-pass loops for narrow 16-bit rows
-   * (SG_FWD_NARROW), 2600 the one-pass ones */
+   * (SG_NARROW_COLS), 2600 the one-pass ones */
   compare_width(lib, T, 1000);
   compare_width(lib, T, 2600);
   printf("%ld elements compared: %ld differ, %ld NaNs differ in sign or payload only\n", g_checked, g_bad,

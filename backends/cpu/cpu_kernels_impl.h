@@ -456,8 +456,8 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
  * wider rows (also 2048-column pieces of them, as the quantizer computes),
  * and f32 (whose forward is memory-bound, not latency-bound), lose in two
  * passes (bench/NOTES.md, fourteenth session). 0 = always one pass. */
-#ifndef SG_FWD_NARROW
-#define SG_FWD_NARROW 2048
+#ifndef SG_NARROW_COLS
+#define SG_NARROW_COLS 2048
 #endif
 
 static inline int sg_vec_aligned(const void *p, size_t es) { return ((uintptr_t)p & (SG_W * es - 1)) == 0; }
@@ -476,10 +476,10 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
   int64_t i = 0;
   if (!il && ges == 2 && narrow) {
     /* act(gate) over the span first, then h = a * m over up: the same
-     * product as below, with a waiting in an L1 buffer (see SG_FWD_NARROW).
+     * product as below, with a waiting in an L1 buffer (see SG_NARROW_COLS).
      * The up stream is prefetched during the first pass, whose arithmetic
      * hides its misses (65536 x 2048: 34-35 -> 30-31 ms), not the second. */
-    SG_ALIGNED float ab[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1];
+    SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
     for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
       sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
@@ -541,7 +541,7 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
   const int64_t gstep = il ? 2 : 1;
   const float alpha = p->alpha, limit = p->limit; /* values: the stores may alias *p */
   const int64_t i = n - n % SG_W;
-  const int narrow = p->width <= SG_FWD_NARROW; /* then n <= SG_FWD_NARROW too */
+  const int narrow = p->width <= SG_NARROW_COLS; /* then n <= SG_NARROW_COLS too */
   nt = nt && sg_vec_aligned(q.h, hes);
   if (hd == gd && ud == gd) {
     if (il) {
@@ -618,7 +618,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     /* As in fwd_vecs: act(gate) and its derivative over the span first,
      * then the up and dh streams. The gate is read whole before the first
      * store, so in place stays safe. */
-    SG_ALIGNED float ab[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1], db[SG_FWD_NARROW > 0 ? SG_FWD_NARROW : 1];
+    SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1], db[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
     for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
       sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
@@ -690,7 +690,7 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   const float alpha = p->alpha, limit = p->limit;
   nt = nt && sg_vec_aligned(q.dg, dges) && (oil || sg_vec_aligned(q.du, dues)) && (!q.h || sg_vec_aligned(q.h, hes));
   const int64_t i = n - n % SG_W;
-  const int narrow = p->width <= SG_FWD_NARROW;
+  const int narrow = p->width <= SG_NARROW_COLS;
   /* As in fwd_cols: the common case (one dtype, two output tensors) gets
    * loops with fewer loop-invariant tests inside. Whether h is recomputed
    * stays a test in the loop: the in-place call (no h) and the out-of-place
@@ -731,7 +731,7 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
  * row before is computed: the loops prefetch that far ahead within a row,
  * so without this every row began with demand misses on each stream. bf16
  * forward at 65536 x 2048 on the Sapphire Rapids VM: 37.8 -> 34.0 ms (most
- * of the rest of the narrow-row gap went with SG_FWD_NARROW's two passes). */
+ * of the rest of the narrow-row gap went with SG_NARROW_COLS's two passes). */
 static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int backward) {
   const int il = p->gate.col_step == 2;
   const char *g = p->gate.base + sg_row_offset(&p->gate, r) * (int64_t)sg_dtype_size(p->gate.dtype);
