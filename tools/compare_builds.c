@@ -13,7 +13,8 @@
  * and interleaved inputs: forward, backward (dgate, dup and the recomputed
  * h), E4M3FN group-128 quant (fp32 row-major and packed UE8M0 TMA scales)
  * and MXFP8, with and without ROUND_H, with a row weight when interleaved;
- * on 37 (or COMPARE_ROWS) x 1000 rows (odd sizes, vector tails) of mixed
+ * on 37 (or COMPARE_ROWS) rows of 1000 and of 2600 columns (odd sizes,
+ * vector tails; the CPU's narrow-row and wide-row loops) of mixed
  * magnitudes with zeros, subnormals, +-Inf, NaN and values around the
  * logistic's and the GELU tail's thresholds. NaNs that differ only in sign
  * or payload are counted apart: docs/numerics.md leaves
