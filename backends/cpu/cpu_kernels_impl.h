@@ -215,6 +215,16 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
   return o;
 }
 
+/* exp(-min(87, za)). Only the upper clamp: the lanes below -87 are
+ * recomputed by the wide path whatever this one makes of them, and dropping
+ * the max shortens the chain the out-of-order window waits on
+ * (bench/NOTES.md). */
+static inline __attribute__((always_inline)) vf v_exp_neg_clamped(vf za) {
+  vf scale;
+  const vf p = v_exp_negz(sg_v_min(v_set(87.0f), za), &scale);
+  return p * scale;
+}
+
 /* The common case, z >= -87: den = 1 + exp(-z) stays finite (exp(-z) <=
  * e^87 < 2^126 is one normal scale factor) and xs = x / den is one correctly
  * rounded division. (zb, the low part of z, matters only in the tails and is
@@ -223,14 +233,8 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
  * choice is per lane, so every ISA gives every lane the same bits. */
 static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za, vf zb,
                                                                    int want_grad) {
-  /* Only the upper clamp: the lanes below -87 are recomputed by the wide
-   * path whatever this one makes of them, and dropping the max shortens the
-   * chain the out-of-order window waits on (bench/NOTES.md). */
-  vf z = sg_v_min(v_set(87.0f), za);
-  vf scale;
-  vf p = v_exp_negz(z, &scale);
-  vf e = p * scale; /* exp(-z) */
-  vf den = 1.0f + e;
+  const vf e = v_exp_neg_clamped(za);
+  const vf den = 1.0f + e;
   sg_logistic o;
   o.xs = x / den;
   if (want_grad) {
@@ -324,11 +328,61 @@ static inline __attribute__((always_inline)) vf v_up_dmult(int act, float limit,
   return sg_v_blend_nan(up, up, dm);
 }
 
+/* The forward of the logistic activations (SiLU, GELU tanh, gpt-oss,
+ * clamped SiLU) in two halves: the first up to den = 1 + exp(-z), the second
+ * the division x / den (v_logistic's operations, without the derivative's).
+ * The forward loop runs them software-pipelined: the first half of the next
+ * pair of vectors is issued before the second half of this one, so the
+ * division finds its operand ready instead of at the end of a ~60-cycle
+ * chain; one long chain per vector filled the out-of-order window and left
+ * the loop at ~18.5 cycles a vector against ~13.5 of port work
+ * (bench/NOTES.md, fifteenth session). */
+typedef struct {
+  vf x, za, den, m; /* x / den is act(gate), za the logistic's argument, m the up multiplier */
+} sg_fwd_half;
+
+static inline int act_is_logistic(int act) { return act == 0 || act == 1 || act == 4 || act == 5; }
+
+static inline __attribute__((always_inline)) sg_fwd_half fwd_first(int act, float alpha, float limit, vf gate,
+                                                                   vf up) {
+  sg_fwd_half s;
+  s.x = gate;
+  s.za = gate;
+  s.m = up;
+  if (act == 1) { /* GELU tanh: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) */
+    const vf x2 = gate * gate;
+    s.za = sg_v_fma(0.044715f * x2, gate, gate) * 1.5957691216057308f;
+  } else if (act == 4 || act == 5) { /* gpt-oss: g * sigmoid(alpha g) * (u + 1); clamped SiLU */
+    /* sg_v_min(bound, x) is v_min_keepnan(x, bound) in one operation */
+    s.x = sg_v_min(v_set(limit), gate);
+    s.za = s.x * (act == 4 ? alpha : 1.0f);
+    s.m = v_up_mult(act, limit, up);
+  }
+  s.den = 1.0f + v_exp_neg_clamped(s.za);
+  return s;
+}
+
+/* act(gate): v_logistic's xs, the lanes with za < -87 from the wide path */
+static inline __attribute__((always_inline)) vf fwd_second(sg_fwd_half s) {
+  vf xs = s.x / s.den;
+  if (__builtin_expect(sg_v_any_lt(s.za, -87.0f), 0)) {
+    const vi low = s.za < -87.0f;
+    xs = v_sel(low, v_logistic_wide(s.x, s.za, v_set(0.0f)).xs, xs);
+  }
+  return xs;
+}
+
 static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
                                   int want_grad) {
   sg_act o;
   o.m = up;
   o.dm = v_set(1.0f);
+  if (!want_grad && act_is_logistic(act)) { /* the pipelined loops' operations, whole */
+    const sg_fwd_half s = fwd_first(act, alpha, limit, gate, up);
+    o.a = fwd_second(s);
+    o.m = s.m;
+    return o;
+  }
   switch (act) {
     case 0: /* SiLU */
     default: {
@@ -477,6 +531,24 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
                                                             float *da) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   int64_t i = 0;
+  if (!want_grad && act_is_logistic(act) && nv >= 4 * SG_W) { /* pipelined as in fwd_vecs */
+    sg_fwd_half s0 = fwd_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f));
+    sg_fwd_half s1 = fwd_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f));
+    for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
+      sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+      const sg_fwd_half n0 = fwd_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f));
+      const sg_fwd_half n1 = fwd_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f));
+      const vf a0 = fwd_second(s0), a1 = fwd_second(s1);
+      memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
+      memcpy(a + i - SG_W, &a1, sizeof(vf));
+      s0 = n0;
+      s1 = n1;
+    }
+    const vf a0 = fwd_second(s0), a1 = fwd_second(s1);
+    memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
+    memcpy(a + i - SG_W, &a1, sizeof(vf));
+  }
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
     sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
     sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
@@ -519,10 +591,32 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     }
     return;
   }
+  if (act_is_logistic(act) && nv >= 4 * SG_W) {
+    /* Software-pipelined (see sg_fwd_half): the first halves of vectors
+     * [i, i + 2W) go before the second halves of [i - 2W, i). Reads run two
+     * vectors ahead of the stores, which keeps an h written over its own
+     * input safe. */
+    vf g0, u0, g1, u1;
+    load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
+    load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
+    sg_fwd_half s0 = fwd_first(act, alpha, limit, g0, u0), s1 = fwd_first(act, alpha, limit, g1, u1);
+    for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+      if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+      load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
+      load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+      const sg_fwd_half n0 = fwd_first(act, alpha, limit, g0, u0), n1 = fwd_first(act, alpha, limit, g1, u1);
+      store_v(q.h + (i - 2 * SG_W) * hes, hd, fwd_second(s0) * s0.m, nt);
+      store_v(q.h + (i - SG_W) * hes, hd, fwd_second(s1) * s1.m, nt);
+      s0 = n0;
+      s1 = n1;
+    }
+    store_v(q.h + (i - 2 * SG_W) * hes, hd, fwd_second(s0) * s0.m, nt);
+    store_v(q.h + (i - SG_W) * hes, hd, fwd_second(s1) * s1.m, nt);
+  }
   /* Two vectors an iteration: their chains overlap better in the
-   * out-of-order window (the bf16 SiLU loop at ~19.5 cycles a vector is far
-   * from its ~13 cycles of port work: 4% in L2 on the Sapphire Rapids VM),
-   * and a 16-bit stream then asks for one 64-byte line an iteration. */
+   * out-of-order window (4% in L2 on the Sapphire Rapids VM), and a 16-bit
+   * stream then asks for one 64-byte line an iteration. */
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
     vf g0, u0, g1, u1;
     sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
