@@ -8,6 +8,9 @@
 #ifdef __AVX512BF16__
 #define SG_NAME(x) x##_avx512bf16
 #define SG_BF16_NATIVE(v) ((vh)_mm512_cvtneps_pbh((__m512)(v)))
+/* v0 and v1 rounded into one register of 2 * SG_W bf16, v0 in the low half:
+ * one conversion where two took twice the port work */
+#define SG_BF16_NATIVE2(v0, v1) ((vh2)_mm512_cvtne2ps_pbh((__m512)(v1), (__m512)(v0)))
 #else
 #define SG_NAME(x) x##_avx512
 #endif
@@ -48,6 +51,12 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
 #define sg_v_any_gt(x, c) (_mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(c), _CMP_GT_OQ) != 0)
 /* any subnormal lane: one vfpclassps (class 0x20, denormal) */
 #define sg_v_any_subnormal(x) (_mm512_fpclass_ps_mask((__m512)(x), 0x20) != 0)
+/* the same tests over two vectors, through one kortest of both masks */
+#define sg_v_any_subnormal2(x, y) \
+  (!_kortestz_mask16_u8(_mm512_fpclass_ps_mask((__m512)(x), 0x20), _mm512_fpclass_ps_mask((__m512)(y), 0x20)))
+#define sg_v_any_lt2(x, y, c)                                                       \
+  (!_kortestz_mask16_u8(_mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(c), _CMP_LT_OQ), \
+                        _mm512_cmp_ps_mask((__m512)(y), _mm512_set1_ps(c), _CMP_LT_OQ)))
 
 /* maxps(a, b) returns b when either is NaN: with the bound first, a NaN
  * argument passes through, as in the portable v_sel form. */

@@ -32,6 +32,7 @@ typedef float vf __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef int32_t vi __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef uint32_t vu __attribute__((vector_size(SG_W * 4), aligned(4)));
 typedef uint16_t vh __attribute__((vector_size(SG_W * 2), aligned(2)));
+typedef uint16_t vh2 __attribute__((vector_size(SG_W * 4), aligned(2)));
 
 #define SG_CHUNK SG_CPU_CHUNK /* columns per work item; a multiple of every SG_W */
 
@@ -40,6 +41,9 @@ static inline vi vi_set(int32_t x) { return (vi){0} + x; }
 static inline vf v_sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 /* Compare-and-select, portable forms: the AVX-512 build defines its own
  * (a compare into a mask register and one blend). */
+#ifndef sg_v_any_lt2
+#define sg_v_any_lt2(x, y, c) sg_v_any(((x) < (c)) | ((y) < (c)))
+#endif
 #ifndef sg_v_blend_gt
 #define sg_v_any_lt(x, c) sg_v_any((x) < (c))
 #define sg_v_any_gt(x, c) sg_v_any((x) > (c))
@@ -225,34 +229,6 @@ static inline __attribute__((always_inline)) vf v_exp_neg_clamped(vf za) {
   return p * scale;
 }
 
-/* The common case, z >= -87: den = 1 + exp(-z) stays finite (exp(-z) <=
- * e^87 < 2^126 is one normal scale factor) and xs = x / den is one correctly
- * rounded division. (zb, the low part of z, matters only in the tails and is
- * used by the wide path alone.) For z > 87 the clamp leaves den == 1 exactly, which is
- * the right answer. Lanes below -87 are recomputed by v_logistic_wide; the
- * choice is per lane, so every ISA gives every lane the same bits. */
-static inline __attribute__((always_inline)) sg_logistic v_logistic(vf x, vf za, vf zb,
-                                                                   int want_grad) {
-  const vf e = v_exp_neg_clamped(za);
-  const vf den = 1.0f + e;
-  sg_logistic o;
-  o.xs = x / den;
-  if (want_grad) {
-    o.sig = 1.0f / den;
-    o.sigc = e * o.sig;
-  }
-  if (__builtin_expect(sg_v_any_lt(za, -87.0f), 0)) {
-    const vi low = za < -87.0f;
-    sg_logistic w = v_logistic_wide(x, za, zb);
-    o.xs = v_sel(low, w.xs, o.xs);
-    if (want_grad) {
-      o.sig = v_sel(low, w.sig, o.sig);
-      o.sigc = v_sel(low, w.sigc, o.sigc);
-    }
-  }
-  return o;
-}
-
 /* Phi(x) = P(X <= x) for standard normal X, and the density phi(x), through
  * erfc(s / sqrt 2) = exp(-s^2 / 2) F(s) for s = |x| with F(s) = t P(t),
  * t = 1 / (1 + s/2): no cancellation for negative x. The polynomial was
@@ -328,116 +304,122 @@ static inline __attribute__((always_inline)) vf v_up_dmult(int act, float limit,
   return sg_v_blend_nan(up, up, dm);
 }
 
-/* The forward of the logistic activations (SiLU, GELU tanh, gpt-oss,
- * clamped SiLU) in two halves: the first up to den = 1 + exp(-z), the second
- * the division x / den (v_logistic's operations, without the derivative's).
- * The forward loop runs them software-pipelined: the first half of the next
- * pair of vectors is issued before the second half of this one, so the
- * division finds its operand ready instead of at the end of a ~60-cycle
- * chain; one long chain per vector filled the out-of-order window and left
- * the loop at ~18.5 cycles a vector against ~13.5 of port work
- * (bench/NOTES.md, fifteenth session). */
+/* The logistic activations (SiLU, GELU tanh, gpt-oss, clamped SiLU) in two
+ * halves: the first up to den = 1 + exp(-z), the second from the division
+ * on. The forward and backward loops run them software-pipelined: the first
+ * half of the next pair of vectors is issued before the second half of this
+ * one, so the divisions find their operands ready instead of at the end of a
+ * ~60-cycle chain; one long chain per vector filled the out-of-order window
+ * and left the forward at ~18.5 cycles a vector against ~13.5 of port work
+ * (bench/NOTES.md, fifteenth session).
+ *
+ * In the common case, z >= -87, den = 1 + exp(-z) stays finite (exp(-z) <=
+ * e^87 < 2^126 is one normal scale factor) and x / den is one correctly
+ * rounded division; for z > 87 the clamp leaves den == 1 exactly, which is
+ * the right answer. Lanes below -87 are recomputed by v_logistic_wide; the
+ * choice is per lane, so every ISA gives every lane the same bits. */
 typedef struct {
-  vf x, za, den, m; /* x / den is act(gate), za the logistic's argument, m the up multiplier */
-} sg_fwd_half;
+  vf x, za, e, den; /* act(gate) = x / den, za the logistic's argument, e = exp(-min(87, za)) */
+  vf m;             /* the up multiplier */
+  vf gate, up;      /* as loaded (the derivative's clamp tests) */
+} sg_act_half;
 
-static inline int act_is_logistic(int act) { return act == 0 || act == 1 || act == 4 || act == 5; }
+/* every activation but GELU erf (2) and ReLU (3); SiLU is the default */
+static inline int act_is_logistic(int act) { return act != 2 && act != 3; }
 
-static inline __attribute__((always_inline)) sg_fwd_half fwd_first(int act, float alpha, float limit, vf gate,
+static inline __attribute__((always_inline)) sg_act_half act_first(int act, float alpha, float limit, vf gate,
                                                                    vf up) {
-  sg_fwd_half s;
+  sg_act_half s;
+  s.gate = gate;
+  s.up = up;
   s.x = gate;
   s.za = gate;
   s.m = up;
   if (act == 1) { /* GELU tanh: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) */
-    const vf x2 = gate * gate;
-    s.za = sg_v_fma(0.044715f * x2, gate, gate) * 1.5957691216057308f;
+    s.za = sg_v_fma(0.044715f * (gate * gate), gate, gate) * 1.5957691216057308f;
   } else if (act == 4 || act == 5) { /* gpt-oss: g * sigmoid(alpha g) * (u + 1); clamped SiLU */
     /* sg_v_min(bound, x) is v_min_keepnan(x, bound) in one operation */
     s.x = sg_v_min(v_set(limit), gate);
     s.za = s.x * (act == 4 ? alpha : 1.0f);
     s.m = v_up_mult(act, limit, up);
   }
-  s.den = 1.0f + v_exp_neg_clamped(s.za);
+  s.e = v_exp_neg_clamped(s.za);
+  s.den = 1.0f + s.e;
   return s;
 }
 
-/* act(gate): v_logistic's xs, the lanes with za < -87 from the wide path */
-static inline __attribute__((always_inline)) vf fwd_second(sg_fwd_half s) {
-  vf xs = s.x / s.den;
+/* The derivative from the logistic pieces: sig = sigmoid(z) and sigc = 1 -
+ * sigmoid(z) (both without cancellation), xs = x * sigmoid(z). */
+static inline __attribute__((always_inline)) vf act_grad(int act, float alpha, float limit, sg_act_half s,
+                                                        vf xs, vf sig, vf sigc, vf *dm) {
+  *dm = v_set(1.0f);
+  if (act == 1) {
+    const vf dz = sg_v_fma(s.gate * s.gate, v_set(3.0f * 0.044715f * 1.5957691216057308f),
+                           v_set(1.5957691216057308f));
+    return v_far_sel(s.za, sig, sg_v_fma(xs * sigc, dz, sig));
+  }
+  if (act == 4 || act == 5) {
+    const float al = act == 4 ? alpha : 1.0f;
+    const vf da = v_far_sel(s.za, sig, sg_v_fma(xs * al, sigc, sig));
+    *dm = v_up_dmult(act, limit, s.up);
+    return sg_v_blend_gt(s.gate, v_set(limit), v_set(0.0f), da);
+  }
+  /* SiLU. far: keeps inf * 0 out of the limits silu'(+inf) = 1, silu'(-inf) = 0 */
+  return v_far_sel(s.gate, sig, sg_v_fma(xs, sigc, sig));
+}
+
+static inline __attribute__((always_inline)) sg_act act_second(int act, float alpha, float limit, sg_act_half s,
+                                                               int want_grad) {
+  sg_act o;
+  o.m = s.m;
+  o.a = s.x / s.den;
+  vf sig = v_set(0.0f), sigc = v_set(0.0f);
+  if (want_grad) {
+    sig = 1.0f / s.den;
+    sigc = s.e * sig;
+  }
   if (__builtin_expect(sg_v_any_lt(s.za, -87.0f), 0)) {
     const vi low = s.za < -87.0f;
-    xs = v_sel(low, v_logistic_wide(s.x, s.za, v_set(0.0f)).xs, xs);
+    const sg_logistic w = v_logistic_wide(s.x, s.za, v_set(0.0f));
+    o.a = v_sel(low, w.xs, o.a);
+    if (want_grad) {
+      sig = v_sel(low, w.sig, sig);
+      sigc = v_sel(low, w.sigc, sigc);
+    }
   }
-  return xs;
+  if (want_grad) o.da = act_grad(act, alpha, limit, s, o.a, sig, sigc, &o.dm);
+  return o;
+}
+
+/* The forward's act_second of two vectors, their rare-path tests in one branch. */
+static inline __attribute__((always_inline)) void fwd_second2(sg_act_half s0, sg_act_half s1, vf *a0, vf *a1) {
+  *a0 = s0.x / s0.den;
+  *a1 = s1.x / s1.den;
+  if (__builtin_expect(sg_v_any_lt2(s0.za, s1.za, -87.0f), 0)) {
+    *a0 = v_sel(s0.za < -87.0f, v_logistic_wide(s0.x, s0.za, v_set(0.0f)).xs, *a0);
+    *a1 = v_sel(s1.za < -87.0f, v_logistic_wide(s1.x, s1.za, v_set(0.0f)).xs, *a1);
+  }
 }
 
 static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
-                                  int want_grad) {
+                                                                 int want_grad) {
+  if (act_is_logistic(act)) return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up), want_grad);
   sg_act o;
   o.m = up;
   o.dm = v_set(1.0f);
-  if (!want_grad && act_is_logistic(act)) { /* the pipelined loops' operations, whole */
-    const sg_fwd_half s = fwd_first(act, alpha, limit, gate, up);
-    o.a = fwd_second(s);
-    o.m = s.m;
-    return o;
-  }
-  switch (act) {
-    case 0: /* SiLU */
-    default: {
-      sg_logistic l = v_logistic(gate, gate, v_set(0.0f), want_grad);
-      o.a = l.xs;
-      /* far: keeps inf * 0 out of the limits silu'(+inf) = 1, silu'(-inf) = 0 */
-      if (want_grad) o.da = v_far_sel(gate, l.sig, sg_v_fma(l.xs, l.sigc, l.sig));
-      break;
-    }
-    case 1: { /* GELU tanh: x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)) */
-      vf x2 = gate * gate;
-      vf inner = sg_v_fma(0.044715f * x2, gate, gate);
-      vf z = inner * 1.5957691216057308f;
-      sg_logistic l = v_logistic(gate, z, v_set(0.0f), want_grad);
-      o.a = l.xs;
-      if (want_grad) {
-        vf dz = sg_v_fma(x2, v_set(3.0f * 0.044715f * 1.5957691216057308f),
-                         v_set(1.5957691216057308f));
-        o.da = v_far_sel(z, l.sig, sg_v_fma(l.xs * l.sigc, dz, l.sig));
-      }
-      break;
-    }
-    case 2: { /* GELU erf: x * Phi(x) */
-      vf cdf, pdf;
-      v_normal_cdf_pdf(gate, &cdf, &pdf);
-      o.a = gate * cdf;
-      /* -inf * Phi(-inf) = -inf * 0: the limit is -0. */
-      o.a = sg_v_blend_eq(cdf, v_set(0.0f), v_signbit(gate), o.a);
-      /* pdf == 0 only in the tails (and at +-inf, where gate * pdf is NaN) */
-      if (want_grad) o.da = sg_v_blend_eq(pdf, v_set(0.0f), cdf, sg_v_fma(gate, pdf, cdf));
-      break;
-    }
-    case 3: { /* ReLU */
-      vi pos = gate > 0.0f;
-      vi nan = gate != gate;
-      o.a = v_sel(pos | nan, gate, v_set(0.0f));
-      if (want_grad) o.da = v_sel(nan, gate, v_sel(pos, v_set(1.0f), v_set(0.0f)));
-      break;
-    }
-    case 4:   /* gpt-oss: g * sigmoid(alpha g) * (u + 1) */
-    case 5: { /* clamped SiLU: silu(g) * u */
-      const vf lim = v_set(limit);
-      /* sg_v_min(bound, x) is v_min_keepnan(x, bound) in one operation */
-      vf g = sg_v_min(lim, gate);
-      float al = act == 4 ? alpha : 1.0f;
-      sg_logistic l = v_logistic(g, g * al, v_set(0.0f), want_grad);
-      o.a = l.xs;
-      o.m = v_up_mult(act, limit, up);
-      if (want_grad) {
-        vf da = v_far_sel(g * al, l.sig, sg_v_fma(l.xs * al, l.sigc, l.sig));
-        o.da = sg_v_blend_gt(gate, lim, v_set(0.0f), da);
-        o.dm = v_up_dmult(act, limit, up);
-      }
-      break;
-    }
+  if (act == 2) { /* GELU erf: x * Phi(x) */
+    vf cdf, pdf;
+    v_normal_cdf_pdf(gate, &cdf, &pdf);
+    o.a = gate * cdf;
+    /* -inf * Phi(-inf) = -inf * 0: the limit is -0. */
+    o.a = sg_v_blend_eq(cdf, v_set(0.0f), v_signbit(gate), o.a);
+    /* pdf == 0 only in the tails (and at +-inf, where gate * pdf is NaN) */
+    if (want_grad) o.da = sg_v_blend_eq(pdf, v_set(0.0f), cdf, sg_v_fma(gate, pdf, cdf));
+  } else { /* ReLU */
+    vi pos = gate > 0.0f;
+    vi nan = gate != gate;
+    o.a = v_sel(pos | nan, gate, v_set(0.0f));
+    if (want_grad) o.da = v_sel(nan, gate, v_sel(pos, v_set(1.0f), v_set(0.0f)));
   }
   return o;
 }
@@ -470,6 +452,22 @@ static inline __attribute__((always_inline)) void store_v(char *p, int32_t dt, v
   } else {
     v_store(p, dt, v);
   }
+}
+
+/* Two consecutive vectors (p aligned to both when nt). */
+static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, vf v0, vf v1, int nt) {
+#ifdef SG_BF16_NATIVE2
+  if (dt == SG_BF16 && (!nt || ((uintptr_t)p & (4 * SG_W - 1)) == 0) && __builtin_expect(!sg_v_any_subnormal2(v0, v1), 1)) {
+    const vh2 h = SG_BF16_NATIVE2(v0, v1);
+    if (nt)
+      sg_stream_f32(p, (vf)h);
+    else
+      memcpy(p, &h, sizeof h);
+    return;
+  }
+#endif
+  store_v(p, dt, v0, nt);
+  store_v(p + SG_W * sg_dtype_size(dt), dt, v1, nt);
 }
 
 typedef struct {
@@ -531,23 +529,35 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
                                                             float *da) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   int64_t i = 0;
-  if (!want_grad && act_is_logistic(act) && nv >= 4 * SG_W) { /* pipelined as in fwd_vecs */
-    sg_fwd_half s0 = fwd_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f));
-    sg_fwd_half s1 = fwd_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f));
-    for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
-      sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
-      sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
-      const sg_fwd_half n0 = fwd_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f));
-      const sg_fwd_half n1 = fwd_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f));
-      const vf a0 = fwd_second(s0), a1 = fwd_second(s1);
-      memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
-      memcpy(a + i - SG_W, &a1, sizeof(vf));
+  if (act_is_logistic(act) && nv >= 4 * SG_W) { /* pipelined as in fwd_vecs */
+    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f));
+    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f));
+    for (i = 2 * SG_W;; i += 2 * SG_W) {
+      const int more = i + 2 * SG_W <= nv;
+      sg_act_half n0 = s0, n1 = s1;
+      if (more) {
+        sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
+        sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+        if (want_grad) sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
+        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f));
+        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f));
+      }
+      if (want_grad) {
+        const sg_act a0 = act_second(act, alpha, limit, s0, 1), a1 = act_second(act, alpha, limit, s1, 1);
+        memcpy(a + i - 2 * SG_W, &a0.a, sizeof(vf));
+        memcpy(a + i - SG_W, &a1.a, sizeof(vf));
+        memcpy(da + i - 2 * SG_W, &a0.da, sizeof(vf));
+        memcpy(da + i - SG_W, &a1.da, sizeof(vf));
+      } else {
+        vf a0, a1;
+        fwd_second2(s0, s1, &a0, &a1);
+        memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
+        memcpy(a + i - SG_W, &a1, sizeof(vf));
+      }
+      if (!more) break;
       s0 = n0;
       s1 = n1;
     }
-    const vf a0 = fwd_second(s0), a1 = fwd_second(s1);
-    memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
-    memcpy(a + i - SG_W, &a1, sizeof(vf));
   }
   for (; i + 2 * SG_W <= nv; i += 2 * SG_W) {
     sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
@@ -584,7 +594,14 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
      * product as below, with a waiting in an L1 buffer (see SG_NARROW_COLS). */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
     gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL);
-    for (i = 0; i < nv; i += SG_W) {
+    for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      vf a0, a1;
+      memcpy(&a0, ab + i, sizeof a0);
+      memcpy(&a1, ab + i + SG_W, sizeof a1);
+      store_v2(q.h + i * hes, hd, a0 * v_up_mult(act, limit, v_load(q.u + i * ues, ud)),
+               a1 * v_up_mult(act, limit, v_load(q.u + (i + SG_W) * ues, ud)), nt);
+    }
+    for (; i < nv; i += SG_W) {
       vf a;
       memcpy(&a, ab + i, sizeof a);
       store_v(q.h + i * hes, hd, a * v_up_mult(act, limit, v_load(q.u + i * ues, ud)), nt);
@@ -592,27 +609,29 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     return;
   }
   if (act_is_logistic(act) && nv >= 4 * SG_W) {
-    /* Software-pipelined (see sg_fwd_half): the first halves of vectors
+    /* Software-pipelined (see sg_act_half): the first halves of vectors
      * [i, i + 2W) go before the second halves of [i - 2W, i). Reads run two
      * vectors ahead of the stores, which keeps an h written over its own
      * input safe. */
     vf g0, u0, g1, u1;
     load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
     load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
-    sg_fwd_half s0 = fwd_first(act, alpha, limit, g0, u0), s1 = fwd_first(act, alpha, limit, g1, u1);
+    sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
     for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
       if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
       load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
       load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-      const sg_fwd_half n0 = fwd_first(act, alpha, limit, g0, u0), n1 = fwd_first(act, alpha, limit, g1, u1);
-      store_v(q.h + (i - 2 * SG_W) * hes, hd, fwd_second(s0) * s0.m, nt);
-      store_v(q.h + (i - SG_W) * hes, hd, fwd_second(s1) * s1.m, nt);
+      const sg_act_half n0 = act_first(act, alpha, limit, g0, u0), n1 = act_first(act, alpha, limit, g1, u1);
+      vf a0, a1;
+      fwd_second2(s0, s1, &a0, &a1);
+      store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
       s0 = n0;
       s1 = n1;
     }
-    store_v(q.h + (i - 2 * SG_W) * hes, hd, fwd_second(s0) * s0.m, nt);
-    store_v(q.h + (i - SG_W) * hes, hd, fwd_second(s1) * s1.m, nt);
+    vf a0, a1;
+    fwd_second2(s0, s1, &a0, &a1);
+    store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
   }
   /* Two vectors an iteration: their chains overlap better in the
    * out-of-order window (4% in L2 on the Sapphire Rapids VM), and a 16-bit
@@ -625,8 +644,7 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
     const sg_act a0 = v_activation(act, alpha, limit, g0, u0, 0);
     const sg_act a1 = v_activation(act, alpha, limit, g1, u1, 0);
-    store_v(q.h + i * hes, hd, a0.a * a0.m, nt);
-    store_v(q.h + (i + SG_W) * hes, hd, a1.a * a1.m, nt);
+    store_v2(q.h + i * hes, hd, a0.a * a0.m, a1.a * a1.m, nt);
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
@@ -716,6 +734,33 @@ static inline __attribute__((always_inline)) void store_bwd(const sg_bwd_fmt f, 
   if (hp) store_v(hp, f.h, o.h, nt);
 }
 
+/* The second pass of the two-pass backward (SG_NARROW_COLS): one vector
+ * from act(gate) and its derivative at a and da, and the up and dh streams. */
+static inline __attribute__((always_inline)) sg_bwd_out bwd_from_buf(int act, float limit, const float *a,
+                                                                    const float *da, const char *up, int32_t ud,
+                                                                    const char *dh, int32_t dhd) {
+  sg_act o;
+  memcpy(&o.a, a, sizeof(vf));
+  memcpy(&o.da, da, sizeof(vf));
+  const vf u = v_load(up, ud);
+  o.m = v_up_mult(act, limit, u);
+  o.dm = v_up_dmult(act, limit, u);
+  return bwd_from_act(o, v_load(dh, dhd));
+}
+
+/* store_bwd of two consecutive vectors */
+static inline __attribute__((always_inline)) void store_bwd2(const sg_bwd_fmt f, char *dgp, char *dup, char *hp,
+                                                             sg_bwd_out o0, sg_bwd_out o1, int nt) {
+  if (f.oil) {
+    store_bwd(f, dgp, dup, NULL, o0, nt);
+    store_bwd(f, dgp + 2 * SG_W * sg_dtype_size(f.dg), dup, NULL, o1, nt);
+  } else {
+    store_v2(dgp, f.dg, o0.dg, o1.dg, nt);
+    store_v2(dup, f.du, o0.du, o1.du, nt);
+  }
+  if (hp) store_v2(hp, f.h, o0.h, o1.h, nt);
+}
+
 /* The backward's whole vectors, columns [0, nv) of the row at q (with_h:
  * q.h is not NULL). */
 static inline __attribute__((always_inline)) void bwd_vecs(const int act, const int32_t gd, const int32_t ud,
@@ -732,17 +777,46 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
      * store, so in place stays safe. */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1], db[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
     gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db);
-    for (i = 0; i < nv; i += SG_W) {
-      sg_act a;
-      memcpy(&a.a, ab + i, sizeof(vf));
-      memcpy(&a.da, db + i, sizeof(vf));
-      const vf u = v_load(q.u + i * ues, ud);
-      a.m = v_up_mult(act, limit, u);
-      a.dm = v_up_dmult(act, limit, u);
-      const sg_bwd_out o = bwd_from_act(a, v_load(q.dh + i * dhes, dhd));
+    for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
+      const sg_bwd_out o0 = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
+      const sg_bwd_out o1 = bwd_from_buf(act, limit, ab + i + SG_W, db + i + SG_W, q.u + (i + SG_W) * ues, ud,
+                                         q.dh + (i + SG_W) * dhes, dhd);
+      store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
+    }
+    for (; i < nv; i += SG_W) {
+      const sg_bwd_out o = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
       store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
     }
     return;
+  }
+  if (act_is_logistic(act) && nv >= 4 * SG_W) {
+    /* Pipelined as in fwd_vecs. The next pair's gate and up are read before
+     * this pair's stores, and dh[j] before dg[j]: in place stays safe. */
+    vf g0, u0, g1, u1;
+    load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
+    load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
+    sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
+    for (i = 2 * SG_W;; i += 2 * SG_W) {
+      const int more = i + 2 * SG_W <= nv;
+      sg_act_half n0 = s0, n1 = s1;
+      if (more) {
+        sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+        if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+        sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
+        load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
+        load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+        n0 = act_first(act, alpha, limit, g0, u0);
+        n1 = act_first(act, alpha, limit, g1, u1);
+      }
+      const int64_t j = i - 2 * SG_W;
+      const sg_bwd_out o0 = bwd_from_act(act_second(act, alpha, limit, s0, 1), v_load(q.dh + j * dhes, dhd));
+      const sg_bwd_out o1 =
+          bwd_from_act(act_second(act, alpha, limit, s1, 1), v_load(q.dh + (j + SG_W) * dhes, dhd));
+      store_bwd2(f, q.dg + j * ostep * dges, q.du + j * dues, with_h ? q.h + j * hes : NULL, o0, o1, nt);
+      if (!more) break;
+      s0 = n0;
+      s1 = n1;
+    }
   }
   /* Two vectors an iteration, as in fwd_vecs (4-5% on the Sapphire Rapids
    * VM). All four loads come before the stores: in place stays safe. */
@@ -755,9 +829,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
     const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd));
     const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd));
-    store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, nt);
-    store_bwd(f, q.dg + (i + SG_W) * ostep * dges, q.du + (i + SG_W) * dues, with_h ? q.h + (i + SG_W) * hes : NULL,
-              o1, nt);
+    store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
