@@ -494,10 +494,13 @@ static inline void row_ptrs(const sg_glu_problem *p, int64_t r, int64_t c0, int 
  * streams (8 KiB each at H = 4096) that restart every row; prefetching 1 KiB
  * ahead took the bf16 forward at 4096 x 4096 from 3.15 to 2.6 ms and at
  * 8192 x 14336 from 19.5 to 17.3 ms on the Zen 4 development VM (512 B and
- * 2 KiB were close; bench/NOTES.md). Prefetches never fault, so running past
- * a row's end is harmless. */
+ * 2 KiB were close; bench/NOTES.md). With the software-pipelined loops the
+ * arithmetic takes less time a line, and 2 KiB came out ahead on the Sapphire
+ * Rapids VM (bf16 forward at 131072 x 1024: 0.94-0.97 -> 1.01-1.03 of the
+ * copy; 4 KiB alike, wider rows within the noise; fifteenth session).
+ * Prefetches never fault, so running past a row's end is harmless. */
 #ifndef SG_PREFETCH_BYTES
-#define SG_PREFETCH_BYTES 1024
+#define SG_PREFETCH_BYTES 2048
 #endif
 
 /* Rows of 16-bit two-stream layouts at most this wide go in two passes
