@@ -533,6 +533,11 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   int64_t i = 0;
   if (act_is_logistic(act) && nv >= 4 * SG_W) { /* pipelined as in fwd_vecs */
+    /* the first pair's lines ahead too: at 131072 x 1024 they are the next
+     * row's head, which the loop below does not reach */
+    sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * ges);
+    sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+    if (want_grad) sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f));
     sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f));
     for (i = 2 * SG_W;; i += 2 * SG_W) {
@@ -617,6 +622,8 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
      * vectors ahead of the stores, which keeps an h written over its own
      * input safe. */
     vf g0, u0, g1, u1;
+    sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
     load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
     sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
@@ -796,6 +803,9 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     /* Pipelined as in fwd_vecs. The next pair's gate and up are read before
      * this pair's stores, and dh[j] before dg[j]: in place stays safe. */
     vf g0, u0, g1, u1;
+    sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
+    if (!il) sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
+    sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
     load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
     sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
