@@ -372,6 +372,7 @@ static inline __attribute__((always_inline)) sg_act act_second(int act, float al
                                                                int want_grad) {
   sg_act o;
   o.m = s.m;
+  o.dm = v_set(1.0f);
   o.a = s.x / s.den;
   vf sig = v_set(0.0f), sigc = v_set(0.0f);
   if (want_grad) {
