@@ -290,7 +290,7 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
       }
   }
 
-  /* ---- backward in place equals out of place, bit for bit */
+  /* ---- backward in place equals out of place, bit for bit but for NaN payloads */
   if (k->tout == k->tin) {
     st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &x.d, sep ? &up.d : NULL,
                              NULL, SWIGLU_BACKWARD_IN_PLACE);
@@ -300,17 +300,29 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
       fprintf(stderr, "FAIL in-place backward [%s]: %s\n", cd, swiglu_context_last_error(ctx));
       ++g_failed;
     } else {
+      /* the first element that differs, shown as (out of place, in place);
+       * NaN against NaN is equal (docs/numerics.md leaves the sign and
+       * payload of a NaN unspecified: gcc 13's generic build gave -nan out of
+       * place and nan in place for the same element) */
       int same = 1;
+      int64_t fr = -1, fc = -1;
+      double want = 0, got = 0;
       for (int64_t r = 0; r < rows && same; ++r)
         for (int64_t c = 0; c < wx && same; ++c)
-          same = memcmp((char *)x.buf + tb_index(&x, r, c) * t_size(x.t),
-                        (char *)dx.buf + tb_index(&dx, r, c) * t_size(dx.t), t_size(x.t)) == 0;
+          if (memcmp((char *)x.buf + tb_index(&x, r, c) * t_size(x.t),
+                     (char *)dx.buf + tb_index(&dx, r, c) * t_size(dx.t), t_size(x.t))) {
+            want = t_read(dx.buf, dx.t, tb_index(&dx, r, c)), got = t_read(x.buf, x.t, tb_index(&x, r, c));
+            if (!(isnan(want) && isnan(got))) same = 0, fr = r, fc = c;
+          }
       if (sep)
         for (int64_t r = 0; r < rows && same; ++r)
           for (int64_t c = 0; c < H && same; ++c)
-            same = memcmp((char *)up.buf + tb_index(&up, r, c) * t_size(up.t),
-                          (char *)dup.buf + tb_index(&dup, r, c) * t_size(dup.t), t_size(up.t)) == 0;
-      report(same, "in-place backward equals out-of-place", cd, -1, -1, 0, 0, 0, 0);
+            if (memcmp((char *)up.buf + tb_index(&up, r, c) * t_size(up.t),
+                       (char *)dup.buf + tb_index(&dup, r, c) * t_size(dup.t), t_size(up.t))) {
+              want = t_read(dup.buf, dup.t, tb_index(&dup, r, c)), got = t_read(up.buf, up.t, tb_index(&up, r, c));
+              if (!(isnan(want) && isnan(got))) same = 0, fr = r, fc = H + c;
+            }
+      report(same, "in-place backward equals out-of-place", cd, fr, fc, 0, 0, want, got);
     }
   }
   tb_free(&x), tb_free(&h), tb_free(&dh), tb_free(&dx), tb_free(&h2);
@@ -413,6 +425,17 @@ int main(int argc, char **argv) {
     for (int act = 0; act < 6; ++act)
       printf("max error %-5s %-12s fp32 out: %6.2f ulp   16-bit out: %5.2f ulp\n", op_name[op],
              k_act_name[act], g_max_ulps[op][act][1], g_max_ulps[op][act][0]);
+  /* The forward's 16-bit outputs have a bound of their own, tighter than
+   * the 1.5 ulp the tolerance accepts (docs/numerics.md, "16-bit outputs of
+   * the logistic activations"): the CPU's reciprocal path is within 2^-13.9
+   * of the exact value before the last rounding, 0.64 ulp of fp16 at most,
+   * the GPUs' within 2^-17. Checked where track() looks. */
+  for (int act = 0; act < 6; ++act)
+    if (g_max_ulps[0][act][0] > 0.7) {
+      fprintf(stderr, "FAIL: 16-bit forward outputs of %s up to %.2f ulp from the exact value (bound: 0.7)\n",
+              k_act_name[act], g_max_ulps[0][act][0]);
+      ++g_failed;
+    }
   printf("%ld cases, %ld element checks, %ld failed\n", cases, g_checked, g_failed);
   return g_failed ? 1 : 0;
 }

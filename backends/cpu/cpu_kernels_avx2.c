@@ -31,6 +31,13 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
  * argument passes through, as in the portable v_sel form. */
 #define sg_v_max(bound, x) ((vf)_mm256_max_ps((__m256)(bound), (__m256)(x)))
 #define sg_v_min(bound, x) ((vf)_mm256_min_ps((__m256)(bound), (__m256)(x)))
+/* 1/d for the 16-bit outputs (see v_exp_negz16): rcpps is only good to
+ * 1.5 * 2^-12, so one Newton step (2^-22) */
+static inline __m256 sg_v_rcp16_raw(__m256 d) {
+  const __m256 r = _mm256_rcp_ps(d);
+  return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0f)), r);
+}
+#define sg_v_rcp16(d) ((vf)sg_v_rcp16_raw((__m256)(d)))
 
 #define sg_widen_u16(p) ((vu)_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))))
 /* values are <= 0xffff, so unsigned saturation is a plain narrowing */

@@ -71,6 +71,8 @@ static inline int sg_v_any(sg_vi4 m) { return (m[0] | m[1] | m[2] | m[3]) != 0; 
 
 #define sg_v_max(bound, x) v_max_keepnan((x), (bound))
 #define sg_v_min(bound, x) v_min_keepnan((x), (bound))
+/* the 16-bit outputs' reciprocal (see v_exp_negz16): no fast one portably */
+#define sg_v_rcp16(d) (1.0f / (d))
 
 static inline sg_vu4 sg_widen_u16(const void *p) {
   sg_vh4 h;

@@ -219,14 +219,25 @@ static __attribute__((noinline)) sg_logistic v_logistic_wide(vf x, vf za, vf zb)
   return o;
 }
 
-/* exp(-min(87, za)). Only the upper clamp: the lanes below -87 are
- * recomputed by the wide path whatever this one makes of them, and dropping
- * the max shortens the chain the out-of-order window waits on
- * (bench/NOTES.md). */
-static inline __attribute__((always_inline)) vf v_exp_neg_clamped(vf za) {
-  vf scale;
-  const vf p = v_exp_negz(sg_v_min(v_set(87.0f), za), &scale);
-  return p * scale;
+/* exp(-z) for |z| <= 87 as p * scale, for the 16-bit outputs of the
+ * logistic activations only (docs/numerics.md): those need x / (1 + e) to
+ * about 2^-14, not to the fp32 ulp, and take a reciprocal good to 2^-14
+ * (sg_v_rcp16) instead of the division. So one ln 2 constant (|k| <= 126:
+ * 2^-22) and a degree-4 polynomial with p(0) = 1 (2^-18.4 in fp32,
+ * tools/fit_exp16.py): five operations fewer than v_exp_negz, which with
+ * the reciprocal took the bf16 forward from ~1.1 to ~1.25 of the copy on
+ * the Sapphire Rapids VM (bench/NOTES.md, sixteenth session). The same
+ * operations on every ISA, so only the reciprocal differs between builds. */
+static inline __attribute__((always_inline)) vf v_exp_negz16(vf z, vf *scale) {
+  const vf shifter = v_set(12583039.0f); /* as in v_exp_negz */
+  const vf t = sg_v_fma(z, v_set(-1.44269504088896341f), shifter);
+  const vf k = t - shifter;
+  *scale = (vf)((vu)t << 23);
+  const vf s = sg_v_fma(k, v_set(0.693147182f), z); /* -r */
+  vf q = sg_v_fma(v_set(0.0415135175f), s, v_set(-0.167877108f));
+  q = sg_v_fma(q, s, v_set(0.500030279f));
+  q = sg_v_fma(q, s, v_set(-0.999966681f));
+  return sg_v_fma(q, s, v_set(1.0f));
 }
 
 /* Phi(x) = P(X <= x) for standard normal X, and the density phi(x), through
@@ -328,7 +339,7 @@ typedef struct {
 static inline int act_is_logistic(int act) { return act != 2 && act != 3; }
 
 static inline __attribute__((always_inline)) sg_act_half act_first(int act, float alpha, float limit, vf gate,
-                                                                   vf up) {
+                                                                   vf up, const int fast) {
   sg_act_half s;
   s.gate = gate;
   s.up = up;
@@ -343,10 +354,20 @@ static inline __attribute__((always_inline)) sg_act_half act_first(int act, floa
     s.za = s.x * (act == 4 ? alpha : 1.0f);
     s.m = v_up_mult(act, limit, up);
   }
-  s.e = v_exp_neg_clamped(s.za);
-  s.den = 1.0f + s.e;
+  /* Only the upper clamp: the lanes below -87 are recomputed by the wide
+   * path whatever this one makes of them, and dropping the max shortened the
+   * chain the out-of-order window waits on (bench/NOTES.md). */
+  const vf zc = sg_v_min(v_set(87.0f), s.za);
+  vf scale;
+  const vf p = fast ? v_exp_negz16(zc, &scale) : v_exp_negz(zc, &scale);
+  s.e = p * scale; /* exact: scale = 2^k and e stays normal */
+  /* so 1 + e in one fma, one operation fewer where e itself is not needed */
+  s.den = sg_v_fma(p, scale, v_set(1.0f));
   return s;
 }
+
+/* x / den to ~2^-14 for the 16-bit outputs (see v_exp_negz16) */
+#define fwd_div(fast, x, den) ((fast) ? (x) * sg_v_rcp16(den) : (x) / (den))
 
 /* The derivative from the logistic pieces: sig = sigmoid(z) and sigc = 1 -
  * sigmoid(z) (both without cancellation), xs = x * sigmoid(z). */
@@ -393,9 +414,10 @@ static inline __attribute__((always_inline)) sg_act act_second(int act, float al
 }
 
 /* The forward's act_second of two vectors, their rare-path tests in one branch. */
-static inline __attribute__((always_inline)) void fwd_second2(sg_act_half s0, sg_act_half s1, vf *a0, vf *a1) {
-  *a0 = s0.x / s0.den;
-  *a1 = s1.x / s1.den;
+static inline __attribute__((always_inline)) void fwd_second2(sg_act_half s0, sg_act_half s1, vf *a0, vf *a1,
+                                                              const int fast) {
+  *a0 = fwd_div(fast, s0.x, s0.den);
+  *a1 = fwd_div(fast, s1.x, s1.den);
   if (__builtin_expect(sg_v_any_lt2(s0.za, s1.za, -87.0f), 0)) {
     *a0 = v_sel(s0.za < -87.0f, v_logistic_wide(s0.x, s0.za, v_set(0.0f)).xs, *a0);
     *a1 = v_sel(s1.za < -87.0f, v_logistic_wide(s1.x, s1.za, v_set(0.0f)).xs, *a1);
@@ -404,7 +426,7 @@ static inline __attribute__((always_inline)) void fwd_second2(sg_act_half s0, sg
 
 static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
                                                                  int want_grad) {
-  if (act_is_logistic(act)) return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up), want_grad);
+  if (act_is_logistic(act)) return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up, 0), want_grad);
   sg_act o;
   o.m = up;
   o.dm = v_set(1.0f);
@@ -423,6 +445,38 @@ static inline __attribute__((always_inline)) sg_act v_activation(int act, float 
     if (want_grad) o.da = v_sel(nan, gate, v_sel(pos, v_set(1.0f), v_set(0.0f)));
   }
   return o;
+}
+
+/* The forward's second half of one vector (fwd_second2 for one). */
+static inline __attribute__((always_inline)) vf fwd_second1(sg_act_half s, const int fast) {
+  vf a = fwd_div(fast, s.x, s.den);
+  if (__builtin_expect(sg_v_any_lt(s.za, -87.0f), 0))
+    a = v_sel(s.za < -87.0f, v_logistic_wide(s.x, s.za, v_set(0.0f)).xs, a);
+  return a;
+}
+
+/* The forward's act(gate) and m of one vector outside the pipelined loops:
+ * with fast (a 16-bit h), the logistic activations as those loops take them. */
+static inline __attribute__((always_inline)) sg_act v_activation_fwd(int act, float alpha, float limit, vf gate,
+                                                                     vf up, const int fast) {
+  if (!fast || !act_is_logistic(act)) return v_activation(act, alpha, limit, gate, up, 0);
+  const sg_act_half s = act_first(act, alpha, limit, gate, up, 1);
+  sg_act o;
+  o.a = fwd_second1(s, 1);
+  o.m = s.m;
+  o.da = o.dm = v_set(1.0f);
+  return o;
+}
+
+/* The forward op's 16-bit-output h for a vector that the backward evaluated
+ * exactly (s from act_first without fast, a its exact act(gate)): a
+ * recomputed h must be the forward's bits (docs/numerics.md). The lanes below
+ * -87 are the wide path's in both. */
+static inline __attribute__((always_inline)) vf h16_of(sg_act_half s, vf a) {
+  vf scale;
+  const vf p = v_exp_negz16(sg_v_min(v_set(87.0f), s.za), &scale);
+  const vf af = fwd_div(1, s.x, sg_v_fma(p, scale, v_set(1.0f)));
+  return v_sel(s.za < -87.0f, a, af) * s.m;
 }
 
 /* ----------------------------------------------------------------- driver */
@@ -530,7 +584,7 @@ static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p
 static inline __attribute__((always_inline)) void gate_pass(const int act, const int32_t gd, const int32_t ud,
                                                             const int32_t dhd, const int want_grad, float alpha,
                                                             float limit, sg_rowptrs q, int64_t nv, float *a,
-                                                            float *da) {
+                                                            float *da, const int fast) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   int64_t i = 0;
   if (act_is_logistic(act) && nv >= 2 * SG_W) { /* pipelined as in fwd_vecs */
@@ -539,8 +593,8 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
     sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * ges);
     sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     if (want_grad) sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f));
-    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f));
+    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f), fast);
+    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f), fast);
     for (i = 2 * SG_W;; i += 2 * SG_W) {
       const int more = i + 2 * SG_W <= nv;
       sg_act_half n0 = s0, n1 = s1;
@@ -548,8 +602,8 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
         sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
         sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
         if (want_grad) sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f));
-        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f));
+        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f), fast);
+        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f), fast);
       }
       if (want_grad) {
         const sg_act a0 = act_second(act, alpha, limit, s0, 1), a1 = act_second(act, alpha, limit, s1, 1);
@@ -559,7 +613,7 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
         memcpy(da + i - SG_W, &a1.da, sizeof(vf));
       } else {
         vf a0, a1;
-        fwd_second2(s0, s1, &a0, &a1);
+        fwd_second2(s0, s1, &a0, &a1, fast);
         memcpy(a + i - 2 * SG_W, &a0, sizeof(vf));
         memcpy(a + i - SG_W, &a1, sizeof(vf));
       }
@@ -584,7 +638,7 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
   }
   for (; i < nv; i += SG_W) {
     const vf g = v_load(q.g + i * ges, gd);
-    const sg_act o = v_activation(act, alpha, limit, g, g, want_grad);
+    const sg_act o = want_grad ? v_activation(act, alpha, limit, g, g, 1) : v_activation_fwd(act, alpha, limit, g, g, fast);
     memcpy(a + i, &o.a, sizeof(vf));
     if (want_grad) memcpy(da + i, &o.da, sizeof(vf));
   }
@@ -597,12 +651,13 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
                                                            const int narrow) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
+  const int fast = hd != SG_F32; /* a 16-bit h: see v_exp_negz16 */
   int64_t i = 0;
   if (!il && ges == 2 && narrow) {
     /* act(gate) over the span first, then h = a * m over up: the same
      * product as below, with a waiting in an L1 buffer (see SG_NARROW_COLS). */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
-    gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL);
+    gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL, fast);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       vf a0, a1;
       memcpy(&a0, ab + i, sizeof a0);
@@ -627,21 +682,22 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     if (!il) sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
     load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
-    sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
+    sg_act_half s0 = act_first(act, alpha, limit, g0, u0, fast), s1 = act_first(act, alpha, limit, g1, u1, fast);
     for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
       if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
       load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
       load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-      const sg_act_half n0 = act_first(act, alpha, limit, g0, u0), n1 = act_first(act, alpha, limit, g1, u1);
+      const sg_act_half n0 = act_first(act, alpha, limit, g0, u0, fast),
+                        n1 = act_first(act, alpha, limit, g1, u1, fast);
       vf a0, a1;
-      fwd_second2(s0, s1, &a0, &a1);
+      fwd_second2(s0, s1, &a0, &a1, fast);
       store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
       s0 = n0;
       s1 = n1;
     }
     vf a0, a1;
-    fwd_second2(s0, s1, &a0, &a1);
+    fwd_second2(s0, s1, &a0, &a1, fast);
     store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
   }
   /* GELU erf and ReLU (the pipeline above leaves the others less than a
@@ -664,7 +720,7 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, SG_W * gstep * ges);
     if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_act a = v_activation(act, alpha, limit, g, u, 0);
+    sg_act a = v_activation_fwd(act, alpha, limit, g, u, fast);
     store_v(q.h + i * hes, hd, a.a * a.m, nt);
   }
 }
@@ -704,7 +760,7 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
     if (!il) memcpy(ut, q.u + i * ues, (size_t)rem * ues);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    sg_act a = v_activation(act, alpha, limit, g, u, 0);
+    sg_act a = v_activation_fwd(act, alpha, limit, g, u, hd != SG_F32);
     v_store(ht, hd, a.a * a.m);
     memcpy(q.h + i * hes, ht, (size_t)rem * hes);
   }
@@ -722,8 +778,16 @@ static inline __attribute__((always_inline)) sg_bwd_out bwd_from_act(sg_act a, v
   return o;
 }
 
-static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha,
-                                                                float limit, vf g, vf u, vf dh) {
+/* h16: h is stored in a 16-bit dtype, and must be the forward op's bits (h16_of) */
+static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha, float limit, vf g,
+                                                                vf u, vf dh, const int h16) {
+  if (h16 && act_is_logistic(act)) {
+    const sg_act_half s = act_first(act, alpha, limit, g, u, 0);
+    const sg_act a = act_second(act, alpha, limit, s, 1);
+    sg_bwd_out o = bwd_from_act(a, dh);
+    o.h = h16_of(s, a.a);
+    return o;
+  }
   return bwd_from_act(v_activation(act, alpha, limit, g, u, 1), dh);
 }
 
@@ -783,13 +847,15 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
+  const int h16 = with_h && f.h != SG_F32 && act_is_logistic(act); /* see bwd_vec */
   int64_t i = 0;
-  if (!il && ges == 2 && narrow) {
+  if (!il && ges == 2 && narrow && !h16) {
     /* As in fwd_vecs: act(gate) and its derivative over the span first,
      * then the up and dh streams. The gate is read whole before the first
-     * store, so in place stays safe. */
+     * store, so in place stays safe. (A recomputed 16-bit h would need the
+     * forward's act(gate) in a third buffer: those rows take one pass.) */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1], db[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
-    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db);
+    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db, 0);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       const sg_bwd_out o0 = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
       const sg_bwd_out o1 = bwd_from_buf(act, limit, ab + i + SG_W, db + i + SG_W, q.u + (i + SG_W) * ues, ud,
@@ -811,7 +877,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
     load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
-    sg_act_half s0 = act_first(act, alpha, limit, g0, u0), s1 = act_first(act, alpha, limit, g1, u1);
+    sg_act_half s0 = act_first(act, alpha, limit, g0, u0, 0), s1 = act_first(act, alpha, limit, g1, u1, 0);
     for (i = 2 * SG_W;; i += 2 * SG_W) {
       const int more = i + 2 * SG_W <= nv;
       sg_act_half n0 = s0, n1 = s1;
@@ -821,13 +887,17 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
         sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
         load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
         load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-        n0 = act_first(act, alpha, limit, g0, u0);
-        n1 = act_first(act, alpha, limit, g1, u1);
+        n0 = act_first(act, alpha, limit, g0, u0, 0);
+        n1 = act_first(act, alpha, limit, g1, u1, 0);
       }
       const int64_t j = i - 2 * SG_W;
-      const sg_bwd_out o0 = bwd_from_act(act_second(act, alpha, limit, s0, 1), v_load(q.dh + j * dhes, dhd));
-      const sg_bwd_out o1 =
-          bwd_from_act(act_second(act, alpha, limit, s1, 1), v_load(q.dh + (j + SG_W) * dhes, dhd));
+      const sg_act a0 = act_second(act, alpha, limit, s0, 1), a1 = act_second(act, alpha, limit, s1, 1);
+      sg_bwd_out o0 = bwd_from_act(a0, v_load(q.dh + j * dhes, dhd));
+      sg_bwd_out o1 = bwd_from_act(a1, v_load(q.dh + (j + SG_W) * dhes, dhd));
+      if (h16) {
+        o0.h = h16_of(s0, a0.a);
+        o1.h = h16_of(s1, a1.a);
+      }
       store_bwd2(f, q.dg + j * ostep * dges, q.du + j * dues, with_h ? q.h + j * hes : NULL, o0, o1, nt);
       if (!more) break;
       s0 = n0;
@@ -844,8 +914,8 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd));
-    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd));
+    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd), 0);
+    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd), 0);
     store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
   }
   for (; i < nv; i += SG_W) {
@@ -854,7 +924,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
     sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd));
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd), h16);
     store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
   }
 }
@@ -877,10 +947,11 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
   const int narrow = p->width <= SG_NARROW_COLS;
   /* As in fwd_cols: the common case (one dtype, two output tensors) gets
    * loops with fewer loop-invariant tests inside. Whether h is recomputed
-   * stays a test in the loop: the in-place call (no h) and the out-of-place
-   * one (with h) must run the same instructions, or the generic build's
-   * NaN payloads could differ between them (docs/numerics.md promises the
-   * same bits). */
+   * stays a test in the loop, so that the in-place call (no h) and the
+   * out-of-place one (with h) mostly run the same instructions: a product of
+   * two NaNs takes the first one's sign and payload, and the generic build
+   * gives different NaN signs where the compiler orders operands
+   * differently (docs/numerics.md leaves them unspecified). */
   if (ud == gd && dhd == gd && f.dg == gd && f.du == gd && (!q.h || f.h == gd) && !oil) {
     const sg_bwd_fmt fc = {gd, gd, gd, 0};
     const int with_h = q.h != NULL;
@@ -903,7 +974,7 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
     memcpy(dht, q.dh + i * dhes, (size_t)rem * dhes);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd));
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd), q.h && p->h.dtype != SG_F32);
     store_bwd(f, dgt, dut, q.h ? ht : NULL, o, 0);
     memcpy(q.dg + i * ostep * dges, dgt, (size_t)(rem * ostep) * dges);
     if (!oil) memcpy(q.du + i * dues, dut, (size_t)rem * dues);
