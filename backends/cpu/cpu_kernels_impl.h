@@ -389,17 +389,28 @@ static inline __attribute__((always_inline)) vf act_grad(int act, float alpha, f
   return v_far_sel(s.gate, sig, sg_v_fma(xs, sigc, sig));
 }
 
+/* With want_grad and gfast (the gradients are stored in 16-bit dtypes),
+ * sigma = 1 / den is the 2^-14 reciprocal after one Newton step, within
+ * 2^-23.9 of 1 / den instead of correctly rounded, and x * sigma stands for
+ * x / den: two divisions, ~6 cycles of the FMA ports a vector, become four
+ * operations (bf16 backward 1.20-1.27 -> 1.30-1.37 of the copy on the
+ * Sapphire Rapids VM; docs/numerics.md, "16-bit gradients"). The exp stays
+ * exact: the gradients' cancellation near g = -1.28 magnifies its error. */
 static inline __attribute__((always_inline)) sg_act act_second(int act, float alpha, float limit, sg_act_half s,
-                                                               int want_grad) {
+                                                               int want_grad, const int gfast) {
   sg_act o;
   o.m = s.m;
   o.dm = v_set(1.0f);
-  o.a = s.x / s.den;
   vf sig = v_set(0.0f), sigc = v_set(0.0f);
-  if (want_grad) {
-    sig = 1.0f / s.den;
-    sigc = s.e * sig;
+  if (want_grad && gfast) {
+    const vf r = sg_v_rcp16(s.den);
+    sig = sg_v_fma(r, sg_v_fma(-s.den, r, v_set(1.0f)), r);
+    o.a = s.x * sig;
+  } else {
+    o.a = s.x / s.den;
+    if (want_grad) sig = 1.0f / s.den;
   }
+  if (want_grad) sigc = s.e * sig;
   if (__builtin_expect(sg_v_any_lt(s.za, -87.0f), 0)) {
     const vi low = s.za < -87.0f;
     const sg_logistic w = v_logistic_wide(s.x, s.za, v_set(0.0f));
@@ -426,7 +437,8 @@ static inline __attribute__((always_inline)) void fwd_second2(sg_act_half s0, sg
 
 static inline __attribute__((always_inline)) sg_act v_activation(int act, float alpha, float limit, vf gate, vf up,
                                                                  int want_grad) {
-  if (act_is_logistic(act)) return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up, 0), want_grad);
+  if (act_is_logistic(act))
+    return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up, 0), want_grad, 0);
   sg_act o;
   o.m = up;
   o.dm = v_set(1.0f);
@@ -477,6 +489,19 @@ static inline __attribute__((always_inline)) vf h16_of(sg_act_half s, vf a) {
   const vf p = v_exp_negz16(sg_v_min(v_set(87.0f), s.za), &scale);
   const vf af = fwd_div(1, s.x, sg_v_fma(p, scale, v_set(1.0f)));
   return v_sel(s.za < -87.0f, a, af) * s.m;
+}
+
+/* The exact fp32 h where the backward's act(gate) a came through gfast's
+ * reciprocal (the wide path's lanes are exact in a) */
+static inline __attribute__((always_inline)) vf h32_of(sg_act_half s, vf a) {
+  return v_sel(s.za < -87.0f, a, s.x / s.den) * s.m;
+}
+
+/* The backward's act(gate), derivative and m of one vector (gfast: see act_second) */
+static inline __attribute__((always_inline)) sg_act v_activation_bwd(int act, float alpha, float limit, vf gate,
+                                                                     vf up, const int gfast) {
+  if (!act_is_logistic(act)) return v_activation(act, alpha, limit, gate, up, 1);
+  return act_second(act, alpha, limit, act_first(act, alpha, limit, gate, up, 0), 1, gfast);
 }
 
 /* ----------------------------------------------------------------- driver */
@@ -580,7 +605,9 @@ static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p
  * over columns [0, nv) into a[], and with want_grad its derivative into
  * da[]. It prefetches the up (and, with want_grad, dh) streams the second
  * pass reads: this pass's arithmetic hides their misses (65536 x 2048:
- * 34-35 -> 30-31 ms forward), the second pass's would not. */
+ * 34-35 -> 30-31 ms forward), the second pass's would not. fast: the
+ * forward's 16-bit path (v_exp_negz16), or with want_grad act_second's
+ * gfast. */
 static inline __attribute__((always_inline)) void gate_pass(const int act, const int32_t gd, const int32_t ud,
                                                             const int32_t dhd, const int want_grad, float alpha,
                                                             float limit, sg_rowptrs q, int64_t nv, float *a,
@@ -593,8 +620,9 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
     sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * ges);
     sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     if (want_grad) sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f), fast);
-    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f), fast);
+    const int efast = fast && !want_grad; /* the backward's exp stays exact */
+    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f), efast);
+    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f), efast);
     for (i = 2 * SG_W;; i += 2 * SG_W) {
       const int more = i + 2 * SG_W <= nv;
       sg_act_half n0 = s0, n1 = s1;
@@ -602,11 +630,11 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
         sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
         sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
         if (want_grad) sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f), fast);
-        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f), fast);
+        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f), efast);
+        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f), efast);
       }
       if (want_grad) {
-        const sg_act a0 = act_second(act, alpha, limit, s0, 1), a1 = act_second(act, alpha, limit, s1, 1);
+        const sg_act a0 = act_second(act, alpha, limit, s0, 1, fast), a1 = act_second(act, alpha, limit, s1, 1, fast);
         memcpy(a + i - 2 * SG_W, &a0.a, sizeof(vf));
         memcpy(a + i - SG_W, &a1.a, sizeof(vf));
         memcpy(da + i - 2 * SG_W, &a0.da, sizeof(vf));
@@ -638,7 +666,8 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
   }
   for (; i < nv; i += SG_W) {
     const vf g = v_load(q.g + i * ges, gd);
-    const sg_act o = want_grad ? v_activation(act, alpha, limit, g, g, 1) : v_activation_fwd(act, alpha, limit, g, g, fast);
+    const sg_act o = want_grad ? v_activation_bwd(act, alpha, limit, g, g, fast)
+                               : v_activation_fwd(act, alpha, limit, g, g, fast);
     memcpy(a + i, &o.a, sizeof(vf));
     if (want_grad) memcpy(da + i, &o.da, sizeof(vf));
   }
@@ -778,16 +807,31 @@ static inline __attribute__((always_inline)) sg_bwd_out bwd_from_act(sg_act a, v
   return o;
 }
 
-/* h16: h is stored in a 16-bit dtype, and must be the forward op's bits (h16_of) */
+/* How the backward's recomputed h is formed, which must be the forward op's
+ * bits: a * m (SG_H_PLAIN, also without h), the forward's 16-bit path
+ * (SG_H_16, h16_of), or the exact quotient where gfast's a is not it
+ * (SG_H_EXACT, h32_of). */
+enum { SG_H_PLAIN, SG_H_16, SG_H_EXACT };
+static inline int sg_h_mode(int act, int with_h, int32_t hd, int gfast) {
+  if (!with_h || !act_is_logistic(act)) return SG_H_PLAIN;
+  return hd != SG_F32 ? SG_H_16 : gfast ? SG_H_EXACT : SG_H_PLAIN;
+}
+
+/* The backward of a pair's halves, h formed as hmode says */
+static inline __attribute__((always_inline)) sg_bwd_out bwd_from_half(int act, float alpha, float limit,
+                                                                      sg_act_half s, vf dh, const int hmode,
+                                                                      const int gfast) {
+  const sg_act a = act_second(act, alpha, limit, s, 1, gfast);
+  sg_bwd_out o = bwd_from_act(a, dh);
+  if (hmode == SG_H_16) o.h = h16_of(s, a.a);
+  if (hmode == SG_H_EXACT) o.h = h32_of(s, a.a);
+  return o;
+}
+
 static inline __attribute__((always_inline)) sg_bwd_out bwd_vec(const int act, float alpha, float limit, vf g,
-                                                                vf u, vf dh, const int h16) {
-  if (h16 && act_is_logistic(act)) {
-    const sg_act_half s = act_first(act, alpha, limit, g, u, 0);
-    const sg_act a = act_second(act, alpha, limit, s, 1);
-    sg_bwd_out o = bwd_from_act(a, dh);
-    o.h = h16_of(s, a.a);
-    return o;
-  }
+                                                                vf u, vf dh, const int hmode, const int gfast) {
+  if (act_is_logistic(act))
+    return bwd_from_half(act, alpha, limit, act_first(act, alpha, limit, g, u, 0), dh, hmode, gfast);
   return bwd_from_act(v_activation(act, alpha, limit, g, u, 1), dh);
 }
 
@@ -847,15 +891,16 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
-  const int h16 = with_h && f.h != SG_F32 && act_is_logistic(act); /* see bwd_vec */
+  const int gfast = f.dg != SG_F32 && f.du != SG_F32; /* see act_second */
+  const int hmode = sg_h_mode(act, with_h, f.h, gfast);
   int64_t i = 0;
-  if (!il && ges == 2 && narrow && !h16) {
+  if (!il && ges == 2 && narrow && hmode == SG_H_PLAIN) {
     /* As in fwd_vecs: act(gate) and its derivative over the span first,
      * then the up and dh streams. The gate is read whole before the first
-     * store, so in place stays safe. (A recomputed 16-bit h would need the
+     * store, so in place stays safe. (The other h modes would need the
      * forward's act(gate) in a third buffer: those rows take one pass.) */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1], db[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
-    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db, 0);
+    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db, gfast);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       const sg_bwd_out o0 = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
       const sg_bwd_out o1 = bwd_from_buf(act, limit, ab + i + SG_W, db + i + SG_W, q.u + (i + SG_W) * ues, ud,
@@ -891,13 +936,9 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
         n1 = act_first(act, alpha, limit, g1, u1, 0);
       }
       const int64_t j = i - 2 * SG_W;
-      const sg_act a0 = act_second(act, alpha, limit, s0, 1), a1 = act_second(act, alpha, limit, s1, 1);
-      sg_bwd_out o0 = bwd_from_act(a0, v_load(q.dh + j * dhes, dhd));
-      sg_bwd_out o1 = bwd_from_act(a1, v_load(q.dh + (j + SG_W) * dhes, dhd));
-      if (h16) {
-        o0.h = h16_of(s0, a0.a);
-        o1.h = h16_of(s1, a1.a);
-      }
+      const sg_bwd_out o0 = bwd_from_half(act, alpha, limit, s0, v_load(q.dh + j * dhes, dhd), hmode, gfast);
+      const sg_bwd_out o1 =
+          bwd_from_half(act, alpha, limit, s1, v_load(q.dh + (j + SG_W) * dhes, dhd), hmode, gfast);
       store_bwd2(f, q.dg + j * ostep * dges, q.du + j * dues, with_h ? q.h + j * hes : NULL, o0, o1, nt);
       if (!more) break;
       s0 = n0;
@@ -914,8 +955,8 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
     load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd), 0);
-    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd), 0);
+    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd), hmode, gfast);
+    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd), hmode, gfast);
     store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
   }
   for (; i < nv; i += SG_W) {
@@ -924,7 +965,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, SG_W * ues);
     sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, SG_W * dhes);
     load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd), h16);
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(q.dh + i * dhes, dhd), hmode, gfast);
     store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
   }
 }
@@ -974,7 +1015,9 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
     memcpy(dht, q.dh + i * dhes, (size_t)rem * dhes);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd), q.h && p->h.dtype != SG_F32);
+    const int gfast = p->dgate.dtype != SG_F32 && p->dup.dtype != SG_F32;
+    sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd), sg_h_mode(act, q.h != NULL, p->h.dtype, gfast),
+                           gfast);
     store_bwd(f, dgt, dut, q.h ? ht : NULL, o, 0);
     memcpy(q.dg + i * ostep * dges, dgt, (size_t)(rem * ostep) * dges);
     if (!oil) memcpy(q.du + i * dues, dut, (size_t)rem * dues);
