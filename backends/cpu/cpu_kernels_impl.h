@@ -1189,9 +1189,13 @@ static inline __attribute__((always_inline)) float amax_finite(const float *h, i
  * Markstein's correction of h * RN(1/div) (sg_markstein in quant_scalar.h;
  * the GPU's sg_divider_of says why div >= 2^-86 is required). For -0 it
  * gives +0 and for +-Inf NaN; v_encode reads sign and NaN from h, so
- * neither changes a code. */
+ * neither changes a code. fast == 2: div is a power of two (UE8M0 and MX
+ * scales), so y is exact and x * y is the quotient rounded once, as the
+ * division rounds it (subnormal and infinite results included): two
+ * operations a vector fewer. */
 static inline __attribute__((always_inline)) vf v_quotient(vf x, vf d, vf y, int fast) {
   if (!fast) return x / d;
+  if (fast == 2) return x * y;
   const vf q0 = x * y;
   return sg_v_fma(sg_v_fma(-q0, d, x), y, q0);
 }
@@ -1237,7 +1241,10 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
     if (zero[j]) { /* every code is 0 (docs/numerics.md) */
       memset(out + j * ob, 0, (size_t)ob);
     } else if (d >= 0x1p-86f && y <= 3.40282347e38f) {
-      encode_group_as(h + j * G, G, d, y, format, 1, out + j * ob);
+      if ((sg_f2u(d) & 0x7fffffu) == 0) /* a power of two (d is normal here) */
+        encode_group_as(h + j * G, G, d, y, format, 2, out + j * ob);
+      else
+        encode_group_as(h + j * G, G, d, y, format, 1, out + j * ob);
     } else {
       encode_group_as(h + j * G, G, d, y, format, 0, out + j * ob);
     }
