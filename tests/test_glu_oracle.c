@@ -173,6 +173,27 @@ static void gate_up_at(const glu_case *k, const tbuf *x, const tbuf *up, int64_t
   }
 }
 
+/* Whether got[0..rows, 0..w) holds the bits of want's elements, NaN against
+ * NaN counting as equal (docs/numerics.md leaves a NaN's sign and payload
+ * unspecified: gcc 13's generic build gave -nan in one call and nan in the
+ * other for the same element). The first difference goes to *fr, *fc (c
+ * offset by col0), *vw, *vg. */
+static int tb_same_bits(const tbuf *want, const tbuf *got, int64_t rows, int64_t w, int64_t col0, int64_t *fr,
+                        int64_t *fc, double *vw, double *vg) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < w; ++c) {
+      const int64_t iw = tb_index(want, r, c), ig = tb_index(got, r, c);
+      if (!memcmp((char *)want->buf + iw * t_size(want->t), (char *)got->buf + ig * t_size(got->t),
+                  t_size(want->t)))
+        continue;
+      *vw = t_read(want->buf, want->t, iw), *vg = t_read(got->buf, got->t, ig);
+      if (isnan(*vw) && isnan(*vg)) continue;
+      *fr = r, *fc = col0 + c;
+      return 0;
+    }
+  return 1;
+}
+
 static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   swiglu_glu_desc desc;
   swiglu_glu_desc_init(&desc, (swiglu_activation)k->act, (swiglu_layout)k->layout);
@@ -290,6 +311,34 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
       }
   }
 
+  /* ---- h recomputed in the other precision than the gradients': with
+   * 16-bit gradients (their own reciprocal path, docs/numerics.md) an fp32 h
+   * is still the fp32 forward's, and with fp32 gradients a bf16 h the bf16
+   * forward's */
+  {
+    const int ho = k->tout == T_F32 ? T_BF16 : T_F32;
+    tbuf hf, h3;
+    tb_make(&hf, ho, k->d0, k->d1, H, 1, 0);
+    tb_make(&h3, ho, k->d0, k->d1, H, 0, 1);
+    tb_poison(&hf), tb_poison(&h3);
+    tb_up(&hf), tb_up(&h3), tb_up(&dx);
+    if (sep) tb_up(&dup);
+    st = swiglu_glu_forward(ctx, &desc, &x.d, sep ? &up.d : NULL, &hf.d);
+    if (st == SWIGLU_SUCCESS)
+      st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &dx.d, sep ? &dup.d : NULL, &h3.d, 0);
+    tb_down(&hf), tb_down(&h3);
+    if (st != SWIGLU_SUCCESS) {
+      fprintf(stderr, "FAIL h in the other dtype [%s]: %s\n", cd, swiglu_context_last_error(ctx));
+      ++g_failed;
+    } else {
+      int64_t fr = -1, fc = -1;
+      double want = 0, got = 0;
+      const int same = tb_same_bits(&hf, &h3, rows, H, 0, &fr, &fc, &want, &got);
+      report(same, "backward h in the other dtype equals that forward h", cd, fr, fc, 0, 0, want, got);
+    }
+    tb_free(&hf), tb_free(&h3);
+  }
+
   /* ---- backward in place equals out of place, bit for bit but for NaN payloads */
   if (k->tout == k->tin) {
     st = swiglu_glu_backward(ctx, &desc, &dh.d, &x.d, sep ? &up.d : NULL, &x.d, sep ? &up.d : NULL,
@@ -300,28 +349,11 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
       fprintf(stderr, "FAIL in-place backward [%s]: %s\n", cd, swiglu_context_last_error(ctx));
       ++g_failed;
     } else {
-      /* the first element that differs, shown as (out of place, in place);
-       * NaN against NaN is equal (docs/numerics.md leaves the sign and
-       * payload of a NaN unspecified: gcc 13's generic build gave -nan out of
-       * place and nan in place for the same element) */
-      int same = 1;
+      /* the first element that differs, shown as (out of place, in place) */
       int64_t fr = -1, fc = -1;
       double want = 0, got = 0;
-      for (int64_t r = 0; r < rows && same; ++r)
-        for (int64_t c = 0; c < wx && same; ++c)
-          if (memcmp((char *)x.buf + tb_index(&x, r, c) * t_size(x.t),
-                     (char *)dx.buf + tb_index(&dx, r, c) * t_size(dx.t), t_size(x.t))) {
-            want = t_read(dx.buf, dx.t, tb_index(&dx, r, c)), got = t_read(x.buf, x.t, tb_index(&x, r, c));
-            if (!(isnan(want) && isnan(got))) same = 0, fr = r, fc = c;
-          }
-      if (sep)
-        for (int64_t r = 0; r < rows && same; ++r)
-          for (int64_t c = 0; c < H && same; ++c)
-            if (memcmp((char *)up.buf + tb_index(&up, r, c) * t_size(up.t),
-                       (char *)dup.buf + tb_index(&dup, r, c) * t_size(dup.t), t_size(up.t))) {
-              want = t_read(dup.buf, dup.t, tb_index(&dup, r, c)), got = t_read(up.buf, up.t, tb_index(&up, r, c));
-              if (!(isnan(want) && isnan(got))) same = 0, fr = r, fc = H + c;
-            }
+      const int same = tb_same_bits(&dx, &x, rows, wx, 0, &fr, &fc, &want, &got) &&
+                       (!sep || tb_same_bits(&dup, &up, rows, H, H, &fr, &fc, &want, &got));
       report(same, "in-place backward equals out-of-place", cd, fr, fc, 0, 0, want, got);
     }
   }
