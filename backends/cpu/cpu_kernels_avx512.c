@@ -66,6 +66,8 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
  * v_exp_negz16): one instruction where the division costs ~3 cycles of the
  * FMA ports and 14 of latency */
 #define sg_v_rcp16(d) ((vf)_mm512_rcp14_ps((__m512)(d)))
+/* and, after one Newton step, for the 16-bit gradients (act_second) */
+#define SG_GRAD_RCP 1
 
 /* One vpmovzxwd / vpmovdw each (GCC splits the generic conversions). */
 #define sg_widen_u16(p) ((vu)_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))))
