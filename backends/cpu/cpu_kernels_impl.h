@@ -395,6 +395,8 @@ static inline __attribute__((always_inline)) vf act_grad(int act, float alpha, f
 #ifndef SG_GRAD_RCP
 #define SG_GRAD_RCP 0
 #endif
+/* act_second's gfast for gradients stored as dg, du */
+static inline int sg_grad_fast(int32_t dg, int32_t du) { return SG_GRAD_RCP && dg != SG_F32 && du != SG_F32; }
 
 /* With want_grad and gfast (the gradients are stored in 16-bit dtypes),
  * sigma = 1 / den is the 2^-14 reciprocal after one Newton step, within
@@ -898,7 +900,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   const size_t dges = sg_dtype_size(f.dg), dues = sg_dtype_size(f.du), hes = sg_dtype_size(f.h);
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
-  const int gfast = SG_GRAD_RCP && f.dg != SG_F32 && f.du != SG_F32; /* see act_second */
+  const int gfast = sg_grad_fast(f.dg, f.du);
   const int hmode = sg_h_mode(act, with_h, f.h, gfast);
   int64_t i = 0;
   if (!il && ges == 2 && narrow && hmode == SG_H_PLAIN) {
@@ -1022,7 +1024,7 @@ static inline __attribute__((always_inline)) void bwd_cols(const sg_glu_problem 
     memcpy(dht, q.dh + i * dhes, (size_t)rem * dhes);
     vf g, u;
     load_gu(gt, ut, gd, ud, il, &g, &u);
-    const int gfast = SG_GRAD_RCP && p->dgate.dtype != SG_F32 && p->dup.dtype != SG_F32;
+    const int gfast = sg_grad_fast(p->dgate.dtype, p->dup.dtype);
     sg_bwd_out o = bwd_vec(act, alpha, limit, g, u, v_load(dht, dhd), sg_h_mode(act, q.h != NULL, p->h.dtype, gfast),
                            gfast);
     store_bwd(f, dgt, dut, q.h ? ht : NULL, o, 0);
