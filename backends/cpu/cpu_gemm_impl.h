@@ -383,7 +383,7 @@ static void prefetch_b(const sg_src *s, int64_t n0, int nr, int64_t K, int64_t l
 #define v_bcast(p) ((vf)_mm256_set1_ps(*(p)))
 #else
 static inline vf v_bcast(const float *p) {
-  vf v;
+  vf v = {0}; /* every lane is set below; GCC -O1 could not see it */
   for (int l = 0; l < SG_W; ++l) v[l] = *p;
   return v;
 }

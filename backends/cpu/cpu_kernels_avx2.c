@@ -31,6 +31,7 @@ static inline void sg_store_f16_raw(void *p, __m256 v) {
  * argument passes through, as in the portable v_sel form. */
 #define sg_v_max(bound, x) ((vf)_mm256_max_ps((__m256)(bound), (__m256)(x)))
 #define sg_v_min(bound, x) ((vf)_mm256_min_ps((__m256)(bound), (__m256)(x)))
+#define sg_v_umax(a, b) ((vu)_mm256_max_epu32((__m256i)(a), (__m256i)(b)))
 /* 1/d for the 16-bit outputs (see v_exp_negz16): rcpps is only good to
  * 1.5 * 2^-12, so one Newton step (2^-22) */
 static inline __m256 sg_v_rcp16_raw(__m256 d) {

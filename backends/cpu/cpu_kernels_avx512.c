@@ -62,6 +62,7 @@ static inline void sg_store_f16_raw(void *p, __m512 v) {
  * argument passes through, as in the portable v_sel form. */
 #define sg_v_max(bound, x) ((vf)_mm512_max_ps((__m512)(bound), (__m512)(x)))
 #define sg_v_min(bound, x) ((vf)_mm512_min_ps((__m512)(bound), (__m512)(x)))
+#define sg_v_umax(a, b) ((vu)_mm512_max_epu32((__m512i)(a), (__m512i)(b)))
 /* 1/d within 2^-14 relatively (the 16-bit outputs' reciprocal, see
  * v_exp_negz16): one instruction where the division costs ~3 cycles of the
  * FMA ports and 14 of latency */
