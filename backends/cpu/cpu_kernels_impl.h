@@ -1292,10 +1292,10 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
     const float d = div[j], y = 1.0f / d;
     const float *hj = h + j * G;
     uint8_t *oj = out + j * ob;
-    const int clean = sg_clean_group(format, finite[j], amax[j], d);
     if (zero[j]) { /* every code is 0 (docs/numerics.md) */
       memset(oj, 0, (size_t)ob);
     } else if (d >= 0x1p-86f && y <= 3.40282347e38f) {
+      const int clean = sg_clean_group(format, finite[j], amax[j], d);
       if ((sg_f2u(d) & 0x7fffffu) == 0) { /* a power of two (d is normal here) */
         if (clean) encode_group_as(hj, G, d, y, format, 2, 1, oj);
         else encode_group_as(hj, G, d, y, format, 2, 0, oj);
