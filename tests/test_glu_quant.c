@@ -78,7 +78,12 @@ typedef struct {
  *     exact one (|z| near 87, |x sigma(z)| near 2^-99, for each
  *     activation's z: gates around 2^-97, 8.5, 10, 37.6, 64, 72, 87), or
  *     far past it (100, 10^4: a lane of the exact path that holds its
- *     group's maximum). */
+ *     group's maximum);
+ *  7: gate 32 (SiLU(32) = 32 exactly) and up uniform on +-490/32: with
+ *     MX's power-of-two scales each group's largest quotient, its largest
+ *     |h| (the top of G uniforms on [0, 490]), lands around the edge of
+ *     saturation (E4M3: 448, the midpoint 464), where a backend may leave
+ *     out the saturation for groups known not to reach it. */
 static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
   static const double few[6] = {-3.0, -1.0, 0.5, 1.0, 2.0, 4.0};
   const double n = t_normal(rng) * (up ? 1.0 : 2.0);
@@ -111,6 +116,8 @@ static double sample_dist(t_rng *rng, const qcase *k, int64_t row, int up) {
         return (t_uniform(rng) < 0.5 ? -e : e) * j;
       }
       return n;
+    case 7:
+      return up ? (2.0 * t_uniform(rng) - 1.0) * (490.0 / 32.0) : 32.0;
     default:
       return n;
   }
@@ -618,6 +625,22 @@ int main(int argc, char **argv) {
         if (n % 7 == 3 && k.layout != SWIGLU_LAYOUT_SEPARATE) k.masked = 1, k.E = 4, k.M = 16;
         k.weight = (n / 2) % 2;
         k.xpad = n % 5 == 4 ? 8 : n % 5 == 2 ? 1 : 0; /* 1: rows not 16-byte aligned */
+        run(&k, &rng);
+        ++cases;
+      }
+  /* MXFP8 (and E4M3FN with fp32 scales, which stay clear of the edge) on
+   * sample_dist 7, every input dtype and layout */
+  for (int tin = 0; tin < 3; ++tin)
+    for (int lay = 0; lay < 4; ++lay)
+      for (int mx = 0; mx < 2; ++mx) {
+        if (quick && (tin + lay + mx) % 3) continue;
+        qcase k;
+        memset(&k, 0, sizeof k);
+        k.act = SWIGLU_ACT_SILU, k.tin = tin, k.layout = lay, k.dist = 7;
+        k.format = mx ? SWIGLU_QUANT_MXFP8 : SWIGLU_QUANT_FP8_E4M3FN;
+        k.gran = SWIGLU_SCALE_PER_GROUP, k.G = mx ? 32 : 128;
+        k.enc = mx ? SWIGLU_SCALE_E8M0 : SWIGLU_SCALE_FP32;
+        k.E = 1, k.M = 64, k.H = 512;
         run(&k, &rng);
         ++cases;
       }

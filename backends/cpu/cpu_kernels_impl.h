@@ -1183,9 +1183,10 @@ static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, vf q, int for
 /* Whether a group may take v_encode's clean form: its values finite (from
  * amax_finite) and its largest quotient amax / div -- the quotient rounds
  * correctly, so it is monotone and bounds every other -- below a bound that
- * rounds to fmax at most: a quarter of the top spacing past fmax, short of
- * the midpoint where rounding would leave the range (127.25 for INT8, whose
- * 127.5 rounds to 128). fp32 and UE8M0 scales stay below it; MX's
+ * rounds to fmax at most: fmax (1 + 2^-(mbits + 2)), which with fmax <
+ * 2^(e+1) stays short of fmax plus half the top spacing 2^(e - mbits), the
+ * midpoint where rounding would leave the range (127.25 for INT8, whose
+ * 127.5 rounds to 128; test_glu_quant's sample_dist 7 probes the edge). fp32 and UE8M0 scales stay below it; MX's
  * scale (2^floor(log2 amax) / 256) passes it for the top 15% of a binade. */
 static inline int sg_clean_group(int format, int finite, float amax, float div) {
   if (!finite || format == SWIGLU_QUANT_NVFP4) return 0;
