@@ -57,6 +57,7 @@ static const char *const lay_name[] = {"row", "col", "col_tma"};
 
 typedef struct {
   int act, layout, tin, format, gran, enc, slayout, round_h, weight, masked, mx_up;
+  int mixed;    /* separate layout: up in the dtype after tin (up_dtype) */
   int64_t E, M, H, G;
   int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
   int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
@@ -148,25 +149,32 @@ static int64_t sidx(const qcase *k, int64_t groups_or_words, int64_t e, int64_t 
   return (e * groups_or_words + c) * Mp + m;
 }
 
+/* up's dtype: gate's, or with mixed the next of f32, f16, bf16 (every pair
+ * of the three comes up across the inputs) */
+static int up_dtype(const qcase *k) { return k->mixed ? (k->tin + 1) % 3 : k->tin; }
+
 static void run(const qcase *k, t_rng *rng) {
   char cd[256];
-  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
-           k->act, (double)k->alpha, k->layout, t_dtype_name[k->tin], fmt_name[k->format], k->gran, enc_name[k->enc],
+  const int tup = up_dtype(k);
+  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s%s%s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
+           k->act, (double)k->alpha, k->layout, t_dtype_name[k->tin], k->mixed ? " up " : "",
+           k->mixed ? t_dtype_name[tup] : "", fmt_name[k->format], k->gran, enc_name[k->enc],
            lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
            k->mx_up ? " mx_round_up" : "");
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
   const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
+  if (k->mixed && !sep) { fprintf(stderr, "test bug: mixed dtypes need the separate layout\n"); exit(1); }
   const int64_t wx = sep ? H : 2 * H;
-  const size_t es = t_size(k->tin);
-  char *x = malloc((size_t)(rows * wx) * es), *u = sep ? malloc((size_t)(rows * H) * es) : NULL;
+  const size_t es = t_size(k->tin), ues = t_size(tup);
+  char *x = malloc((size_t)(rows * wx) * es), *u = sep ? malloc((size_t)(rows * H) * ues) : NULL;
   if (k->dist) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < H; ++j) {
         const double gv = sample_dist(rng, k, r, 0), uv = sample_dist(rng, k, r, 1);
         if (sep) {
           t_write(x, k->tin, r * H + j, gv);
-          t_write(u, k->tin, r * H + j, uv);
+          t_write(u, tup, r * H + j, uv);
         } else {
           t_write(x, k->tin, r * wx + t_glu_col(k->layout, H, j, 0), gv);
           t_write(x, k->tin, r * wx + t_glu_col(k->layout, H, j, 1), uv);
@@ -174,7 +182,7 @@ static void run(const qcase *k, t_rng *rng) {
       }
   } else {
     for (int64_t i = 0; i < rows * wx; ++i) t_write(x, k->tin, i, t_sample(rng, k->tin, 7.0) * (i % 3 ? 1 : 0.01));
-    if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, k->tin, i, t_sample(rng, k->tin, 7.0));
+    if (sep) for (int64_t i = 0; i < rows * H; ++i) t_write(u, tup, i, t_sample(rng, tup, 7.0));
   }
   /* one all-zero group per case, for the amax floor */
   for (int64_t j = 0; j < (k->G < H ? k->G : H) && !sep; ++j) t_write(x, k->tin, j, 0.0), t_write(x, k->tin, H + j, 1.0);
@@ -186,7 +194,7 @@ static void run(const qcase *k, t_rng *rng) {
     const int64_t j = H - 2 + z; /* feature j of row 0 */
     const double gz = z ? 0.0 : -0.0, uz = z ? -1.5 : 1.5;
     t_write(x, k->tin, t_glu_col(k->layout, H, j, 0), gz); /* SEPARATE: column j of x */
-    if (sep) t_write(u, k->tin, j, uz);
+    if (sep) t_write(u, tup, j, uz);
     else t_write(x, k->tin, t_glu_col(k->layout, H, j, 1), uz);
   }
   int64_t xs3[3] = {E, M, wx}, hs3[3] = {E, M, H};
@@ -203,12 +211,13 @@ static void run(const qcase *k, t_rng *rng) {
     for (int64_t r = 0; r < rows; ++r) memcpy(xv + (size_t)(r * ldx) * es, x + (size_t)(r * wx) * es, (size_t)wx * es);
   }
   int64_t xst3[3] = {M * ldx, ldx, 1};
-  void *dx = dev_of(xv, (size_t)(rows * ldx) * es), *du = sep ? dev_of(u, (size_t)(rows * H) * es) : NULL;
+  void *dx = dev_of(xv, (size_t)(rows * ldx) * es), *du = sep ? dev_of(u, (size_t)(rows * H) * ues) : NULL;
   if (xv != x) free(xv);
   swiglu_tensor tx = {dx, dev_here(), 3, t_dtype(k->tin), xs3, k->xpad ? xst3 : NULL, 0};
-  swiglu_tensor tu = {du, dev_here(), 3, t_dtype(k->tin), hs3, NULL, 0};
+  swiglu_tensor tu = {du, dev_here(), 3, t_dtype(tup), hs3, NULL, 0};
 
-  /* h from the forward op: fp32, or the input dtype under ROUND_H */
+  /* h from the forward op: fp32, or the input dtype under ROUND_H (gate's,
+   * where up's differs: the rule of docs/numerics.md) */
   const int th = k->round_h ? k->tin : T_F32;
   char *hbuf = malloc((size_t)(rows * H) * t_size(th));
   void *dh = dev_of(hbuf, (size_t)(rows * H) * t_size(th));
@@ -641,6 +650,28 @@ int main(int argc, char **argv) {
         k.gran = SWIGLU_SCALE_PER_GROUP, k.G = mx ? 32 : 128;
         k.enc = mx ? SWIGLU_SCALE_E8M0 : SWIGLU_SCALE_FP32;
         k.E = 1, k.M = 64, k.H = 512;
+        run(&k, &rng);
+        ++cases;
+      }
+  /* gate and up in different dtypes (the separate layout), every
+   * activation, dtype pair and ROUND_H setting: backends take a general
+   * instance for these */
+  for (int act = 0; act < 6; ++act)
+    for (int tin = 0; tin < 3; ++tin)
+      for (int rh = 0; rh < 2; ++rh) {
+        const int n = act + tin + rh;
+        if (quick && n % 3) continue;
+        qcase k;
+        memset(&k, 0, sizeof k);
+        k.act = act, k.tin = tin, k.mixed = 1, k.round_h = rh;
+        k.layout = SWIGLU_LAYOUT_SEPARATE;
+        k.format = (int[]){SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_QUANT_INT8, SWIGLU_QUANT_MXFP8}[n % 3];
+        k.gran = SWIGLU_SCALE_PER_GROUP;
+        k.G = k.format == SWIGLU_QUANT_MXFP8 ? 32 : 128;
+        k.enc = k.format == SWIGLU_QUANT_MXFP8 ? SWIGLU_SCALE_E8M0 : n % 2 ? SWIGLU_SCALE_UE8M0_PACKED : SWIGLU_SCALE_FP32;
+        k.slayout = n % 3;
+        k.E = 1, k.M = 5 + n % 4, k.H = 128 * (1 + n % 3) + (n % 2 ? 0 : 128 * 16);
+        k.weight = n % 2;
         run(&k, &rng);
         ++cases;
       }

@@ -15,13 +15,15 @@ typedef void (*sg_cpu_kernel_fn)(const sg_glu_problem *p, int64_t item0, int64_t
 #define SG_CPU_CHUNK 512
 
 /* Quantizing op: rows [row0, row1), h a per-thread scratch of
- * SG_QUANT_SCRATCH(width) floats, 64-byte aligned: h itself, a chunk of
- * 16-bit h, and the scales of SG_QUANT_SCALE_ROWS rows (groups <= width / 8,
- * or 1). */
+ * SG_QUANT_SCRATCH(width) floats, 64-byte aligned: h itself, a row of
+ * 16-bit h (SG_QUANT_H16(width) halves: whole forward work items), and the
+ * scales of SG_QUANT_SCALE_ROWS rows (groups <= width / 8, or 1). */
 typedef void (*sg_cpu_quant_fn)(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h);
+#define SG_QUANT_COLS 2048
 #define SG_QUANT_SCALE_ROWS 16
+#define SG_QUANT_H16(width) ((size_t)(width) + SG_CPU_CHUNK)
 #define SG_QUANT_SCRATCH(width) \
-  ((size_t)(width) + 64 + SG_CPU_CHUNK + SG_QUANT_SCALE_ROWS * ((size_t)(width) / 8 + 1))
+  ((size_t)(width) + 64 + SG_QUANT_H16(width) / 2 + 16 + SG_QUANT_SCALE_ROWS * ((size_t)(width) / 8 + 1))
 
 /* GEMM-fused ops (cpu_gemm_impl.h): the workspace bytes with nthreads
  * threads, and the op itself on p->workspace (at least that many bytes). */

@@ -1346,10 +1346,10 @@ static void scale_block_flush(const sg_quant_problem *p, sg_scale_block *b) {
   b->n = 0;
 }
 
-/* Columns of h computed ahead of their groups' scales and codes: whole
- * groups, few enough that h stays in L1 between being written and being read
- * twice (a row of 14336 fp32 values would not). */
-#define SG_QUANT_COLS 2048
+/* SG_QUANT_COLS (cpu_kernels.h), the columns of h computed ahead of their
+ * groups' scales and codes: whole groups, few enough that h stays in L1
+ * between being written and being read twice (a row of 14336 fp32 values
+ * would not). */
 
 /* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
 static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
@@ -1358,8 +1358,8 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   sg_glu_problem fp = p->glu; /* the forward op, writing h into the scratch */
   const int32_t hd = p->round_dtype >= 0 ? p->round_dtype : SG_F32;
   fp.h.dtype = hd;
-  uint16_t *h16 = (uint16_t *)(h + H + 2 * SG_W); /* SG_CHUNK halves; unused for fp32 */
-  sg_scale_block sblk = {(uint32_t *)(h + H + 64 + SG_CHUNK), 0, 0, 0};
+  uint16_t *h16 = (uint16_t *)(h + H + 64); /* SG_QUANT_H16(H) halves; unused for fp32 h */
+  sg_scale_block sblk = {(uint32_t *)(h + H + 64 + SG_QUANT_H16(H) / 2 + 16), 0, 0, 0};
   const int buffered = p->scales && p->layout != SWIGLU_SCALE_ROW_MAJOR;
   const int fp32_scale = sg_scale_is_fp32(p);
   const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
@@ -1382,15 +1382,24 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
         q.h = (char *)h;
         fwd_cols(&fp, act, gd, ud, q, n, 0);
       } else {
-        /* exactly the forward op's rounding to the input dtype, then widened */
-        for (int64_t j = 0; j < n; j += SG_CHUNK) {
-          const int64_t k = n - j < SG_CHUNK ? n - j : SG_CHUNK;
-          sg_rowptrs qc;
-          row_ptrs(&fp, r, c0 + j, 0, &qc);
-          qc.h = (char *)h16;
-          fwd_cols(&fp, act, gd, ud, qc, k, 0);
-          for (int64_t i = 0; i < k; i += SG_W) v_store_f32(h + j + i, v_load((char *)(h16 + i), hd));
-        }
+        /* The forward op itself, whose bits the rounding flag promises, on
+         * a one-row view of row r (its width, so the same narrow-row choice)
+         * over the work items that hold columns [c0, c0 + n), into h16 at
+         * the same columns; then widened. Called, not inlined: this flag's
+         * own copies of the forward loop had been half of the quantizer's
+         * code (six activations by four dtype pairs of them in each ISA
+         * build). */
+        sg_rowptrs qc;
+        row_ptrs(&fp, r, 0, 0, &qc);
+        sg_glu_problem one = fp;
+        one.rows = 1;
+        one.gate.base = (char *)qc.g;
+        one.up.base = (char *)qc.u;
+        one.h.base = (char *)h16;
+        one.gate.row_stride = one.up.row_stride = one.h.row_stride = 0;
+        one.h.col_step = 1;
+        fwd_dispatch(&one, c0 / SG_CHUNK, (c0 + n + SG_CHUNK - 1) / SG_CHUNK, 0);
+        for (int64_t i = 0; i < n; i += SG_W) v_store_f32(h + i, v_load((char *)(h16 + c0 + i), hd));
       }
       if (p->row_weight) {
         const vf w = v_set(p->row_weight[r]);
@@ -1426,11 +1435,12 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   if (sblk.n) scale_block_flush(p, &sblk);
 }
 
+/* As the forward's: an instance per activation and input dtype, and one
+ * general instance for mixed gate/up dtypes */
 #define SG_DEFINE_QUANT_ACT(act)                                                              \
   static void quant_act##act(const sg_quant_problem *p, int64_t r0, int64_t r1, float *h) {   \
-    const int32_t gd = p->glu.gate.dtype, ud = p->glu.up.dtype;                               \
-    if (gd != ud) quant_rows(p, act, gd, ud, r0, r1, h);                                      \
-    else if (gd == SG_BF16) quant_rows(p, act, SG_BF16, SG_BF16, r0, r1, h);                  \
+    const int32_t gd = p->glu.gate.dtype;                                                     \
+    if (gd == SG_BF16) quant_rows(p, act, SG_BF16, SG_BF16, r0, r1, h);                       \
     else if (gd == SG_F16) quant_rows(p, act, SG_F16, SG_F16, r0, r1, h);                     \
     else quant_rows(p, act, SG_F32, SG_F32, r0, r1, h);                                       \
   }
@@ -1441,7 +1451,15 @@ SG_DEFINE_QUANT_ACT(3)
 SG_DEFINE_QUANT_ACT(4)
 SG_DEFINE_QUANT_ACT(5)
 
+static void quant_mixed(const sg_quant_problem *p, int64_t r0, int64_t r1, float *h) {
+  quant_rows(p, p->glu.activation, p->glu.gate.dtype, p->glu.up.dtype, r0, r1, h);
+}
+
 void SG_NAME(sg_cpu_glu_quant)(const sg_quant_problem *p, int64_t row0, int64_t row1, float *h) {
+  if (p->glu.gate.dtype != p->glu.up.dtype) {
+    quant_mixed(p, row0, row1, h);
+    return;
+  }
   switch (p->glu.activation) {
     case 0: quant_act0(p, row0, row1, h); break;
     case 1: quant_act1(p, row0, row1, h); break;

@@ -306,8 +306,8 @@ typedef enum swiglu_scale_layout {
                                      layout DeepGEMM reads. */
 } swiglu_scale_layout;
 
-#define SWIGLU_QUANT_ROUND_H 1u          /* round h to the input dtype before quantizing, so the
-                                            result equals forward-then-quantize bit for bit */
+#define SWIGLU_QUANT_ROUND_H 1u          /* round h to the input dtype (gate's) before quantizing,
+                                            so the result equals forward-then-quantize bit for bit */
 #define SWIGLU_QUANT_MX_SCALE_ROUND_UP 2u /* MXFP8: scale 2^ceil(log2(amax/448)) (no saturation)
                                             instead of OCP's 2^(floor(log2 amax) - 8) */
 
