@@ -1282,7 +1282,7 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
 
 /* Codes of k consecutive groups of G values each: group j is h[j G, +G) /
  * div[j], all zero where zero[j]; amax[j] and finite[j] as amax_finite gave
- * them (finite[j] = 0 where there was no maximum: per-tensor scales). One
+ * them. One
  * call per chunk of h, the format's instance chosen once for all of its
  * groups. */
 static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const float *div,
@@ -1363,7 +1363,6 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   const int buffered = p->scales && p->layout != SWIGLU_SCALE_ROW_MAJOR;
   const int fp32_scale = sg_scale_is_fp32(p);
   const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
-  const int per_tensor = p->granularity == SWIGLU_SCALE_PER_TENSOR;
   /* a chunk's groups: at most SG_QUANT_COLS / 8, or 1 */
   float divs[SG_QUANT_COLS / 8], amaxs[SG_QUANT_COLS / 8];
   uint8_t zeros[SG_QUANT_COLS / 8], finites[SG_QUANT_COLS / 8];
@@ -1410,9 +1409,10 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
        * group's maximum -> division -> scale -> codes was a chain of ~60
        * cycles of latency per group */
       const int64_t g0 = c0 / G, k = n / G;
+      /* (per-tensor scales too: there the maximum only picks the encoder) */
       for (int64_t j = 0; j < k; ++j) {
         int fin = 0;
-        amaxs[j] = per_tensor ? 0.0f : amax_finite(h + j * G, G, &fin);
+        amaxs[j] = amax_finite(h + j * G, G, &fin);
         finites[j] = (uint8_t)fin;
       }
       for (int64_t j = 0; j < k; ++j) {
