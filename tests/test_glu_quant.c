@@ -653,6 +653,23 @@ int main(int argc, char **argv) {
         run(&k, &rng);
         ++cases;
       }
+  /* per-tensor (static) scales on rows wider than a backend's column chunk
+   * (the CPU's is 2048), ending in a partial vector or not, with values
+   * that saturate, and Inf and NaN in some rows (sample_dist 4, fp32) */
+  for (int tin = 0; tin < 3; ++tin)
+    for (int f = 0; f < 3; ++f) {
+      if (quick && (tin + f) % 3) continue;
+      qcase k;
+      memset(&k, 0, sizeof k);
+      k.act = (tin + 2 * f) % 6, k.tin = tin, k.layout = (tin + f) % 4;
+      k.format = (int[]){SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_QUANT_INT8, SWIGLU_QUANT_FP8_E5M2}[f];
+      k.gran = SWIGLU_SCALE_PER_TENSOR;
+      k.E = 1, k.M = 6, k.H = f == 1 ? 4102 : 4232;
+      k.dist = tin == T_F32 && f != 1 ? 4 : f == 2 ? 1 : 0;
+      k.weight = f == 0;
+      run(&k, &rng);
+      ++cases;
+    }
   /* gate and up in different dtypes (the separate layout), every
    * activation, dtype pair and ROUND_H setting: backends take a general
    * instance for these */

@@ -1362,7 +1362,12 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   sg_scale_block sblk = {(uint32_t *)(h + H + 64 + SG_QUANT_H16(H) / 2 + 16), 0, 0, 0};
   const int buffered = p->scales && p->layout != SWIGLU_SCALE_ROW_MAJOR;
   const int fp32_scale = sg_scale_is_fp32(p);
-  const int64_t C = G <= 0 ? H : G <= SG_QUANT_COLS ? SG_QUANT_COLS / G * G : H;
+  /* A static (per-tensor) scale needs no row maximum: its rows go in
+   * chunks as groups do, each chunk one "group" (of SG_QUANT_COLS columns
+   * or the rest), and h stays in L1 where a whole wide row would not */
+  const int per_tensor = p->granularity == SWIGLU_SCALE_PER_TENSOR;
+  const int64_t C = per_tensor ? (H > SG_QUANT_COLS ? SG_QUANT_COLS : H)
+                   : G <= 0 || G > SG_QUANT_COLS ? H : SG_QUANT_COLS / G * G;
   /* a chunk's groups: at most SG_QUANT_COLS / 8, or 1 */
   float divs[SG_QUANT_COLS / 8], amaxs[SG_QUANT_COLS / 8];
   uint8_t zeros[SG_QUANT_COLS / 8], finites[SG_QUANT_COLS / 8];
@@ -1408,11 +1413,11 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
        * scales of different groups do not wait on each other, where one
        * group's maximum -> division -> scale -> codes was a chain of ~60
        * cycles of latency per group */
-      const int64_t g0 = c0 / G, k = n / G;
+      const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
       /* (per-tensor scales too: there the maximum only picks the encoder) */
       for (int64_t j = 0; j < k; ++j) {
         int fin = 0;
-        amaxs[j] = amax_finite(h + j * G, G, &fin);
+        amaxs[j] = amax_finite(h + j * Gc, Gc, &fin);
         finites[j] = (uint8_t)fin;
       }
       for (int64_t j = 0; j < k; ++j) {
@@ -1426,7 +1431,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
         else if (p->scales)
           sg_write_scale(p, e, m, g0 + j, sf, sb);
       }
-      encode_groups(h, k, G, divs, zeros, amaxs, finites, p->format,
+      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, p->format,
                     qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
     }
     if (buffered) ++sblk.n;
