@@ -353,7 +353,7 @@ int main(int argc, char **argv) {
             const float scale = 0.05f; /* |h| < 16 here (fill), so no code saturates */
             swiglu_context_copy(ctx, sbuf, &scale, 4, SWIGLU_COPY_HOST_TO_DEVICE);
             o.qargs = (swiglu_quant_args){&o.x, NULL, &tq, NULL, &ts, NULL, NULL};
-            sbytes = 0; /* read once, not written */
+            sbytes = 0; /* four bytes read, not counted */
           } else {
             o.qargs = (swiglu_quant_args){&o.x, NULL, &tq, &ts, NULL, NULL, NULL};
           }

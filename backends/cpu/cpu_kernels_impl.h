@@ -1282,9 +1282,8 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
 
 /* Codes of k consecutive groups of G values each: group j is h[j G, +G) /
  * div[j], all zero where zero[j]; amax[j] and finite[j] as amax_finite gave
- * them. One
- * call per chunk of h, the format's instance chosen once for all of its
- * groups. */
+ * them. One call per chunk of h, the format's instance chosen once for all
+ * of its groups. */
 static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const float *div,
                                    const uint8_t *zero, const float *amax, const uint8_t *finite,
                                    const int format, uint8_t *out) {
@@ -1390,9 +1389,9 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
          * a one-row view of row r (its width, so the same narrow-row choice)
          * over the work items that hold columns [c0, c0 + n), into h16 at
          * the same columns; then widened. Called, not inlined: this flag's
-         * own copies of the forward loop had been half of the quantizer's
-         * code (six activations by four dtype pairs of them in each ISA
-         * build). */
+         * own copies of the forward loop had been a third of the
+         * quantizer's code (six activations by four dtype pairs of them in
+         * each ISA build). */
         sg_rowptrs qc;
         row_ptrs(&fp, r, 0, 0, &qc);
         sg_glu_problem one = fp;
