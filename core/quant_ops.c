@@ -209,7 +209,9 @@ swiglu_status swiglu_glu_quant(swiglu_context *ctx, const swiglu_glu_desc *desc,
   p.q = cq.op;
   p.format = qd->format;
   p.granularity = qd->granularity;
-  p.encoding = qd->scale_encoding;
+  /* a per-tensor call stores no scale, so it has no encoding; the GPU's
+   * quantizer reads any other encoding as "the divisor is a power of two" */
+  p.encoding = qd->granularity == SWIGLU_SCALE_PER_TENSOR ? SWIGLU_SCALE_FP32 : qd->scale_encoding;
   p.layout = qd->scale_layout;
   p.flags = (int32_t)qd->flags;
   p.round_dtype = (qd->flags & SWIGLU_QUANT_ROUND_H) ? cx.op.dtype : -1;

@@ -62,6 +62,9 @@ typedef struct {
   int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
   int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
   float alpha;  /* gpt-oss alpha, where not 0 (else the descriptor's default) */
+  int wspecial;   /* with weight: row weights -0, 0, negative, subnormal, huge, Inf, NaN */
+  int tscale_set; /* tscale below is the static (PER_TENSOR) or global (NVFP4) scale */
+  float tscale;
 } qcase;
 
 /* Inputs shaped like real activations, with the cases a backend may treat
@@ -156,12 +159,13 @@ static int up_dtype(const qcase *k) { return k->mixed ? (k->tin + 1) % 3 : k->ti
 static void run(const qcase *k, t_rng *rng) {
   char cd[256];
   const int tup = up_dtype(k);
-  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s%s%s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
+  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s%s%s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s tscale %a",
            k->act, (double)k->alpha, k->layout, t_dtype_name[k->tin], k->mixed ? " up " : "",
            k->mixed ? t_dtype_name[tup] : "", fmt_name[k->format], k->gran, enc_name[k->enc],
            lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
-           k->mx_up ? " mx_round_up" : "");
+           k->mx_up ? " mx_round_up" : "", k->tscale_set ? (double)k->tscale : 0.0);
+  if (k->wspecial) strncat(cd, " special weights", sizeof cd - strlen(cd) - 1);
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
   const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
   if (k->mixed && !sep) { fprintf(stderr, "test bug: mixed dtypes need the separate layout\n"); exit(1); }
@@ -230,6 +234,10 @@ static void run(const qcase *k, t_rng *rng) {
   float *h = malloc(sizeof(float) * (size_t)(rows * H));
   float *w = malloc(sizeof(float) * (size_t)rows);
   for (int64_t r = 0; r < rows; ++r) w[r] = (float)(0.05 + t_uniform(rng));
+  if (k->wspecial) {
+    static const float ws[] = {-0.0f, 0.0f, -0.7f, 1e-40f, 3e38f, INFINITY, NAN, -1.0f, 0x1p-33f};
+    for (int64_t r = 0; r < rows; ++r) w[r] = ws[r % (int64_t)(sizeof ws / sizeof ws[0])];
+  }
   for (int64_t i = 0; i < rows * H; ++i) {
     h[i] = (float)t_read(hbuf, th, i);
     if (k->weight) h[i] = h[i] * w[i / H];
@@ -267,7 +275,7 @@ static void run(const qcase *k, t_rng *rng) {
   swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
   if (packed) sdt = (swiglu_dtype){SWIGLU_DTYPE_INT, 32, 1};
   if (ses == 1) sdt = (swiglu_dtype){SWIGLU_DTYPE_UINT, 8, 1};
-  float tscale = nv ? 0.0137f : 0.0625f;
+  float tscale = k->tscale_set ? k->tscale : nv ? 0.0137f : 0.0625f;
   int64_t one = 1, ne = E, nw = rows;
   void *dq = dev_of(q, (size_t)(rows * qw)), *dsc = dev_of(sc, (size_t)nscale * ses + 1);
   void *dts = dev_of(&tscale, 4), *dw = dev_of(w, sizeof(float) * (size_t)rows);
@@ -299,13 +307,14 @@ static void run(const qcase *k, t_rng *rng) {
         rq_group_scale(&qd, h + r * H + g * G, G, tscale, &div, &sf, &sb);
         for (int64_t j = 0; j < G; ++j) {
           const int64_t c = g * G + j;
-          uint8_t want = div == 0 ? 0 : rq_encode(k->format, (double)(float)((double)h[r * H + c] / div));
+          /* NVFP4's zero scale makes zero codes; a zero static scale divides */
+          uint8_t want = nv && div == 0 ? 0 : rq_encode(k->format, (double)(float)((double)h[r * H + c] / div));
           uint8_t got = nv ? (uint8_t)((q[r * qw + c / 2] >> (4 * (c & 1))) & 15) : q[r * qw + c];
           if (!live) want = nv ? (0xA5 >> (4 * (c & 1))) & 15 : 0xA5; /* untouched */
           ++g_checks;
           if (got != want) fail("code", cd, r, c, want, got);
           /* dequantized within the rounding bound of the format */
-          if (live && div != 0 && isfinite(h[r * H + c]) && g_checks % 7 == 0) {
+          if (live && div > 0 && isfinite(div) && isfinite(h[r * H + c]) && g_checks % 7 == 0) {
             double qv = rq_decode(k->format, got) * div, x = h[r * H + c];
             double fmax = rq_format_max(k->format);
             double y = fabs(x / div);
@@ -667,6 +676,54 @@ int main(int argc, char **argv) {
       k.E = 1, k.M = 6, k.H = f == 1 ? 4102 : 4232;
       k.dist = tin == T_F32 && f != 1 ? 4 : f == 2 ? 1 : 0;
       k.weight = f == 0;
+      run(&k, &rng);
+      ++cases;
+    }
+  /* static scales a caller may pass: not a power of two (the quotient's
+   * correction), below 2^-86 (a backend's division), with a subnormal
+   * reciprocal, and 0, -0, negative, Inf and NaN, which docs/numerics.md
+   * defines by the same formula; and NVFP4 global scales of the same kinds */
+  {
+    static const float ts[] = {0.05f, 3.0f, 1e-30f, 0x1p-86f, 0x1.8p-87f, 1e38f, 0x1p127f, 3e38f,
+                               INFINITY, 0.0f, -0.0f, -0.05f, NAN};
+    const int nts = (int)(sizeof ts / sizeof ts[0]);
+    for (int i = 0; i < 2 * nts; ++i) {
+      if (quick && i % 3) continue;
+      qcase k;
+      memset(&k, 0, sizeof k);
+      const int nv = i >= nts;
+      k.tscale_set = 1, k.tscale = ts[i % nts];
+      k.act = i % 6, k.tin = i % 3, k.layout = i % 4;
+      k.format = nv ? SWIGLU_QUANT_NVFP4
+                    : (int[]){SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_QUANT_INT8, SWIGLU_QUANT_FP8_E5M2,
+                              SWIGLU_QUANT_FP8_E4M3FNUZ}[i % 4];
+      k.gran = nv ? SWIGLU_SCALE_PER_GROUP : SWIGLU_SCALE_PER_TENSOR;
+      k.enc = nv ? SWIGLU_SCALE_E4M3 : SWIGLU_SCALE_FP32;
+      k.G = nv ? 16 : 0;
+      k.E = 1, k.M = 8, k.H = i % 2 ? 2048 + 48 : 256;
+      /* the general inputs, or ones with zeros, NaN, Inf and huge values */
+      k.dist = i % 2 ? 5 : 0;
+      k.weight = i % 5 == 2 || i % 5 == 4;
+      k.wspecial = i % 5 == 4;
+      run(&k, &rng);
+      ++cases;
+    }
+  }
+  /* those row weights at G = 128, E4M3FN (a backend's fast path: the CUDA
+   * one's verified fp32 h takes weights within [2^-32, 1] only), every
+   * input dtype, fp32 and packed UE8M0 scales */
+  for (int tin = 0; tin < 3; ++tin)
+    for (int pk = 0; pk < 2; ++pk) {
+      if (quick && (tin + pk) % 2) continue;
+      qcase k;
+      memset(&k, 0, sizeof k);
+      k.act = pk ? SWIGLU_ACT_SILU : SWIGLU_ACT_SILU_GPTOSS, k.tin = tin, k.layout = (tin + pk) % 4;
+      k.format = SWIGLU_QUANT_FP8_E4M3FN;
+      k.gran = SWIGLU_SCALE_PER_GROUP, k.G = 128;
+      k.enc = pk ? SWIGLU_SCALE_UE8M0_PACKED : SWIGLU_SCALE_FP32;
+      k.E = 1, k.M = 18, k.H = 1024;
+      k.dist = 1 + (tin + pk) % 2 * 4; /* 1 or 5 (zeros, NaN, Inf, huge) */
+      k.weight = k.wspecial = 1;
       run(&k, &rng);
       ++cases;
     }

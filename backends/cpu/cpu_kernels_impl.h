@@ -37,7 +37,10 @@ typedef uint16_t vh2 __attribute__((vector_size(SG_W * 4), aligned(2)));
 
 #define SG_CHUNK SG_CPU_CHUNK /* columns per work item; a multiple of every SG_W */
 
-static inline vf v_set(float x) { return (vf){0} + x; }
+/* -0 + x is x for every x, -0 included ((vf){0} + x made v_set(-0) a +0:
+ * a static scale or row weight of -0 lost its sign); compilers fold it to
+ * a broadcast */
+static inline vf v_set(float x) { return (vf)((vi){0} + (int32_t)0x80000000u) + x; }
 static inline vi vi_set(int32_t x) { return (vi){0} + x; }
 static inline vf v_sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 /* Compare-and-select, portable forms: the AVX-512 build defines its own
@@ -1231,7 +1234,8 @@ static inline __attribute__((always_inline)) float amax_finite(const float *h, i
   return m > sg_u2f(t) ? m : sg_u2f(t);
 }
 
-/* h / div for one vector. Correctly rounded without a division when fast:
+/* h / div for one vector. Correctly rounded without a division when fast
+ * (2^-86 <= div <= 2^126, so that y is normal):
  * Markstein's correction of h * RN(1/div) (sg_markstein in quant_scalar.h;
  * the GPU's sg_divider_of says why div >= 2^-86 is required). For -0 it
  * gives +0 and for +-Inf NaN; v_encode reads sign and NaN from h, so
@@ -1256,7 +1260,14 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   const vf d = v_set(div), vy = v_set(y); /* y = RN(1 / div) */
   int64_t i = 0;
   /* clean: the quotient of |x| (v_encode), RN being symmetric */
-#define SG_CODES(x) sg_narrow_u8(v_encode_fmt((x), v_quotient(clean ? v_abs(x) : (x), d, vy, fast), format, clean))
+  /* !fast: the quotient is IEEE's and carries the sign and NaN itself, which
+   * differ from h's for the scales only this form takes (negative, zero,
+   * NaN, infinite: a static scale is the caller's data) */
+#define SG_CODES(x)                                                                          \
+  ({                                                                                         \
+    const vf q_ = v_quotient(clean ? v_abs(x) : (x), d, vy, fast);                            \
+    sg_narrow_u8(v_encode_fmt(fast ? (x) : q_, q_, format, clean));                          \
+  })
   if (format != SWIGLU_QUANT_NVFP4) {
     for (; i + SG_W <= n; i += SG_W) {
       const vf x = v_load_f32(h + i);
@@ -1294,7 +1305,7 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
     uint8_t *oj = out + j * ob;
     if (zero[j]) { /* every code is 0 (docs/numerics.md) */
       memset(oj, 0, (size_t)ob);
-    } else if (d >= 0x1p-86f && y <= 3.40282347e38f) {
+    } else if (d >= 0x1p-86f && d <= 0x1p126f) { /* false for NaN; y is normal */
       const int clean = sg_clean_group(format, finite[j], amax[j], d);
       if ((sg_f2u(d) & 0x7fffffu) == 0) { /* a power of two (d is normal here) */
         if (clean) encode_group_as(hj, G, d, y, format, 2, 1, oj);

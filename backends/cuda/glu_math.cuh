@@ -396,7 +396,10 @@ struct sg_divider {
 SG_DI sg_divider sg_divider_of(float s) {
   sg_divider d;
   d.s = s;
-  d.fast = s >= 1.2924697071141057e-26f; /* 2^-86; false for NaN */
+  /* 2^-86 <= s <= 2^126 (false for NaN): above, y would be subnormal or 0,
+   * and the correction wrong (Inf / Inf made NaN of every code). Scales
+   * from a maximum stay below 2^122; a static scale is the caller's. */
+  d.fast = s >= 1.2924697071141057e-26f && s <= 8.507059173023462e37f;
   if (d.fast && s <= 1.329227995784916e36f) {
     /* 2^-86 <= s <= 2^120: sg_rcp_rn, without the IEEE reciprocal's own
      * range test and slow-path call (~10 instructions per group, which the

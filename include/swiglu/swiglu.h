@@ -284,7 +284,9 @@ typedef enum swiglu_quant_format {
 } swiglu_quant_format;
 
 typedef enum swiglu_scale_granularity {
-  SWIGLU_SCALE_PER_TENSOR = 0, /* a given static scale (args.tensor_scale) */
+  SWIGLU_SCALE_PER_TENSOR = 0, /* a given static scale (args.tensor_scale; any fp32 value, used
+                                  as given: docs/numerics.md); no scales are written, so
+                                  scale_encoding and scale_layout are ignored */
   SWIGLU_SCALE_PER_ROW = 1,    /* one scale per token */
   SWIGLU_SCALE_PER_GROUP = 2   /* one per group_size consecutive features of a row */
 } swiglu_scale_granularity;
