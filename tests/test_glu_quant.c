@@ -257,7 +257,7 @@ static void run(const qcase *k, t_rng *rng) {
   qd.flags = (k->round_h ? SWIGLU_QUANT_ROUND_H : 0) | (k->mx_up ? SWIGLU_QUANT_MX_SCALE_ROUND_UP : 0);
   const int nv = k->format == SWIGLU_QUANT_NVFP4;
   const int64_t G = k->gran == SWIGLU_SCALE_PER_GROUP ? k->G : H, groups = H / G;
-  const int packed = k->enc == SWIGLU_SCALE_UE8M0_PACKED;
+  const int packed = k->enc == SWIGLU_SCALE_UE8M0_PACKED && k->gran != SWIGLU_SCALE_PER_TENSOR;
   const int64_t cols = packed ? (groups + 3) / 4 : groups, Mp = (M + 3) / 4 * 4;
   const size_t ses = (k->enc == SWIGLU_SCALE_E8M0 || k->enc == SWIGLU_SCALE_E4M3) ? 1 : 4;
   const int64_t qw = nv ? H / 2 : H;
@@ -698,7 +698,8 @@ int main(int argc, char **argv) {
                     : (int[]){SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_QUANT_INT8, SWIGLU_QUANT_FP8_E5M2,
                               SWIGLU_QUANT_FP8_E4M3FNUZ}[i % 4];
       k.gran = nv ? SWIGLU_SCALE_PER_GROUP : SWIGLU_SCALE_PER_TENSOR;
-      k.enc = nv ? SWIGLU_SCALE_E4M3 : SWIGLU_SCALE_FP32;
+      /* a per-tensor call ignores the scale encoding (it stores no scale) */
+      k.enc = nv ? SWIGLU_SCALE_E4M3 : i % 3 == 1 ? SWIGLU_SCALE_UE8M0_PACKED : SWIGLU_SCALE_FP32;
       k.G = nv ? 16 : 0;
       k.E = 1, k.M = 8, k.H = i % 2 ? 2048 + 48 : 256;
       /* the general inputs, or ones with zeros, NaN, Inf and huge values */
