@@ -49,8 +49,12 @@ static swiglu_status check_qdesc(swiglu_context *ctx, const swiglu_quant_desc *d
     return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "qdesc->scale_layout %d is not valid", (int)d->scale_layout);
   if (d->flags & ~(SWIGLU_QUANT_ROUND_H | SWIGLU_QUANT_MX_SCALE_ROUND_UP))
     return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "qdesc->flags 0x%x has unknown bits", d->flags);
-  if (!(d->amax_floor > 0.0f) || isinf(d->amax_floor))
-    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT, "qdesc->amax_floor must be finite and > 0");
+  /* at least the smallest normal: a subnormal floor divided by the format
+   * maximum can round to a zero scale, and an all-zero group's codes to NaN */
+  if (!(d->amax_floor >= 0x1p-126f) || isinf(d->amax_floor))
+    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT,
+                   "qdesc->amax_floor %g must be finite and at least 2^-126 (1.17549435e-38)",
+                   (double)d->amax_floor);
   const int mx = d->format == SWIGLU_QUANT_MXFP8, nv = d->format == SWIGLU_QUANT_NVFP4;
   if (mx || nv) {
     const int32_t g = mx ? 32 : 16;

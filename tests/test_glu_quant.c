@@ -62,6 +62,7 @@ typedef struct {
   int64_t xpad; /* x's rows this many elements apart beyond their width (a view) */
   int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
   float alpha;  /* gpt-oss alpha, where not 0 (else the descriptor's default) */
+  float floor;    /* the amax floor, where not 0 (else the default) */
   int wspecial;   /* with weight: row weights -0, 0, negative, subnormal, huge, Inf, NaN */
   int tscale_set; /* tscale below is the static (PER_TENSOR) or global (NVFP4) scale */
   float tscale;
@@ -166,6 +167,7 @@ static void run(const qcase *k, t_rng *rng) {
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
            k->mx_up ? " mx_round_up" : "", k->tscale_set ? (double)k->tscale : 0.0);
   if (k->wspecial) strncat(cd, " special weights", sizeof cd - strlen(cd) - 1);
+  if (k->floor != 0.0f) snprintf(cd + strlen(cd), sizeof cd - strlen(cd), " floor %a", (double)k->floor);
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
   const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
   if (k->mixed && !sep) { fprintf(stderr, "test bug: mixed dtypes need the separate layout\n"); exit(1); }
@@ -254,6 +256,7 @@ static void run(const qcase *k, t_rng *rng) {
   swiglu_quant_desc_init(&qd, (swiglu_quant_format)k->format, (swiglu_scale_granularity)k->gran, (int32_t)k->G);
   qd.scale_encoding = (swiglu_scale_encoding)k->enc;
   qd.scale_layout = (swiglu_scale_layout)k->slayout;
+  if (k->floor != 0.0f) qd.amax_floor = k->floor;
   qd.flags = (k->round_h ? SWIGLU_QUANT_ROUND_H : 0) | (k->mx_up ? SWIGLU_QUANT_MX_SCALE_ROUND_UP : 0);
   const int nv = k->format == SWIGLU_QUANT_NVFP4;
   const int64_t G = k->gran == SWIGLU_SCALE_PER_GROUP ? k->G : H, groups = H / G;
@@ -474,6 +477,8 @@ static void bad_arguments(void) {
       {"x of 2^62 rows (byte count past int64)", SWIGLU_ERROR_SIZE_OVERFLOW},
       {"x on another device type", SWIGLU_ERROR_DEVICE_MISMATCH},
       {"per-tensor scale of two elements", SWIGLU_ERROR_BAD_SHAPE},
+      {"amax floor 2^-149 (its scale would round to 0)", SWIGLU_ERROR_INVALID_ARGUMENT},
+      {"amax floor Inf", SWIGLU_ERROR_INVALID_ARGUMENT},
   };
   char *d = dev_of(arena, BYTES);
   swiglu_glu_desc gd;
@@ -517,6 +522,8 @@ static void bad_arguments(void) {
       case 20: xs[0] = INT64_C(1) << 62; break;
       case 21: tx.device.device_type = dev_here().device_type == SWIGLU_DEVICE_CPU ? SWIGLU_DEVICE_CUDA : SWIGLU_DEVICE_CPU; break;
       case 22: qd.granularity = SWIGLU_SCALE_PER_TENSOR, a.scales = NULL, a.tensor_scale = &tt, tt.shape = &two; break;
+      case 23: qd.amax_floor = 0x1p-149f; break;
+      case 24: qd.amax_floor = INFINITY; break;
       default: break;
     }
     swiglu_status st = swiglu_glu_quant(ctx, &gd, qp, ap);
@@ -725,6 +732,23 @@ int main(int argc, char **argv) {
       k.E = 1, k.M = 18, k.H = 1024;
       k.dist = 1 + (tin + pk) % 2 * 4; /* 1 or 5 (zeros, NaN, Inf, huge) */
       k.weight = k.wspecial = 1;
+      run(&k, &rng);
+      ++cases;
+    }
+  /* the amax floor's ends: 2^-126 (the least allowed; over E5M2's 57344 the
+   * scale of an all-zero group is a subnormal, not 0) and 3e38, for each
+   * fp32-scaled format, fp32 and UE8M0 scales, G = 32 and 128 */
+  for (int f = 0; f < 4; ++f)
+    for (int big = 0; big < 2; ++big) {
+      if (quick && (f + big) % 2) continue;
+      qcase k;
+      memset(&k, 0, sizeof k);
+      k.act = (f + 3 * big) % 6, k.tin = (f + big) % 3, k.layout = f % 3; /* packed: an all-zero group */
+      k.format = f, k.gran = SWIGLU_SCALE_PER_GROUP, k.G = big ? 128 : 32;
+      k.enc = (f + big) % 2 ? SWIGLU_SCALE_FP32_UE8M0 : SWIGLU_SCALE_FP32;
+      k.floor = big ? 3e38f : 0x1p-126f;
+      k.E = 1, k.M = 5, k.H = 256;
+      k.dist = f == 1 ? 4 : 0; /* with groups of h around 2^-70 */
       run(&k, &rng);
       ++cases;
     }

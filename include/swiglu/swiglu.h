@@ -319,7 +319,7 @@ typedef struct swiglu_quant_desc {
   int32_t group_size;          /* PER_GROUP: divides H, multiple of 8; MXFP8 32, NVFP4 16 */
   swiglu_scale_encoding scale_encoding;
   swiglu_scale_layout scale_layout;
-  float amax_floor;            /* > 0; group amax is at least this (FP8/INT8 only) */
+  float amax_floor;            /* finite, >= 2^-126; group amax is at least this (FP8/INT8 only) */
   uint32_t flags;              /* SWIGLU_QUANT_* */
 } swiglu_quant_desc;
 
