@@ -1,4 +1,5 @@
 /* Contexts: one backend instance, one device, one stream, one error message. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,10 @@ swiglu_status swiglu_context_malloc(swiglu_context *ctx, size_t bytes, void **ou
   ctx->last_error[0] = '\0';
   if (!out) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "out is NULL");
   *out = NULL;
+  /* no object may span more than PTRDIFF_MAX bytes (pointer differences
+   * inside it would overflow); refused before any allocator sees the size */
+  if (bytes > (size_t)PTRDIFF_MAX)
+    return sg_fail(ctx, SWIGLU_ERROR_OUT_OF_MEMORY, "malloc of %zu bytes: more than PTRDIFF_MAX", bytes);
   char msg[SG_MSG_CAP] = "";
   swiglu_status st = ctx->backend->mem_alloc(ctx->state, bytes ? bytes : 1, out, msg, sizeof msg);
   return st ? sg_fail(ctx, st, "malloc of %zu bytes: %s", bytes, msg) : SWIGLU_SUCCESS;

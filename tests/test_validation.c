@@ -264,6 +264,19 @@ int main(void) {
   expect("zero rows (NULL data allowed) does nothing", fwd(), SWIGLU_SUCCESS);
   if (!unchanged()) ++g_failed, printf("FAIL zero rows wrote\n");
 
+  /* allocations no host can make: an error and a NULL pointer, never a
+   * smaller block (sizes within 63 of SIZE_MAX had wrapped to 0 when rounded
+   * up to the CPU's alignment). Sizes an allocator would be asked for are
+   * left out: ASan aborts on those instead of returning NULL. */
+  for (int k = 0; k < 3; ++k) {
+    const size_t want = k == 0 ? SIZE_MAX : k == 1 ? SIZE_MAX - 40 : (size_t)PTRDIFF_MAX + 1;
+    void *p = (void *)&g_failed;
+    char what[64];
+    snprintf(what, sizeof what, "context_malloc of SIZE_MAX - %zu bytes", SIZE_MAX - want);
+    expect(what, swiglu_context_malloc(ctx, want, &p), SWIGLU_ERROR_OUT_OF_MEMORY);
+    if (p) ++g_failed, printf("FAIL %s: *out is not NULL\n", what), swiglu_context_free(ctx, p);
+  }
+
   /* Offsets past 2^31 elements: 3 rows of a view whose row stride is
    * 2^31 + 48 fp32 elements, inside a sparse mapping. */
   const int64_t stride = (INT64_C(1) << 31) + 48, w = 64;

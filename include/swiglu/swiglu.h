@@ -171,7 +171,11 @@ SWIGLU_API void *swiglu_context_stream(const swiglu_context *ctx);
 /* Memory of the context's device, for embedders without their own allocator
  * and for tests and benchmarks that must be backend-agnostic. The CPU backend
  * uses the host heap. All copies are ordered on the context's stream;
- * swiglu_context_synchronize waits for everything enqueued so far. */
+ * swiglu_context_synchronize waits for everything enqueued so far.
+ * malloc: 64-byte aligned or better; 0 bytes gives a distinct pointer; more
+ * than PTRDIFF_MAX bytes, or more than the device has, fails with
+ * SWIGLU_ERROR_OUT_OF_MEMORY and *out = NULL. free: NULL or a pointer this
+ * context's malloc returned (anything else is undefined, as with free()). */
 SWIGLU_API swiglu_status swiglu_context_malloc(swiglu_context *ctx, size_t bytes, void **out);
 SWIGLU_API swiglu_status swiglu_context_free(swiglu_context *ctx, void *ptr);
 /* kind: SWIGLU_COPY_HOST_TO_DEVICE, _DEVICE_TO_HOST or _DEVICE_TO_DEVICE.
