@@ -9,7 +9,6 @@
  */
 #include <omp.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,9 +224,9 @@ static swiglu_status cpu_linear(void *state, const sg_linear_problem *p, char *m
 
 static swiglu_status cpu_mem_alloc(void *state, size_t bytes, void **out, char *msg, size_t cap) {
   (void)state;
-  /* rounding up to aligned_alloc's multiple of 64 must not wrap past
-   * SIZE_MAX into a tiny block */
-  *out = bytes <= SIZE_MAX - 63 ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+  /* the core refuses sizes past PTRDIFF_MAX, so the round-up to
+   * aligned_alloc's multiple of 64 cannot wrap */
+  *out = aligned_alloc(64, (bytes + 63) / 64 * 64);
   if (*out) return SWIGLU_SUCCESS;
   snprintf(msg, cap, "out of host memory");
   return SWIGLU_ERROR_OUT_OF_MEMORY;
