@@ -9,7 +9,7 @@
  * for the kernels), so a kernel that reads more than it writes can exceed
  * ratio 1.0. Times are medians over --reps runs after a warm-up.
  *
- *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|q-tensor|linear|all]
+ *   swiglu-bench [--backend auto|cpu|...] [--op fwd|bwd|quant|q-rowmajor|q-tma|q-ue8m0pk|q-tensor|q-token|linear|all]
  *                [--dtype bf16|f16|f32|all]
  *                [--shapes TxH,TxH,...] [--reps N] [--json PATH|-] [--no-peer]
  *                [--act silu|gelu_tanh|gelu_erf|relu|silu_gptoss|silu_clamped] [--round-h]
@@ -17,8 +17,9 @@
  * input dtype first: "forward, then quantize" in one pass); their names get
  * an "/rh" suffix. The quant ops are FP8 E4M3: group 128 with fp32 scales
  * row-major (q-rowmajor) or TMA-aligned column-major (q-tma), or packed
- * UE8M0 ones (q-ue8m0pk); or a static per-tensor scale of 0.05 (q-tensor,
- * above the inputs' largest |h| / 448).
+ * UE8M0 ones (q-ue8m0pk); a static per-tensor scale of 0.05 (q-tensor,
+ * above the inputs' largest |h| / 448); or one fp32 scale per row (q-token,
+ * per-token dynamic scales).
  * --op linear takes --shapes TxDxH (GLU linear and down projection) or
  * TxDxHxE (the MoE down projection, T rows split evenly over E experts).
  */
@@ -257,11 +258,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   static const char *const op_names[] = {"all",   "fwd",      "bwd",    "quant", "q-rowmajor",
-                                         "q-tma", "q-ue8m0pk", "q-tensor", "linear"};
+                                         "q-tma", "q-ue8m0pk", "q-tensor", "q-token", "linear"};
   int op_known = 0;
   for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; ++i) op_known |= !strcmp(ops, op_names[i]);
   if (!op_known) {
-    fprintf(stderr, "unknown --op %s (fwd, bwd, quant, q-rowmajor, q-tma, q-ue8m0pk, q-tensor, linear or all)\n", ops);
+    fprintf(stderr, "unknown --op %s (fwd, bwd, quant, q-rowmajor, q-tma, q-ue8m0pk, q-tensor, q-token, linear or all)\n", ops);
     return 2;
   }
   swiglu_context *ctx;
@@ -290,8 +291,8 @@ int main(int argc, char **argv) {
   if (!shapes) shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
   const char *dt_list[] = {"bf16", "f16", "f32"};
   /* quant variants: FP8 E4M3 group 128 with three scale layouts, and per tensor */
-  static const char *const qnames[] = {"q-rowmajor", "q-tma", "q-ue8m0pk", "q-tensor"};
-  for (int opi = 0; opi < 6; ++opi) {
+  static const char *const qnames[] = {"q-rowmajor", "q-tma", "q-ue8m0pk", "q-tensor", "q-token"};
+  for (int opi = 0; opi < 7; ++opi) {
     const char *opname = opi == 0 ? "fwd" : opi == 1 ? "bwd" : qnames[opi - 2];
     if (strcmp(ops, "all") && strcmp(ops, opname) && !(opi >= 2 && !strcmp(ops, "quant"))) continue;
     char shown[32];
@@ -323,7 +324,10 @@ int main(int argc, char **argv) {
           /* reads gate and up, writes one byte per element and the scales */
           const int64_t groups = H / 128, Tp = (T + 3) / 4 * 4;
           swiglu_quant_desc_init(&o.qdesc, SWIGLU_QUANT_FP8_E4M3FN,
-                                 opi == 5 ? SWIGLU_SCALE_PER_TENSOR : SWIGLU_SCALE_PER_GROUP, 128);
+                                 opi == 5   ? SWIGLU_SCALE_PER_TENSOR
+                                 : opi == 6 ? SWIGLU_SCALE_PER_ROW
+                                            : SWIGLU_SCALE_PER_GROUP,
+                                 128);
           if (round_h) o.qdesc.flags |= SWIGLU_QUANT_ROUND_H;
           swiglu_dtype sdt = {SWIGLU_DTYPE_FLOAT, 32, 1};
           size_t sbytes;
@@ -337,6 +341,9 @@ int main(int argc, char **argv) {
           } else if (opi == 5) {
             ss[0] = 1;
             sbytes = 4;
+          } else if (opi == 6) {
+            ss[0] = T, ss[1] = 1;
+            sbytes = (size_t)T * 4;
           } else {
             o.qdesc.scale_layout = SWIGLU_SCALE_COL_MAJOR_TMA;
             o.qdesc.scale_encoding = SWIGLU_SCALE_UE8M0_PACKED;
