@@ -290,7 +290,7 @@ int main(int argc, char **argv) {
          "copyGB/s", "ratio", "peer ms", "peerGB/s", "pratio");
   if (!shapes) shapes = "8192x14336,4096x4096,1024x11008,64x14336,1x4096";
   const char *dt_list[] = {"bf16", "f16", "f32"};
-  /* quant variants: FP8 E4M3 group 128 with three scale layouts, and per tensor */
+  /* quant variants: FP8 E4M3 group 128 with three scale layouts, per tensor and per row */
   static const char *const qnames[] = {"q-rowmajor", "q-tma", "q-ue8m0pk", "q-tensor", "q-token"};
   for (int opi = 0; opi < 7; ++opi) {
     const char *opname = opi == 0 ? "fwd" : opi == 1 ? "bwd" : qnames[opi - 2];

@@ -160,12 +160,13 @@ static int up_dtype(const qcase *k) { return k->mixed ? (k->tin + 1) % 3 : k->ti
 static void run(const qcase *k, t_rng *rng) {
   char cd[256];
   const int tup = up_dtype(k);
-  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s%s%s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s tscale %a",
+  snprintf(cd, sizeof cd, "act %d alpha %g layout %d %s%s%s %s gran %d %s %s G%lld E%lld M%lld H%lld xpad %lld%s%s%s%s",
            k->act, (double)k->alpha, k->layout, t_dtype_name[k->tin], k->mixed ? " up " : "",
            k->mixed ? t_dtype_name[tup] : "", fmt_name[k->format], k->gran, enc_name[k->enc],
            lay_name[k->slayout], (long long)k->G, (long long)k->E, (long long)k->M, (long long)k->H,
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
-           k->mx_up ? " mx_round_up" : "", k->tscale_set ? (double)k->tscale : 0.0);
+           k->mx_up ? " mx_round_up" : "");
+  if (k->tscale_set) snprintf(cd + strlen(cd), sizeof cd - strlen(cd), " tscale %a", (double)k->tscale);
   if (k->wspecial) strncat(cd, " special weights", sizeof cd - strlen(cd) - 1);
   if (k->floor != 0.0f) snprintf(cd + strlen(cd), sizeof cd - strlen(cd), " floor %a", (double)k->floor);
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
