@@ -718,6 +718,68 @@ int main(int argc, char **argv) {
       ++cases;
     }
   }
+  /* per-row and per-tensor scales over the row widths a backend splits on:
+   * odd (a partial vector, code rows not 8-byte aligned), 14336 (a GPU
+   * stages its 56 KiB of fp32 h) and 65544 (256 KiB: past a GPU's shared
+   * memory, so the CUDA per-row kernel computes h again instead), with
+   * SiLU (a backend's branch-free instance) and others, ROUND_H, row
+   * weights, masked experts and unaligned row views */
+  for (int i = 0; i < 24; ++i) {
+    if (quick && i % 3) continue;
+    qcase k;
+    memset(&k, 0, sizeof k);
+    const int row = i % 2;
+    k.gran = row ? SWIGLU_SCALE_PER_ROW : SWIGLU_SCALE_PER_TENSOR;
+    k.format = (int[]){SWIGLU_QUANT_FP8_E4M3FN, SWIGLU_QUANT_INT8, SWIGLU_QUANT_FP8_E5M2,
+                       SWIGLU_QUANT_FP8_E4M3FNUZ}[(i / 2) % 4];
+    k.enc = row ? (i / 2) % 4 : SWIGLU_SCALE_FP32; /* FP32, FP32_UE8M0, UE8M0_PACKED, E8M0 */
+    k.slayout = row ? (i / 3) % 3 : 0;
+    k.act = i % 4 == 0 || i % 4 == 1 ? SWIGLU_ACT_SILU : (int[]){1, 2, 3, 4, 5}[i % 5];
+    k.tin = (i / 2) % 3, k.layout = (i / 3) % 4;
+    k.H = (int64_t[]){4099, 14336, 65544}[(i / 4) % 3];
+    k.masked = i % 8 >= 6 && k.layout != SWIGLU_LAYOUT_SEPARATE;
+    k.E = k.masked ? 3 : 1, k.M = k.masked ? 2 : 3;
+    k.round_h = i % 5 == 3;
+    k.weight = i % 3 == 1;
+    k.xpad = i % 7 == 2 ? 1 : 0;
+    if (!row) k.tscale_set = 1, k.tscale = (float[]){0.05f, 3.0f, 1e-30f}[i % 3];
+    run(&k, &rng);
+    ++cases;
+  }
+  /* static and per-row scales of E4M3FN codes from SiLU with fp32 h (the
+   * CUDA verified h, which recomputes exactly the codes whose bracket
+   * straddles a boundary and a per-row scale's candidates for the maximum,
+   * and falls back to exact h for unsafe weights, divisors or tiny rows)
+   * on inputs like real activations and sample_dist's special cases, every
+   * input dtype; static scales that put the quotients across the code
+   * range (2^-80: dist 4's tiny and underflowing h land there; 2^100: its
+   * huge ones), per-row scales in every encoding; plain, safe and special
+   * row weights; a GELU-tanh and a gpt-oss case of each */
+  for (int row = 0; row < 2; ++row)
+    for (int dist = 1; dist <= 6; ++dist)
+      for (int tin = 0; tin < 3; ++tin) {
+        const int n = dist + tin;
+        if (quick && (n + row) % 3) continue;
+        qcase k;
+        memset(&k, 0, sizeof k);
+        k.act = n == 4 ? SWIGLU_ACT_GELU_TANH : n == 7 ? SWIGLU_ACT_SILU_GPTOSS : SWIGLU_ACT_SILU;
+        k.tin = tin, k.dist = dist, k.layout = (n + row) % 4;
+        k.format = SWIGLU_QUANT_FP8_E4M3FN;
+        if (row) {
+          k.gran = SWIGLU_SCALE_PER_ROW;
+          k.enc = (n + row) % 4; /* FP32, FP32_UE8M0, UE8M0_PACKED, E8M0 */
+          k.slayout = n % 3;
+        } else {
+          k.gran = SWIGLU_SCALE_PER_TENSOR;
+          k.tscale_set = 1, k.tscale = (float[]){0.05f, 0.0137f, 0x1p-80f, 0x1p100f}[(dist + 2 * tin) % 4];
+        }
+        k.E = 1, k.M = 64, k.H = row && n % 4 == 1 ? 2000 : 2048;
+        k.weight = n % 3 != 0;
+        k.wspecial = n % 3 == 2;
+        k.xpad = n % 5 == 2 ? 1 : 0;
+        run(&k, &rng);
+        ++cases;
+      }
   /* those row weights at G = 128, E4M3FN (a backend's fast path: the CUDA
    * one's verified fp32 h takes weights within [2^-32, 1] only), every
    * input dtype, fp32 and packed UE8M0 scales */

@@ -571,19 +571,29 @@ SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N]) {
 }
 
 /* The group's scale from the lanes' maxima (*sf, *sb: what its encoding
- * stores), then the lane's V codes to qp (with QVEC, V-byte aligned). */
-template <int TL, int FMT, bool QVEC, int V>
+ * stores), then the lane's V codes to qp (with QVEC, V-byte aligned). PTM:
+ * 1 a static per-tensor scale (gpu_glu_quant hands the team kernel such a
+ * problem as groups of 128, with no scales to store), 0 per-group scales,
+ * -1 read from the problem (the generic instances; a template constant in
+ * the others, whose per-group instances a run-time test slowed: H100,
+ * 0.93-0.97 -> 0.85-0.92 of the copy). */
+template <int TL, int FMT, bool QVEC, int V, int PTM>
 SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)[V], float amax, bool inf,
                           uint8_t *qp, float &sf, uint32_t &sb) {
 #pragma unroll
   for (int off = TL / 2; off > 0; off >>= 1) amax = fmaxf(amax, SG_SHFL_XOR(amax, off, TL));
   if (!live) return;
-  int zero;
-  /* the team kernel takes per-group scales only */
-  const float div = sg_group_scale_amax(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
+  int zero = 0;
+  const bool pt = PTM > 0 || (PTM < 0 && p.granularity == SWIGLU_SCALE_PER_TENSOR);
+  const float div = pt ? *p.tensor_scale : sg_group_scale_amax(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
   const sg_divider dv = sg_divider_of(div);
   float q[V];
-  if (p.encoding != SWIGLU_SCALE_FP32) {
+  if (pt) {
+    /* any divisor, so quotients may overflow (sg_markstein's correction
+     * would make them NaN): sg_divide passes those through */
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = sg_divide(h[i], dv);
+  } else if (p.encoding != SWIGLU_SCALE_FP32) {
     /* every other encoding stores a power of two: h * RN(1 / s) is h / s exactly */
 #pragma unroll
     for (int i = 0; i < V; ++i) q[i] = h[i] * dv.y;
@@ -649,7 +659,7 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
  * quotient stays above 2^-100): no call (and no spill around one) on these
  * paths. load and one(j, g, u) load the lane's inputs, or element j's,
  * again. */
-template <int TL, int ACT, bool QVEC, int V, class Load, class One>
+template <int TL, int ACT, bool QVEC, int V, bool PT, class Load, class One>
 SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, float (&h)[V], float amax, bool inf,
                              bool exact, const Load &load, const One &one, uint8_t *qp, float &sf, uint32_t &sb) {
   const bool weighted = p.row_weight != nullptr;
@@ -662,8 +672,19 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
   float am = amax;
 #pragma unroll
   for (int off = TL / 2; off > 0; off >>= 1) am = fmaxf(am, SG_SHFL_XOR(am, off, TL));
+  /* PT, a static scale (a per-tensor problem, gpu_glu_quant): the divisor
+   * is known; the bracket below holds for it where the weight is safe, the
+   * divisor takes the correction (s >= 2^-86, so the residuals of quotients
+   * that can encode to a nonzero code do not underflow) and the multipliers
+   * are normal (each within 2^-24 of its value; an underflowing h or
+   * quotient, below 2^-126, encodes to a zero of its sign either way);
+   * elsewhere every h is recomputed exactly and divided (tiny) */
+  constexpr bool pt = PT;
+  sg_divider dvt = {1.0f, 1.0f, true};
+  if (pt) dvt = sg_divider_of(*p.tensor_scale);
   /* the whole team alike (w is the row's) */
-  const bool tiny = !(am * aw >= 8.673617379884035e-19f) || !wsafe; /* 2^-60 */
+  const bool tiny = pt ? !wsafe || !dvt.fast || !(fabsf((dvt.y * 0.9999847412109375f) * w) >= 1.17549435e-38f)
+                       : !(am * aw >= 8.673617379884035e-19f) || !wsafe; /* 2^-60 */
   /* A power-of-two scale (every encoding but fp32) is known without the
    * exact maximum where both ends of the interval that holds it give the
    * same scale (the scale is monotonic in amax): then no candidate is
@@ -672,8 +693,10 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
   float sf_k = 0.0f, div_k = 0.0f;
   uint32_t sb_k = 0u;
   int zero_k = 0;
-  bool known = false;
-  if (p.encoding != SWIGLU_SCALE_FP32 && !tiny) {
+  bool known = pt;
+  if (pt) {
+    div_k = dvt.s;
+  } else if (p.encoding != SWIGLU_SCALE_FP32 && !tiny) {
     float sf2;
     uint32_t sb2;
     int z2;
@@ -682,7 +705,7 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
     known = sb_k == sb2;
   }
   float ax = 0.0f; /* tiny: the largest finite |h w|; else the largest |h| */
-  if (live && !known) {
+  if (live && (!known || tiny)) { /* known and tiny: a static scale's exact h */
     if (tiny) {
       if (!exact) {
         float gg[V], uu[V];
@@ -904,12 +927,14 @@ SG_HD constexpr int sg_quant_minb(bool rh, bool vf) {
 SG_HD constexpr int sg_quant_rows(bool rh, bool vf) {
   return rh ? SG_QUANT_ROWS_RH : vf ? SG_QUANT_ROWS_VF : SG_QUANT_ROWS;
 }
-template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1>
+template <int TL, int ACT, int GD, int IL, int FMT, int V, int RD = -1, bool PT = false>
 __global__ void __launch_bounds__((sg_quant_threads(RD >= 0, sg_quant_vf<ACT, FMT, RD>())),
                                   (sg_quant_minb(RD >= 0, sg_quant_vf<ACT, FMT, RD>())))
     sg_quant_team_kernel(const sg_quant_problem p, const int *bad, const sg_quant_launch L) {
   if (bad && *bad) return;
   constexpr bool VF = sg_quant_vf<ACT, FMT, RD>();
+  /* sg_quant_group's PTM: the generic instances read the granularity */
+  constexpr int PTM = PT ? 1 : ACT < 0 ? -1 : 0;
   const int sub = threadIdx.x % TL;
   const int64_t g = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / TL;
   const int64_t c0 = g * p.group + sub * V;
@@ -951,10 +976,10 @@ __global__ void __launch_bounds__((sg_quant_threads(RD >= 0, sg_quant_vf<ACT, FM
           gv = sg_cvt_in(gr + o, GD, 0);
           uv = sg_cvt_in(ur + o, GD, 0);
         };
-        sg_quant_group_vf<TL, ACT, true, V>(p, live, r, h, amax, inf, exact, load, one, (uint8_t *)qr, sf, sb);
+        sg_quant_group_vf<TL, ACT, true, V, PT>(p, live, r, h, amax, inf, exact, load, one, (uint8_t *)qr, sf, sb);
       } else {
         if (live) sg_quant_hv<ACT, V, RD>(p, r, load, h, amax, inf);
-        sg_quant_group<TL, FMT, true, V>(p, live, h, amax, inf, (uint8_t *)qr, sf, sb);
+        sg_quant_group<TL, FMT, true, V, PTM>(p, live, h, amax, inf, (uint8_t *)qr, sf, sb);
       }
       if (writes_scale && live) {
         if (word && !packed) *(float *)dst = sf;
@@ -1049,9 +1074,9 @@ __global__ void __launch_bounds__((sg_quant_threads(RD >= 0, sg_quant_vf<ACT, FM
         gv = sg_cvt_in(sg_at(p.glu.gate, r, c0 + j), GD, 0);
         uv = sg_cvt_in(sg_at(p.glu.up, r, c0 + j), GD, 0);
       };
-      sg_quant_group_vf<TL, ACT, false, V>(p, live, r, h, amax, inf, exact, load, one, qr, sf, sb);
+      sg_quant_group_vf<TL, ACT, false, V, PT>(p, live, r, h, amax, inf, exact, load, one, qr, sf, sb);
     } else {
-      sg_quant_group<TL, FMT, false, V>(p, live, h, amax, inf, qr, sf, sb);
+      sg_quant_group<TL, FMT, false, V, PTM>(p, live, h, amax, inf, qr, sf, sb);
     }
     if (sub == 0 && p.scales && live) {
       const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
@@ -1109,6 +1134,30 @@ static sg_quant_kernel sg_pick_quant(const sg_quant_problem *p, int *v, bool *rh
   *v = SG_QV;
   *rh = false;
   *vf = false;
+  if (p->granularity == SWIGLU_SCALE_PER_TENSOR) {
+    /* static scales (groups of 128 here: gpu_glu_quant): SiLU to E4M3FN
+     * with fp32 h, static FP8's common case, has instances of its own (PT:
+     * a per-group instance cannot take them); the rest take the generic
+     * one, which reads the granularity */
+    if (p->glu.activation == SWIGLU_ACT_SILU && p->format == SWIGLU_QUANT_FP8_E4M3FN &&
+        p->glu.gate.dtype == p->glu.up.dtype && (p->round_dtype < 0 || p->round_dtype == SG_F32)) {
+      constexpr bool VFS = sg_quant_vf<SWIGLU_ACT_SILU, SWIGLU_QUANT_FP8_E4M3FN, -1>();
+      constexpr int VE = VFS ? SG_QV_VF : SG_QV, T = 128 / VE;
+      const bool il = p->glu.gate.col_step == 2;
+      *vf = VFS;
+      *v = VE;
+      switch (p->glu.gate.dtype) {
+        case SG_BF16:
+          return il ? sg_quant_team_kernel<T, 0, SG_BF16, 1, 0, VE, -1, true> : sg_quant_team_kernel<T, 0, SG_BF16, 0, 0, VE, -1, true>;
+        case SG_F16:
+          return il ? sg_quant_team_kernel<T, 0, SG_F16, 1, 0, VE, -1, true> : sg_quant_team_kernel<T, 0, SG_F16, 0, 0, VE, -1, true>;
+        default:
+          return il ? sg_quant_team_kernel<T, 0, SG_F32, 1, 0, VE, -1, true> : sg_quant_team_kernel<T, 0, SG_F32, 0, 0, VE, -1, true>;
+      }
+    }
+    *v = 8;
+    return sg_quant_team_kernel<16, -1, -1, -1, -1, 8>;
+  }
   /* ROUND_H rounds to the input dtype: one dtype for gate and up (and the
    * specialised instances rely on it: sg_quant_hv) */
   if (p->group == 128 && p->glu.gate.dtype == p->glu.up.dtype &&
@@ -1158,8 +1207,8 @@ static sg_quant_launch sg_quant_launch_of(const sg_quant_problem *p, int64_t gy)
   return l;
 }
 
-/* Any group size, per-row and per-tensor scales, NVFP4: one block per row,
- * the row's h in shared memory, teams take groups in turn. */
+/* Group sizes the team kernels do not take (48, 512, ...) and NVFP4: one
+ * block per row, the row's h in shared memory, teams take groups in turn. */
 __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_problem p, const int *bad) {
   extern __shared__ float sh[];
   if (bad && *bad) return;
@@ -1206,6 +1255,172 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
       }
     }
     __syncthreads();
+  }
+}
+
+/* Per-row (per-token) scales, and per-tensor ones where H is not a
+ * multiple of 128 (the team kernel takes the others), every format but
+ * NVFP4 (whose scales are per 16): a row is one group. sg_quant_row_kernel
+ * gives a group to one team of 32 lanes, and so a whole row: per-tensor
+ * ran at 0.14 of an H100's copy there (bf16, 4096 x 14336;
+ * docs/benchmarks.md). Here the block shares the row. Per-tensor: the
+ * divisor is given, so each element is encoded as it is computed, nothing
+ * staged. Per-row: the first pass
+ * computes h, stages it in shared memory where the row fits (staged) and
+ * takes the block's maximum; the second encodes from the staged h, or
+ * computes h again where the row did not fit (the same code: the same
+ * bits), so no H is refused. A thread takes the same 8 columns in both
+ * passes, so only the maximum needs the block's barrier. ACT specialises
+ * the branch-free h of sg_quant_hv (fp32 h, as the team kernels); -1
+ * takes every element through sg_quant_h (ROUND_H, the other activations).
+ * A thread loads two chunks of 8 columns before computing either, and four
+ * blocks fit a SM (64 registers), so each SM keeps ~64 KB of loads in
+ * flight. Per-row runs at 0.34-0.43 of an H100's copy (bf16, 2048-65536
+ * columns; docs/benchmarks.md), latency-bound: at 14336 columns the staged
+ * row leaves room for 3 blocks a SM (ncu: 36% occupancy, SM 51%, DRAM
+ * 34%). The team kernels' verified h, tried here for per-row E4M3FN (a
+ * block-wide candidate pass and a second barrier), was no faster (0.37-0.39)
+ * and was taken out. */
+#ifndef SG_LINE_THREADS
+#define SG_LINE_THREADS 256
+#endif
+#ifndef SG_LINE_MINB
+#define SG_LINE_MINB 4
+#endif
+/* bytes of its static shared memory (the maxima below) */
+#define SG_LINE_STATIC_SMEM ((int)(2 * (SG_LINE_THREADS / 32) * sizeof(float)))
+template <bool PT, int ACT>
+__global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
+    sg_quant_line_kernel(const sg_quant_problem p, const int *bad, int staged) {
+  /* the staged h: float4 j holds columns 8j .. 8j + 3, float4 nc + j the
+   * next four (nc chunks), so a warp's 16-byte accesses are consecutive */
+  extern __shared__ float4 sg_line_h[];
+  /* the warps' maxima, two sets: a thread may write the next row's while a
+   * slower one still reads this row's (never two rows on: the barrier) */
+  __shared__ float wmax[2][SG_LINE_THREADS / 32];
+  static_assert(sizeof wmax == SG_LINE_STATIC_SMEM, "SG_LINE_STATIC_SMEM");
+  if (bad && *bad) return;
+  const int64_t H = p.glu.width, step = (int64_t)blockDim.x * 8, nc = (H + 7) / 8;
+  const int fmt = p.format;
+  const bool il = p.glu.gate.col_step == 2;
+  const int gdt = p.glu.gate.dtype, udt = p.glu.up.dtype;
+  const int64_t ges = (int64_t)sg_dtype_size(gdt) * (il ? 2 : 1), ues = (int64_t)sg_dtype_size(udt);
+  sg_divider dv = {1.0f, 1.0f, true};
+  if (PT) dv = sg_divider_of(*p.tensor_scale);
+  int set = 0;
+  for (int64_t r = blockIdx.x; r < p.glu.rows; r += gridDim.x) {
+    if (!sg_row_live(p, r)) continue; /* the whole block's row: no barrier skipped by some */
+    uint8_t *q = (uint8_t *)p.q.base + sg_row_offset(&p.q, r);
+    const char *grow = sg_at(p.glu.gate, r, 0), *urow = il ? grow : sg_at(p.glu.up, r, 0);
+    /* 8 columns' inputs from c (n valid; the rest read as 0) */
+    const auto load8 = [&](int64_t c, int n, float(&g)[8], float(&u)[8]) {
+      if (il) {
+        const char *src = grow + c * ges;
+        float t[16];
+        sg_load<16>(src, gdt, 2 * n, n == 8 && sg_aligned16(src), t);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
+      } else {
+        const char *gp = grow + c * ges, *up = urow + c * ues;
+        sg_load<8>(gp, gdt, n, n == 8 && sg_aligned16(gp), g);
+        sg_load<8>(up, udt, n, n == 8 && sg_aligned16(up), u);
+      }
+    };
+    /* h of a chunk from its inputs (sg_quant_hv; the lanes past n see
+     * zero inputs and are never stored); returns its largest finite |h| */
+    const auto hof = [&](const float(&g)[8], const float(&u)[8], float(&h)[8]) {
+      const auto same = [&](float(&gg)[8], float(&uu)[8]) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) gg[i] = g[i], uu[i] = u[i];
+      };
+      float amax;
+      bool inf;
+      sg_quant_hv<ACT, 8, -1>(p, r, same, h, amax, inf);
+      return amax;
+    };
+    /* stores 8 codes at column c (n of them) */
+    const auto store = [&](int64_t c, int n, const uint32_t(&wd)[2]) {
+      uint8_t *dst = q + c;
+      if (n == 8 && ((uintptr_t)dst & 7u) == 0) {
+        *(uint2 *)dst = make_uint2(wd[0], wd[1]);
+      } else {
+        for (int i = 0; i < n; ++i) dst[i] = (uint8_t)(wd[i / 4] >> (8 * (i % 4)));
+      }
+    };
+    const auto encode = [&](int64_t c, int n, const float(&h)[8]) {
+      uint32_t wd[2];
+      if (fmt == SWIGLU_QUANT_FP8_E4M3FN) {
+        float x[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) x[i] = sg_divide(h[i], dv);
+        wd[0] = sg_e4m3x2(x[0], x[1]) | (sg_e4m3x2(x[2], x[3]) << 16);
+        wd[1] = sg_e4m3x2(x[4], x[5]) | (sg_e4m3x2(x[6], x[7]) << 16);
+      } else {
+        wd[0] = wd[1] = 0u;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) wd[i / 4] |= (sg_encode_fmt(sg_divide(h[i], dv), fmt) & 0xffu) << (8 * (i % 4));
+      }
+      store(c, n, wd);
+    };
+    /* every chunk of the thread, two loaded at a time, through f(c, n, g, u) */
+    const auto each = [&](const auto &f) {
+      for (int64_t c0 = (int64_t)threadIdx.x * 8; c0 < H; c0 += 2 * step) {
+        const int64_t c1 = c0 + step;
+        const int n0 = H - c0 < 8 ? (int)(H - c0) : 8, n1 = c1 >= H ? 0 : H - c1 < 8 ? (int)(H - c1) : 8;
+        float g0[8], u0[8], g1[8], u1[8];
+        load8(c0, n0, g0, u0);
+        if (n1) load8(c1, n1, g1, u1);
+        f(c0, n0, g0, u0);
+        if (n1) f(c1, n1, g1, u1);
+      }
+    };
+    if (PT) {
+      each([&](int64_t c, int n, const float(&g)[8], const float(&u)[8]) {
+        float h[8];
+        hof(g, u, h);
+        encode(c, n, h);
+      });
+      continue;
+    }
+    float amax = 0.0f;
+    each([&](int64_t c, int n, const float(&g)[8], const float(&u)[8]) {
+      (void)n;
+      float h[8];
+      amax = fmaxf(amax, hof(g, u, h));
+      if (staged) {
+        sg_line_h[c / 8] = make_float4(h[0], h[1], h[2], h[3]);
+        sg_line_h[nc + c / 8] = make_float4(h[4], h[5], h[6], h[7]);
+      }
+    });
+    /* finite maxima, so any order gives the same maximum */
+    amax = sg_team_max(amax);
+    if (threadIdx.x % SG_TEAM == 0) wmax[set][threadIdx.x / SG_TEAM] = amax;
+    __syncthreads();
+    amax = 0.0f;
+    for (int i = 0; i < (int)blockDim.x / SG_TEAM; ++i) amax = fmaxf(amax, wmax[set][i]);
+    set ^= 1;
+    float sf;
+    uint32_t sb;
+    int zero; /* only NVFP4 has all-zero groups */
+    dv = sg_divider_of(sg_group_scale_amax(&p, fmt, amax, &sf, &sb, &zero));
+    if (threadIdx.x == 0 && p.scales) {
+      const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
+      sg_write_scale(&p, e, m, 0, sf, sb);
+      sg_pad_packed(&p, e, m);
+    }
+    if (staged) {
+      for (int64_t c0 = (int64_t)threadIdx.x * 8; c0 < H; c0 += step) {
+        const float4 a = sg_line_h[c0 / 8], b = sg_line_h[nc + c0 / 8];
+        const float h[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        encode(c0, H - c0 < 8 ? (int)(H - c0) : 8, h);
+      }
+    } else {
+      each([&](int64_t c, int n, const float(&g)[8], const float(&u)[8]) {
+        float h[8];
+        hof(g, u, h);
+        encode(c, n, h);
+      });
+    }
   }
 }
 
@@ -1270,11 +1485,21 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   SG_CUDA_TRY(cudaSetDevice(device), "cudaSetDevice");
   cudaDeviceProp prop;
   SG_CUDA_TRY(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  /* the quantizers that stage a row in shared memory may take all of it
+   * (the line kernel less its static maxima); asked for before anything
+   * is allocated, so a refusal (whose error would otherwise stay behind
+   * for the next launch's check to report) fails the creation cleanly */
+  const int max_smem = SG_SMEM_PER_BLOCK(prop);
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, max_smem), "raising the row quantizer's shared memory");
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, SWIGLU_ACT_SILU>), max_smem - SG_LINE_STATIC_SMEM),
+              "raising the line quantizer's shared memory");
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, -1>), max_smem - SG_LINE_STATIC_SMEM),
+              "raising the line quantizer's shared memory");
   sg_gpu_state *s = new sg_gpu_state();
   s->device = device;
   s->stream = 0;
   s->bad_pending = false;
-  s->max_smem = SG_SMEM_PER_BLOCK(prop);
+  s->max_smem = max_smem;
   s->sm_count = prop.multiProcessorCount;
   snprintf(s->name, sizeof s->name, "%s %s (cc %d.%d, %d SMs)", SG_GPU_RUNTIME, prop.name, prop.major,
            prop.minor, prop.multiProcessorCount);
@@ -1285,7 +1510,6 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
     delete s;
     return sg_cuda_fail(e, "allocating the context's flag", msg, cap);
   }
-  SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, s->max_smem);
   s->lt = NULL;
   s->lt_cache = NULL;
   snprintf(s->lt_error, sizeof s->lt_error, "not built for %s", SG_GPU_RUNTIME);
@@ -1374,9 +1598,23 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     s->bad_pending = true;
   }
   const bool nv = p->format == SWIGLU_QUANT_NVFP4;
-  const int64_t G = p->group;
   const int64_t waves = (int64_t)s->sm_count * 16;
-  const bool by_team = p->granularity == SWIGLU_SCALE_PER_GROUP && !nv &&
+  /* A static per-tensor scale needs no maximum: where H is a multiple of
+   * 128 the team kernel takes it as groups of 128 with the given divisor
+   * (its specialised instances, the verified h included; sg_quant_group,
+   * sg_quant_group_vf) and no scales to store. The line kernel, a block a
+   * row, ran at 0.58-0.67 of an H100's copy (bf16 4096 x 14336) against
+   * the team kernel's 0.93-0.96 for groups of 128 (docs/benchmarks.md). */
+  sg_quant_problem tp;
+  if (p->granularity == SWIGLU_SCALE_PER_TENSOR && !nv && p->glu.width % 128 == 0) {
+    tp = *p;
+    tp.group = 128;
+    tp.groups = p->glu.width / 128;
+    tp.scale_cols = 0;
+    p = &tp;
+  }
+  const int64_t G = p->group;
+  const bool by_team = (p->granularity == SWIGLU_SCALE_PER_GROUP || p == &tp) && !nv &&
                        (G == 32 || G == 64 || G == 128 || G == 256);
   if (by_team) {
     int v;
@@ -1402,10 +1640,25 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + rows - 1) / rows : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
+  } else if (p->granularity != SWIGLU_SCALE_PER_GROUP && !nv) {
+    /* narrow rows take narrower blocks (8 columns a thread) */
+    const int64_t chunks = (p->glu.width + 7) / 8;
+    const int64_t threads = chunks >= SG_LINE_THREADS ? SG_LINE_THREADS : (chunks + 31) / 32 * 32;
+    const bool pt = p->granularity == SWIGLU_SCALE_PER_TENSOR;
+    /* SiLU with fp32 h (ROUND_H of fp32 input rounds nothing) branch-free */
+    const bool spec = p->glu.activation == SWIGLU_ACT_SILU && (p->round_dtype < 0 || p->round_dtype == SG_F32);
+    const size_t row_bytes = (size_t)chunks * 8 * sizeof(float); /* 2 float4 a chunk */
+    const int staged = !pt && row_bytes <= (size_t)(s->max_smem - SG_LINE_STATIC_SMEM);
+    const size_t smem = staged ? row_bytes : 0;
+    const int64_t blocks = p->glu.rows < waves ? p->glu.rows : waves;
+    void (*k)(const sg_quant_problem, const int *, int) =
+        pt ? (spec ? sg_quant_line_kernel<true, SWIGLU_ACT_SILU> : sg_quant_line_kernel<true, -1>)
+           : (spec ? sg_quant_line_kernel<false, SWIGLU_ACT_SILU> : sg_quant_line_kernel<false, -1>);
+    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad, staged);
   } else {
     const size_t smem = (size_t)p->glu.width * sizeof(float);
     if (smem > (size_t)s->max_smem) {
-      snprintf(msg, cap, "this group size / granularity keeps a row in shared memory: H = %lld needs %zu bytes, the device has %d",
+      snprintf(msg, cap, "this group size (or NVFP4) keeps a row in shared memory: H = %lld needs %zu bytes, the device has %d",
                (long long)p->glu.width, smem, s->max_smem);
       return SWIGLU_ERROR_UNSUPPORTED;
     }

@@ -35,7 +35,7 @@
 /* LDS is 64 KiB per workgroup on CDNA and RDNA; there is no opt-in beyond the
  * default, so nothing to raise. */
 #define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlock)
-#define SG_RAISE_SMEM_LIMIT(kernel, bytes) ((void)0)
+#define SG_RAISE_SMEM_LIMIT(kernel, bytes) (cudaSuccess)
 #define SG_GPU_RUNTIME "HIP"
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_ROCM
 #define SG_GPU_BACKEND_NAME "hip"
