@@ -1275,7 +1275,7 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
  * takes every element through sg_quant_h (ROUND_H, the other activations).
  * A thread loads two chunks of 8 columns before computing either, and four
  * blocks fit a SM (64 registers), so each SM keeps ~64 KB of loads in
- * flight. Per-row runs at 0.34-0.43 of an H100's copy (bf16, 2048-65536
+ * flight. Per-row runs at 0.27-0.45 of an H100's copy (bf16, 1024-65536
  * columns; docs/benchmarks.md), latency-bound: at 14336 columns the staged
  * row leaves room for 3 blocks a SM (ncu: 36% occupancy, SM 51%, DRAM
  * 34%). The team kernels' verified h, tried here for per-row E4M3FN (a
@@ -1302,30 +1302,12 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
   if (bad && *bad) return;
   const int64_t H = p.glu.width, step = (int64_t)blockDim.x * 8, nc = (H + 7) / 8;
   const int fmt = p.format;
-  const bool il = p.glu.gate.col_step == 2;
-  const int gdt = p.glu.gate.dtype, udt = p.glu.up.dtype;
-  const int64_t ges = (int64_t)sg_dtype_size(gdt) * (il ? 2 : 1), ues = (int64_t)sg_dtype_size(udt);
   sg_divider dv = {1.0f, 1.0f, true};
   if (PT) dv = sg_divider_of(*p.tensor_scale);
   int set = 0;
   for (int64_t r = blockIdx.x; r < p.glu.rows; r += gridDim.x) {
     if (!sg_row_live(p, r)) continue; /* the whole block's row: no barrier skipped by some */
     uint8_t *q = (uint8_t *)p.q.base + sg_row_offset(&p.q, r);
-    const char *grow = sg_at(p.glu.gate, r, 0), *urow = il ? grow : sg_at(p.glu.up, r, 0);
-    /* 8 columns' inputs from c (n valid; the rest read as 0) */
-    const auto load8 = [&](int64_t c, int n, float(&g)[8], float(&u)[8]) {
-      if (il) {
-        const char *src = grow + c * ges;
-        float t[16];
-        sg_load<16>(src, gdt, 2 * n, n == 8 && sg_aligned16(src), t);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) g[i] = t[2 * i], u[i] = t[2 * i + 1];
-      } else {
-        const char *gp = grow + c * ges, *up = urow + c * ues;
-        sg_load<8>(gp, gdt, n, n == 8 && sg_aligned16(gp), g);
-        sg_load<8>(up, udt, n, n == 8 && sg_aligned16(up), u);
-      }
-    };
     /* h of a chunk from its inputs (sg_quant_hv; the lanes past n see
      * zero inputs and are never stored); returns its largest finite |h| */
     const auto hof = [&](const float(&g)[8], const float(&u)[8], float(&h)[8]) {
@@ -1368,8 +1350,8 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
         const int64_t c1 = c0 + step;
         const int n0 = H - c0 < 8 ? (int)(H - c0) : 8, n1 = c1 >= H ? 0 : H - c1 < 8 ? (int)(H - c1) : 8;
         float g0[8], u0[8], g1[8], u1[8];
-        load8(c0, n0, g0, u0);
-        if (n1) load8(c1, n1, g1, u1);
+        sg_load_gu(p.glu, r, c0, n0, g0, u0); /* the columns past n read as 0 */
+        if (n1) sg_load_gu(p.glu, r, c1, n1, g1, u1);
         f(c0, n0, g0, u0);
         if (n1) f(c1, n1, g1, u1);
       }
