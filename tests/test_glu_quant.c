@@ -63,7 +63,7 @@ typedef struct {
   int dist;     /* the inputs' distribution: 0 the general one, else sample_dist's */
   float alpha;  /* gpt-oss alpha, where not 0 (else the descriptor's default) */
   float floor;    /* the amax floor, where not 0 (else the default) */
-  int wspecial;   /* with weight: row weights -0, 0, negative, subnormal, huge, Inf, NaN */
+  int wspecial;   /* with weight: 1 row weights -0, 0, negative, subnormal, huge, Inf, NaN; 2 all 2^-31 */
   int tscale_set; /* tscale below is the static (PER_TENSOR) or global (NVFP4) scale */
   float tscale;
 } qcase;
@@ -167,7 +167,7 @@ static void run(const qcase *k, t_rng *rng) {
            (long long)k->xpad, k->round_h ? " round_h" : "", k->weight ? " weight" : "", k->masked ? " masked" : "",
            k->mx_up ? " mx_round_up" : "");
   if (k->tscale_set) snprintf(cd + strlen(cd), sizeof cd - strlen(cd), " tscale %a", (double)k->tscale);
-  if (k->wspecial) strncat(cd, " special weights", sizeof cd - strlen(cd) - 1);
+  if (k->wspecial) strncat(cd, k->wspecial == 2 ? " weights 2^-31" : " special weights", sizeof cd - strlen(cd) - 1);
   if (k->floor != 0.0f) snprintf(cd + strlen(cd), sizeof cd - strlen(cd), " floor %a", (double)k->floor);
   const int64_t E = k->E, M = k->M, H = k->H, rows = E * M;
   const int sep = k->layout == SWIGLU_LAYOUT_SEPARATE;
@@ -237,7 +237,9 @@ static void run(const qcase *k, t_rng *rng) {
   float *h = malloc(sizeof(float) * (size_t)(rows * H));
   float *w = malloc(sizeof(float) * (size_t)rows);
   for (int64_t r = 0; r < rows; ++r) w[r] = (float)(0.05 + t_uniform(rng));
-  if (k->wspecial) {
+  if (k->wspecial == 2) {
+    for (int64_t r = 0; r < rows; ++r) w[r] = 0x1p-31f; /* safe but small */
+  } else if (k->wspecial) {
     static const float ws[] = {-0.0f, 0.0f, -0.7f, 1e-40f, 3e38f, INFINITY, NAN, -1.0f, 0x1p-33f};
     for (int64_t r = 0; r < rows; ++r) w[r] = ws[r % (int64_t)(sizeof ws / sizeof ws[0])];
   }
@@ -798,6 +800,50 @@ int main(int argc, char **argv) {
       run(&k, &rng);
       ++cases;
     }
+  /* per-row E4M3FN scales of SiLU with fp32 h from 16-bit inputs (the
+   * CUDA per-row kernel, which keeps two rows' inputs in shared memory:
+   * widths from one chunk of 8 to 28672, near its limit, a block of
+   * threads with chunks to spare), every layout, aligned rows and not
+   * (xpad 1: the line kernel), row weights, masked experts, the
+   * realistic and special inputs, every scale encoding */
+  for (int i = 0; i < 16; ++i) {
+    if (quick && i % 2) continue;
+    qcase k;
+    memset(&k, 0, sizeof k);
+    k.act = SWIGLU_ACT_SILU, k.format = SWIGLU_QUANT_FP8_E4M3FN, k.gran = SWIGLU_SCALE_PER_ROW;
+    k.tin = i % 2 ? T_F16 : T_BF16, k.layout = (i / 2) % 4;
+    k.enc = i % 4, k.slayout = i % 3;
+    k.H = (int64_t[]){8, 1000, 4096, 28672}[(i / 4) % 4];
+    k.masked = i % 5 == 3 && k.layout != SWIGLU_LAYOUT_SEPARATE;
+    k.E = k.masked ? 4 : 1, k.M = k.H > 5000 ? 3 : 33;
+    k.dist = (int[]){1, 2, 5, 6, 4, 1, 3, 0}[i % 8];
+    k.weight = i % 3 != 0;
+    k.wspecial = i % 6 == 4;
+    k.xpad = i % 7 == 5 ? 1 : 0;
+    run(&k, &rng);
+    ++cases;
+  }
+  /* a large amax floor with a small safe weight (2^-31) and h near 2^124
+   * (sample_dist 4): the scale comes from the floor, so RN(1 / s) |w| is
+   * subnormal (~2^-132) while the quotients reach E4M3's subnormal codes;
+   * a backend's bracket on that multiplier would not hold (the CUDA
+   * kernels take exact h there) -- per row and per group, fp32 and UE8M0
+   * scales */
+  for (int i = 0; i < 8; ++i) {
+    if (quick && i % 2) continue;
+    qcase k;
+    memset(&k, 0, sizeof k);
+    k.act = SWIGLU_ACT_SILU, k.format = SWIGLU_QUANT_FP8_E4M3FN;
+    k.gran = i % 2 ? SWIGLU_SCALE_PER_ROW : SWIGLU_SCALE_PER_GROUP, k.G = 128;
+    k.tin = (i / 2) % 2 ? T_F32 : T_BF16, k.layout = i % 4;
+    k.enc = i / 4 ? SWIGLU_SCALE_FP32_UE8M0 : SWIGLU_SCALE_FP32;
+    k.floor = 0x1p110f;
+    k.E = 1, k.M = 16, k.H = 2048;
+    k.dist = 4;
+    k.weight = 1, k.wspecial = 2;
+    run(&k, &rng);
+    ++cases;
+  }
   /* the amax floor's ends: 2^-126 (the least allowed; over E5M2's 57344 the
    * scale of an all-zero group is a subnormal, not 0) and 3e38, for each
    * fp32-scaled format, fp32 and UE8M0 scales, G = 32 and 128 */

@@ -628,6 +628,33 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
   sg_store_codes<QVEC>(qp, w);
 }
 
+/* The E4M3FN codes of V values at both ends of sg_quant_group_vf's
+ * bracket, h ylo and h yhi, four to a word (wd: the low end's); d marks
+ * with a nonzero byte each code whose ends differ, and every code where the
+ * multipliers are not normal: the bracket's bound needs each within 2^-24
+ * of its value. From a maximum they are normal (RN(1 / s) |w| ~ 448 /
+ * max|h| >= 2^-120), but an amax floor past ~2^100 with a small weight
+ * makes them subnormal, and then every code is computed exactly. Returns
+ * whether any code is marked. */
+template <int V>
+SG_DI bool sg_bracket_codes(const float (&h)[V], float ylo, float yhi, uint32_t (&wd)[V / 4], uint32_t (&d)[V / 4]) {
+  const uint32_t sub = fabsf(ylo) >= 1.17549435e-38f ? 0u : 0xffffffffu;
+  uint32_t diff = 0u;
+#pragma unroll
+  for (int k = 0; k < V / 4; ++k) {
+    float lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      lo[i] = h[4 * k + i] * ylo;
+      hi[i] = h[4 * k + i] * yhi;
+    }
+    wd[k] = sg_e4m3x2(lo[0], lo[1]) | (sg_e4m3x2(lo[2], lo[3]) << 16);
+    d[k] = (wd[k] ^ (sg_e4m3x2(hi[0], hi[1]) | (sg_e4m3x2(hi[2], hi[3]) << 16))) | sub;
+    diff |= d[k];
+  }
+  return diff != 0u;
+}
+
 /* sg_quant_group for the verified fp32 h of sg_quant_hv_vf (E4M3FN codes):
  * the same scale and codes as from the exact h, bit for bit. h arrives
  * before the row weight w, which is applied where it costs nothing per
@@ -770,18 +797,7 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
   } else {
     /* the bracket's multipliers (w = 1 without row weights: exact) */
     const float ylo = (dv.y * 0.9999847412109375f) * w, yhi = (dv.y * 1.0000152587890625f) * w;
-#pragma unroll
-    for (int k = 0; k < V / 4; ++k) {
-      float lo[4], hi[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        lo[i] = h[4 * k + i] * ylo;
-        hi[i] = h[4 * k + i] * yhi;
-      }
-      wd[k] = sg_e4m3x2(lo[0], lo[1]) | (sg_e4m3x2(lo[2], lo[3]) << 16);
-      d[k] = wd[k] ^ (sg_e4m3x2(hi[0], hi[1]) | (sg_e4m3x2(hi[2], hi[3]) << 16));
-      diff |= d[k];
-    }
+    diff = sg_bracket_codes<V>(h, ylo, yhi, wd, d) ? 1u : 0u;
   }
   if (zero) { /* (never for E4M3FN) */
 #pragma unroll
@@ -1279,8 +1295,9 @@ __global__ void __launch_bounds__(256) sg_quant_row_kernel(const sg_quant_proble
  * columns; docs/benchmarks.md), latency-bound: at 14336 columns the staged
  * row leaves room for 3 blocks a SM (ncu: 36% occupancy, SM 51%, DRAM
  * 34%). The team kernels' verified h, tried here for per-row E4M3FN (a
- * block-wide candidate pass and a second barrier), was no faster (0.37-0.39)
- * and was taken out. */
+ * block-wide candidate pass and a second barrier), was no faster (0.37-0.39):
+ * per-row E4M3FN of SiLU from 16-bit inputs takes sg_quant_token_kernel
+ * (below), which keeps rows of loads in flight instead. */
 #ifndef SG_LINE_THREADS
 #define SG_LINE_THREADS 256
 #endif
@@ -1406,6 +1423,247 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
   }
 }
 
+/* Per-row (per-token) scales of E4M3FN codes with fp32 h from SiLU
+ * (sg_quant_vf), 16-bit inputs on the vector path, rows of up to
+ * (max_smem - static) / 8 columns (29048 on an H100): the team kernels'
+ * verified h (sg_quant_hv_vf, sg_quant_group_vf, whose arguments this
+ * repeats for a group that is a whole row). The line kernel computes the
+ * exact h (~60-90 instructions an element) and ran at 0.33-0.45 of an
+ * H100's copy, latency-bound: its threads load two chunks, wait, compute,
+ * and its staged fp32 rows left 3 blocks a SM (docs/benchmarks.md).
+ * Here a persistent block takes rows in turn, and the next row's inputs
+ * (4 H bytes) are copied into shared memory (cp.async) while this row is
+ * computed, so a row a block is always in flight (a third buffer, two rows
+ * ahead, was no faster: H100, 4096 x 14336, 0.155 ms either way). The
+ * first pass's fp32 h is kept in shared memory for the second where a
+ * third row's bytes fit (keep; H <= 19354 on an H100), else the second
+ * pass computes the approximate h again from the staged inputs (the same
+ * bits). The inputs stay staged for the exact recomputations of both
+ * passes. The row's h in registers instead (32 elements a thread) took
+ * 128 registers and left one block a SM.
+ *  - Pass 1: each warp finds its exact maximum alone. A thread keeps the
+ *    approximate maximum of its chunks and which chunk holds it, and the
+ *    largest maximum of its other chunks; the exact maximum lies among the
+ *    elements at or above A_w (1 - 2^-15), A_w the warp's approximate
+ *    maximum (sg_quant_group_vf), so a thread computes exactly the
+ *    elements of its top chunk above that, or, where another chunk also
+ *    reaches it (rare but for repeated values), of all its chunks. A warp
+ *    contributes its largest finite |RN(h w)|: RN(E_w |w|) for a safe
+ *    weight (rounding is monotonic); a warp whose A_w |w| is below 2^-60,
+ *    or whose row weight is outside [2^-32, 1], computes every h exactly
+ *    and takes it element by element. The block takes the largest (one
+ *    barrier).
+ *  - Pass 2: the codes take the bracket of sg_quant_group_vf, with the
+ *    fix-ups of the elements whose ends differ; exact h and the division
+ *    instead where the row is tiny (largest |h w| below 2^-60), the weight
+ *    unsafe, the divisor outside sg_divider_of's fast range or the
+ *    bracket's multiplier below the smallest normal (a large amax floor
+ *    with a small weight: y |w| ~ 448 |w| / floor), and in a chunk that
+ *    holds an infinite or NaN h. */
+#if !defined(SWIGLU_HIP)
+#ifndef SG_TOKEN_KERNEL /* 0: per-row problems take the line kernel (same-run A/B) */
+#define SG_TOKEN_KERNEL 1
+#endif
+#ifndef SG_TOKEN_THREADS
+#define SG_TOKEN_THREADS 1024
+#endif
+#ifndef SG_TOKEN_MINB
+#define SG_TOKEN_MINB 1
+#endif
+#define SG_TOKEN_STATIC_SMEM ((int)((SG_TOKEN_THREADS / 32) * sizeof(float)))
+SG_DI void sg_cp_async16(void *smem, const void *gmem) {
+  const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+template <int ACT, int GD, int IL>
+__global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
+    sg_quant_token_kernel(const sg_quant_problem p, const int *bad, int keep) {
+  constexpr int64_t es = 2; /* 16-bit inputs (sg_load_raw) */
+  static_assert(GD == SG_BF16 || GD == SG_F16, "16-bit inputs");
+  /* two rows' inputs, 4 H bytes each: gate's H values then up's, or the
+   * interleaved pairs, as they lie in global memory; then, with keep, the
+   * row's fp32 h (4 H bytes: chunk j's first four values in float4 j, the
+   * others in float4 H / 8 + j, so a warp's accesses are consecutive) */
+  extern __shared__ uint4 sg_token_in[];
+  __shared__ float wmax[SG_TOKEN_THREADS / 32];
+  static_assert(sizeof wmax == SG_TOKEN_STATIC_SMEM, "SG_TOKEN_STATIC_SMEM");
+  if (bad && *bad) return;
+  const int64_t H = p.glu.width, nch = H / 8, rows = p.glu.rows;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+  const auto buf = [&](int k) { return (char *)sg_token_in + 4 * H * k; };
+  const auto exact_h = [&](float g, float u) { /* an approximate lane's element: never declined */
+    bool unused = false;
+    return sg_glu_try<ACT>(ACT, p.glu.alpha, p.glu.limit, g, u, unused);
+  };
+  const auto next_live = [&](int64_t r) {
+    while (r < rows && !sg_row_live(p, r)) r += gridDim.x;
+    return r;
+  };
+  /* row r's inputs into b (every thread its chunks), one commit group */
+  const auto fetch = [&](int64_t r, char *b) {
+    const char *gr = sg_at(p.glu.gate, r, 0), *ur = sg_at(p.glu.up, r, 0);
+    for (int64_t j = threadIdx.x; j < nch; j += blockDim.x) {
+      if (IL) {
+        sg_cp_async16(b + 32 * j, gr + 32 * j);
+        sg_cp_async16(b + 32 * j + 16, gr + 32 * j + 16);
+      } else {
+        sg_cp_async16(b + 16 * j, gr + 16 * j);
+        sg_cp_async16(b + 2 * H + 16 * j, ur + 16 * j);
+      }
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+  int64_t r = next_live(blockIdx.x);
+  if (r < rows) fetch(r, buf(0));
+  for (int cur = 0; r < rows; cur ^= 1) {
+    const int64_t rn = next_live(r + gridDim.x);
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+    /* row r is in buf(cur) for every thread, and buf(cur ^ 1) (the row
+     * before) is read by none */
+    __syncthreads();
+    if (rn < rows) fetch(rn, buf(cur ^ 1));
+    const char *in = buf(cur);
+    const auto gptr = [&](int64_t j) { return in + j * (IL ? 32 : 16); };
+    const auto uptr = [&](int64_t j) { return IL ? in + 32 * j + es : in + 2 * H + 16 * j; };
+    const auto load = [&](int64_t j, float(&gg)[8], float(&uu)[8]) { sg_load_gu_vec<GD, IL, 8>(gptr(j), uptr(j), gg, uu); };
+    const auto one = [&](int64_t j, int i) {
+      const int64_t o = (int64_t)i * (IL ? 2 : 1) * es;
+      return exact_h(sg_cvt_in(gptr(j) + o, GD, 0), sg_cvt_in(uptr(j) + o, GD, 0));
+    };
+    /* chunk j's h, from the verified h: approximate unless *e */
+    const auto hv = [&](int64_t j, float(&h)[8], float &a, bool &inf, bool &e) {
+      const auto ld = [&](float(&gg)[8], float(&uu)[8]) { load(j, gg, uu); };
+      sg_quant_hv_vf<ACT, 8>(p, r, ld, ld, h, a, inf, e);
+    };
+    const bool weighted = p.row_weight != nullptr;
+    const float w = weighted ? p.row_weight[r] : 1.0f, aw = fabsf(w);
+    const bool wsafe = aw >= 2.3283064365386963e-10f && aw <= 1.0f; /* 2^-32; false for NaN */
+
+    /* pass 1 */
+    float am = 0.0f, amx = 0.0f, a1 = -1.0f, a2 = -1.0f; /* all; exact chunks; top approximate chunk; the others */
+    int64_t j1 = -1;
+    uint32_t em = 0u, im = 0u; /* keep: the thread's k-th chunk is exact; holds an Inf or NaN */
+    for (int64_t j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
+      float h[8], a;
+      bool inf, e;
+      hv(j, h, a, inf, e);
+      if (keep) {
+        float4 *hs = (float4 *)buf(2);
+        hs[j] = make_float4(h[0], h[1], h[2], h[3]);
+        hs[nch + j] = make_float4(h[4], h[5], h[6], h[7]);
+        em |= (uint32_t)e << k;
+        im |= (uint32_t)inf << k;
+      }
+      am = fmaxf(am, a);
+      if (e) {
+        amx = fmaxf(amx, a);
+      } else if (a > a1) {
+        a2 = fmaxf(a2, a1);
+        a1 = a, j1 = j;
+      } else {
+        a2 = fmaxf(a2, a);
+      }
+    }
+    float A = am;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) A = fmaxf(A, SG_SHFL_XOR(A, off, 32));
+    float xw = 0.0f; /* the thread's largest finite |RN(h w)| */
+    if (!wsafe || !(A * aw >= 8.673617379884035e-19f)) { /* 2^-60; the whole warp */
+      for (int64_t j = threadIdx.x; j < nch; j += blockDim.x) {
+        float gg[8], uu[8];
+        load(j, gg, uu);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const sg_act s = sg_activation(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false);
+          const float v = fabsf(weighted ? (s.a * s.m) * w : s.a * s.m);
+          xw = v <= 3.40282347e38f ? fmaxf(xw, v) : xw;
+        }
+      }
+    } else {
+      const float t = A * 0.999969482421875f; /* 1 - 2^-15 */
+      float ax = amx;
+      if (a1 >= t) {
+        /* the top chunk, or every chunk where another reaches t */
+        for (int64_t j = a2 >= t ? threadIdx.x : j1; j < nch; j += blockDim.x) {
+          float h[8], a;
+          bool inf, e;
+          hv(j, h, a, inf, e);
+          if (!e && a >= t) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+              if (fabsf(h[i]) >= t) ax = fmaxf(ax, fabsf(one(j, i)));
+          }
+          if (!(a2 >= t)) break;
+        }
+      }
+      xw = ax * aw;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) xw = fmaxf(xw, SG_SHFL_XOR(xw, off, 32));
+    if (lane == 0) wmax[warp] = xw;
+    __syncthreads();
+    float X = 0.0f;
+    for (int i = 0; i < nw; ++i) X = fmaxf(X, wmax[i]);
+    /* (the next write of wmax follows the next row's first barrier, which
+     * every thread reaches after reading these) */
+    float sf;
+    uint32_t sb;
+    int zero; /* never for E4M3FN */
+    const sg_divider dv = sg_divider_of(sg_group_scale_amax(&p, SWIGLU_QUANT_FP8_E4M3FN, X, &sf, &sb, &zero));
+    if (threadIdx.x == 0 && p.scales) {
+      const int64_t e = r / p.rows_per_expert, m = r % p.rows_per_expert;
+      sg_write_scale(&p, e, m, 0, sf, sb);
+      sg_pad_packed(&p, e, m);
+    }
+    const float ylo = (dv.y * 0.9999847412109375f) * w, yhi = (dv.y * 1.0000152587890625f) * w;
+    const bool rexact = !wsafe || !(X >= 8.673617379884035e-19f) || !dv.fast || !(fabsf(ylo) >= 1.17549435e-38f);
+
+    /* pass 2 */
+    uint8_t *qrow = (uint8_t *)p.q.base + sg_row_offset(&p.q, r);
+    for (int64_t j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
+      float h[8], a;
+      bool inf, e;
+      if (keep) {
+        /* the first pass's h, written by this thread */
+        const float4 *hs = (const float4 *)buf(2);
+        const float4 x = hs[j], y = hs[nch + j];
+        h[0] = x.x, h[1] = x.y, h[2] = x.z, h[3] = x.w, h[4] = y.x, h[5] = y.y, h[6] = y.z, h[7] = y.w;
+        e = (em >> k) & 1u, inf = (im >> k) & 1u;
+      } else {
+        hv(j, h, a, inf, e);
+      }
+      uint32_t wd[2], d[2] = {0u, 0u};
+      if (rexact || inf) {
+        if (!e) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) h[i] = one(j, i);
+        }
+        float q[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q[i] = sg_divide(weighted ? h[i] * w : h[i], dv);
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+          wd[m] = sg_e4m3x2(q[4 * m], q[4 * m + 1]) | (sg_e4m3x2(q[4 * m + 2], q[4 * m + 3]) << 16);
+      } else {
+        sg_bracket_codes<8>(h, ylo, yhi, wd, d);
+      }
+      if (d[0] | d[1]) {
+        /* the codes whose bracket straddles a boundary, exactly */
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          if (!((d[i / 4] >> (8 * (i % 4))) & 0xffu)) continue;
+          const float hx = (e ? h[i] : one(j, i)) * w;
+          const uint32_t c = sg_e4m3x2(sg_markstein(hx, dv.s, dv.y), 0.0f);
+          wd[i / 4] = (wd[i / 4] & ~(0xffu << (8 * (i % 4)))) | (c << (8 * (i % 4)));
+        }
+      }
+      *(uint2 *)(qrow + 8 * j) = make_uint2(wd[0], wd[1]);
+    }
+    r = rn;
+  }
+}
+#endif
+
 __global__ void sg_check_counts_kernel(const int32_t *counts, int64_t E, int64_t M, int *bad) {
   for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < E; e += (int64_t)gridDim.x * blockDim.x)
     if (counts[e] < 0 || counts[e] > M) *bad = 1;
@@ -1430,6 +1688,7 @@ struct sg_gpu_state {
   bool bad_pending;  /* a call checked counts since the last synchronize */
   int max_smem;
   int sm_count;
+  int smem_sm; /* shared memory a SM holds, bytes */
   char name[160];
   void *lt;            /* cuBLASLt handle (CUDA), NULL when unavailable */
   void *lt_cache;      /* GEMM shape -> algorithm (gpu_linear.cuh), made with the context */
@@ -1473,6 +1732,16 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
    * for the next launch's check to report) fails the creation cleanly */
   const int max_smem = SG_SMEM_PER_BLOCK(prop);
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, max_smem), "raising the row quantizer's shared memory");
+#if !defined(SWIGLU_HIP)
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
+              "raising the per-row quantizer's shared memory");
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
+              "raising the per-row quantizer's shared memory");
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
+              "raising the per-row quantizer's shared memory");
+  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
+              "raising the per-row quantizer's shared memory");
+#endif
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, SWIGLU_ACT_SILU>), max_smem - SG_LINE_STATIC_SMEM),
               "raising the line quantizer's shared memory");
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, -1>), max_smem - SG_LINE_STATIC_SMEM),
@@ -1483,6 +1752,7 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   s->bad_pending = false;
   s->max_smem = max_smem;
   s->sm_count = prop.multiProcessorCount;
+  s->smem_sm = SG_SMEM_PER_SM(prop);
   snprintf(s->name, sizeof s->name, "%s %s (cc %d.%d, %d SMs)", SG_GPU_RUNTIME, prop.name, prop.major,
            prop.minor, prop.multiProcessorCount);
   cudaError_t e = cudaMalloc((void **)&s->bad, sizeof(int));
@@ -1561,6 +1831,35 @@ static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char
   return sg_launched("backward kernel", msg, cap);
 }
 
+/* sg_quant_token_kernel's instance for a problem, or NULL where it does not
+ * take it: per-row E4M3FN scales, SiLU with fp32 h (no ROUND_H) where the
+ * verified h exists (CUDA), one 16-bit dtype, rows of whole 16-byte chunks
+ * (the vector path) whose two buffers fit in shared memory (H <= 29048 on
+ * an H100). Other per-row problems take the line kernel. */
+typedef void (*sg_token_kernel)(const sg_quant_problem, const int *, int);
+static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_smem) {
+#if !defined(SWIGLU_HIP) /* no verified h there: no instances to compile */
+  if (!SG_TOKEN_KERNEL || !sg_quant_vf<SWIGLU_ACT_SILU, SWIGLU_QUANT_FP8_E4M3FN, -1>()) return NULL;
+  if (p->granularity != SWIGLU_SCALE_PER_ROW || p->format != SWIGLU_QUANT_FP8_E4M3FN ||
+      p->glu.activation != SWIGLU_ACT_SILU || p->round_dtype >= 0 || p->glu.gate.dtype != p->glu.up.dtype)
+    return NULL;
+  const bool il = p->glu.gate.col_step == 2;
+  if (p->glu.width % 8 || p->glu.width * 8 > (int64_t)max_smem - SG_TOKEN_STATIC_SMEM || !sg_rows_vec(&p->glu.gate) ||
+      (!il && !sg_rows_vec(&p->glu.up)) || !sg_rows_vec(&p->q))
+    return NULL;
+  switch (p->glu.gate.dtype) {
+    case SG_BF16:
+      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>;
+    case SG_F16:
+      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>;
+    default: break;
+  }
+#else
+  (void)p, (void)max_smem;
+#endif
+  return NULL;
+}
+
 static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char *msg, size_t cap) {
   sg_gpu_state *s = (sg_gpu_state *)state;
   SG_CUDA_TRY(cudaSetDevice(s->device), "cudaSetDevice");
@@ -1622,6 +1921,38 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + rows - 1) / rows : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
+  } else if (const sg_token_kernel k = by_team ? NULL : sg_token_kernel_of(p, s->max_smem)) {
+#if !defined(SWIGLU_HIP)
+    /* Per-row E4M3FN scales of SiLU with fp32 h: persistent blocks, as
+     * many a SM as its shared memory allows, and threads enough for the
+     * SM's 1024 at 64 registers over them, where the row has chunks for
+     * them: more rows in flight, each over fewer threads, hide a row's
+     * barriers and share its fixed work (the scale, the maxima) among more
+     * elements (H100: 0.40 -> 0.59 of the copy at 8192 x 4096, 512 threads
+     * a block against 192). */
+    const int64_t nch = p->glu.width / 8, row = p->glu.width * 4;
+    /* Keep the first pass's h for the second (it saves the second
+     * computation of h) where a SM still holds two blocks with it: one
+     * block a SM waits on its own barriers. H100, 4096 x 14336: 0.155 ms
+     * with two blocks computing h twice, 0.178 with one keeping it; at
+     * 4096 and fewer columns keeping it (4 blocks a SM instead of 6) gained
+     * 5-8%. */
+    const int64_t fixed = SG_TOKEN_STATIC_SMEM + 1024; /* ~1 KiB a block is the runtime's */
+    int keep = s->smem_sm / (3 * row + fixed) >= 2;
+    const size_t smem = (size_t)((keep ? 3 : 2) * row);
+    const int64_t bps = s->smem_sm / ((int64_t)smem + fixed);
+    int64_t threads = bps > 0 ? (1024 / bps + 31) / 32 * 32 : SG_TOKEN_THREADS;
+    if (threads > (nch + 31) / 32 * 32) threads = (nch + 31) / 32 * 32;
+    if (threads > SG_TOKEN_THREADS) threads = SG_TOKEN_THREADS;
+    if ((nch + threads - 1) / threads > 32) keep = 0; /* a bit a chunk in the thread's masks (never at these sizes) */
+    int per_sm = 1;
+    SG_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)threads, smem), "the per-row quantizer's occupancy");
+    const int64_t fill = (int64_t)s->sm_count * (per_sm > 0 ? per_sm : 1);
+    const int64_t blocks = p->glu.rows < fill ? p->glu.rows : fill;
+    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad, keep);
+#else
+    (void)k;
+#endif
   } else if (p->granularity != SWIGLU_SCALE_PER_GROUP && !nv) {
     /* narrow rows take narrower blocks (8 columns a thread) */
     const int64_t chunks = (p->glu.width + 7) / 8;

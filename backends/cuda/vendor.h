@@ -35,6 +35,7 @@
 /* LDS is 64 KiB per workgroup on CDNA and RDNA; there is no opt-in beyond the
  * default, so nothing to raise. */
 #define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlock)
+#define SG_SMEM_PER_SM(prop) ((int)(prop).maxSharedMemoryPerMultiProcessor)
 #define SG_RAISE_SMEM_LIMIT(kernel, bytes) (cudaSuccess)
 #define SG_GPU_RUNTIME "HIP"
 #define SG_GPU_DEVICE_TYPE SWIGLU_DEVICE_ROCM
@@ -51,6 +52,7 @@
 #include <cuda_bf16.h>
 #define SG_GPU_RUNTIME "CUDA"
 #define SG_SMEM_PER_BLOCK(prop) ((int)(prop).sharedMemPerBlockOptin)
+#define SG_SMEM_PER_SM(prop) ((int)(prop).sharedMemPerMultiprocessor)
 /* dynamic shared memory beyond 48 KiB must be asked for per kernel */
 #define SG_RAISE_SMEM_LIMIT(kernel, bytes) \
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (bytes))
