@@ -554,6 +554,14 @@ SG_DI void sg_quant_hv(const sg_quant_problem &p, int64_t r, const Load &load, f
   }
 }
 
+/* The E4M3FN codes of V values, four to a word, the first in the low byte
+ * (sg_store_codes's order). */
+template <int V>
+SG_DI void sg_e4m3_words(const float (&q)[V], uint32_t (&w)[V / 4]) {
+#pragma unroll
+  for (int k = 0; k < V / 4; ++k) w[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
+}
+
 /* A lane's V codes, four to a word, to qp (with QVEC, V-byte aligned). */
 template <bool QVEC, int N>
 SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N]) {
@@ -616,9 +624,7 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
   for (int k = 0; k < V / 4; ++k) w[k] = 0u;
   if (!zero) {
     if (FMT == SWIGLU_QUANT_FP8_E4M3FN) {
-#pragma unroll
-      for (int k = 0; k < V / 4; ++k)
-        w[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
+      sg_e4m3_words<V>(q, w);
     } else {
       const int fmt = FMT >= 0 ? FMT : p.format;
 #pragma unroll
@@ -640,14 +646,13 @@ template <int V>
 SG_DI bool sg_bracket_codes(const float (&h)[V], float ylo, float yhi, uint32_t (&wd)[V / 4], uint32_t (&d)[V / 4]) {
   const uint32_t sub = fabsf(ylo) >= 1.17549435e-38f ? 0u : 0xffffffffu;
   uint32_t diff = 0u;
+  /* a word at a time (a lane's 2V products all live at once would add
+   * register pressure to kernels at the edge of spilling) */
 #pragma unroll
   for (int k = 0; k < V / 4; ++k) {
     float lo[4], hi[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      lo[i] = h[4 * k + i] * ylo;
-      hi[i] = h[4 * k + i] * yhi;
-    }
+    for (int i = 0; i < 4; ++i) lo[i] = h[4 * k + i] * ylo, hi[i] = h[4 * k + i] * yhi;
     wd[k] = sg_e4m3x2(lo[0], lo[1]) | (sg_e4m3x2(lo[2], lo[3]) << 16);
     d[k] = (wd[k] ^ (sg_e4m3x2(hi[0], hi[1]) | (sg_e4m3x2(hi[2], hi[3]) << 16))) | sub;
     diff |= d[k];
@@ -791,9 +796,7 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
     float q[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) q[i] = sg_divide(tiny || !weighted ? h[i] : h[i] * w, dv);
-#pragma unroll
-    for (int k = 0; k < V / 4; ++k)
-      wd[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
+    sg_e4m3_words<V>(q, wd);
   } else {
     /* the bracket's multipliers (w = 1 without row weights: exact) */
     const float ylo = (dv.y * 0.9999847412109375f) * w, yhi = (dv.y * 1.0000152587890625f) * w;
@@ -1352,8 +1355,7 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
         float x[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) x[i] = sg_divide(h[i], dv);
-        wd[0] = sg_e4m3x2(x[0], x[1]) | (sg_e4m3x2(x[2], x[3]) << 16);
-        wd[1] = sg_e4m3x2(x[4], x[5]) | (sg_e4m3x2(x[6], x[7]) << 16);
+        sg_e4m3_words<8>(x, wd);
       } else {
         wd[0] = wd[1] = 0u;
 #pragma unroll
@@ -1641,9 +1643,7 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
         float q[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) q[i] = sg_divide(weighted ? h[i] * w : h[i], dv);
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-          wd[m] = sg_e4m3x2(q[4 * m], q[4 * m + 1]) | (sg_e4m3x2(q[4 * m + 2], q[4 * m + 3]) << 16);
+        sg_e4m3_words<8>(q, wd);
       } else {
         sg_bracket_codes<8>(h, ylo, yhi, wd, d);
       }
