@@ -1451,6 +1451,10 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
  * before every row's barrier (H100: 4096 x 28672 0.284 -> 0.300 ms, 16384
  * x 2048 0.097 -> 0.105 without keep). The row's h in registers instead
  * (32 elements a thread) took 128 registers and left one block a SM.
+ * KEEP is a template parameter, not a run-time flag: as one instance
+ * holding both forms within 64 registers, the same code ran 12-36% slower
+ * (H100, 16384 x 2048: 0.109 -> 0.081 ms; 4096 x 14336: 0.153 -> 0.137;
+ * not profiled further).
  *  - Pass 1: each warp finds its exact maximum alone. A thread keeps the
  *    approximate maximum of its chunks and which chunk holds it, and the
  *    largest maximum of its other chunks; the exact maximum lies among the
@@ -1496,9 +1500,10 @@ SG_DI void sg_cp_async16(void *smem, const void *gmem) {
   const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
 }
-template <int ACT, int GD, int IL>
+template <int ACT, int GD, int IL, int KEEP>
 __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
-    sg_quant_token_kernel(const sg_quant_problem p, const int *bad, int keep) {
+    sg_quant_token_kernel(const sg_quant_problem p, const int *bad) {
+  constexpr bool keep = KEEP != 0;
   constexpr int64_t es = 2; /* 16-bit inputs (sg_load_raw) */
   static_assert(GD == SG_BF16 || GD == SG_F16, "16-bit inputs");
   /* two rows' inputs, 4 H bytes each: gate's H values then up's, or the
@@ -1721,6 +1726,7 @@ __global__ void sg_tma_pad_kernel(const sg_quant_problem p, int es, const int *b
 
 /* ------------------------------------------------------------------ host */
 
+typedef void (*sg_token_kernel)(const sg_quant_problem, const int *);
 struct sg_gpu_state {
   int device;
   cudaStream_t stream;
@@ -1729,6 +1735,14 @@ struct sg_gpu_state {
   int max_smem;
   int sm_count;
   int smem_sm; /* shared memory a SM holds, bytes */
+  /* the per-row quantizer's last launch shape and its blocks a SM: the
+   * occupancy query is a driver call, and a layer repeats one shape */
+  struct {
+    sg_token_kernel k;
+    int64_t threads;
+    size_t smem;
+    int per_sm;
+  } token_occ;
   char name[160];
   void *lt;            /* cuBLASLt handle (CUDA), NULL when unavailable */
   void *lt_cache;      /* GEMM shape -> algorithm (gpu_linear.cuh), made with the context */
@@ -1773,14 +1787,16 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   const int max_smem = SG_SMEM_PER_BLOCK(prop);
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, max_smem), "raising the row quantizer's shared memory");
 #if !defined(SWIGLU_HIP)
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
+  {
+    const int lim = max_smem - SG_TOKEN_STATIC_SMEM;
+    const sg_token_kernel ks[] = {
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 0>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 0>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 0>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 0>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 1>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 1>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 1>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 1>};
+    for (const sg_token_kernel k : ks)
+      SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(k, lim), "raising the per-row quantizer's shared memory");
+  }
 #endif
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, SWIGLU_ACT_SILU>), max_smem - SG_LINE_STATIC_SMEM),
               "raising the line quantizer's shared memory");
@@ -1871,13 +1887,29 @@ static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char
   return sg_launched("backward kernel", msg, cap);
 }
 
+/* The per-row kernel's per-block shared memory, besides its staged rows */
+#define SG_TOKEN_FIXED_SMEM (SG_TOKEN_STATIC_SMEM + 1024) /* ~1 KiB a block is the runtime's */
+/* Whether the per-row kernel keeps the first pass's h in a third area, the
+ * staged inputs left for the exact recomputations: where a SM still holds
+ * two blocks with it. Else h goes over the inputs (which then come from
+ * L2): in place at 1024-4096 columns ran 5-7% slower (H100, its first
+ * version), and at 14336 a third area leaves one block a SM, which waits
+ * on its own barriers. */
+static bool sg_token_keep(const sg_gpu_state *s, int64_t width) {
+#if !defined(SWIGLU_HIP)
+  return s->smem_sm / (3 * 4 * width + SG_TOKEN_FIXED_SMEM) >= 2;
+#else
+  (void)s, (void)width;
+  return false;
+#endif
+}
+
 /* sg_quant_token_kernel's instance for a problem, or NULL where it does not
  * take it: per-row E4M3FN scales, SiLU with fp32 h (no ROUND_H) where the
  * verified h exists (CUDA), one 16-bit dtype, rows of whole 16-byte chunks
  * (the vector path) whose two buffers fit in shared memory (H <= 29048 on
  * an H100). Other per-row problems take the line kernel. */
-typedef void (*sg_token_kernel)(const sg_quant_problem, const int *, int);
-static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_smem) {
+static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_smem, bool keep) {
 #if !defined(SWIGLU_HIP) /* no verified h there: no instances to compile */
   if (!SG_TOKEN_KERNEL || !sg_quant_vf<SWIGLU_ACT_SILU, SWIGLU_QUANT_FP8_E4M3FN, -1>()) return NULL;
   if (p->granularity != SWIGLU_SCALE_PER_ROW || p->format != SWIGLU_QUANT_FP8_E4M3FN ||
@@ -1887,15 +1919,17 @@ static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_sme
   if (p->glu.width % 8 || p->glu.width * 8 > (int64_t)max_smem - SG_TOKEN_STATIC_SMEM || !sg_rows_vec(&p->glu.gate) ||
       (!il && !sg_rows_vec(&p->glu.up)) || !sg_rows_vec(&p->q))
     return NULL;
+#define SG_TOKEN_PICK(GD)                                                                           \
+  (il ? (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 0>) \
+      : (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 0>))
   switch (p->glu.gate.dtype) {
-    case SG_BF16:
-      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>;
-    case SG_F16:
-      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>;
+    case SG_BF16: return SG_TOKEN_PICK(SG_BF16);
+    case SG_F16: return SG_TOKEN_PICK(SG_F16);
     default: break;
   }
+#undef SG_TOKEN_PICK
 #else
-  (void)p, (void)max_smem;
+  (void)p, (void)max_smem, (void)keep;
 #endif
   return NULL;
 }
@@ -1961,7 +1995,7 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + rows - 1) / rows : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
-  } else if (const sg_token_kernel k = by_team ? NULL : sg_token_kernel_of(p, s->max_smem)) {
+  } else if (const sg_token_kernel k = by_team ? NULL : sg_token_kernel_of(p, s->max_smem, sg_token_keep(s, p->glu.width))) {
 #if !defined(SWIGLU_HIP)
     /* Per-row E4M3FN scales of SiLU with fp32 h: persistent blocks, as
      * many a SM as its shared memory allows, and threads enough for the
@@ -1971,15 +2005,9 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
      * elements (H100: 0.40 -> 0.59 of the copy at 8192 x 4096, 512 threads
      * a block against 192). */
     const int64_t nch = p->glu.width / 8;
-    const int64_t fixed = SG_TOKEN_STATIC_SMEM + 1024; /* ~1 KiB a block is the runtime's */
-    /* The first pass's h in a third area, the staged inputs left for the
-     * exact recomputations, where a SM still holds two blocks with it;
-     * else over the inputs (which then come from L2): in place at
-     * 1024-4096 columns ran 5-7% slower (H100, its first version), and at
-     * 14336 a third area leaves one block a SM, which waits on its own
-     * barriers. */
+    const int64_t fixed = SG_TOKEN_FIXED_SMEM;
     const int64_t row = 4 * p->glu.width;
-    const int keep = s->smem_sm / (3 * row + fixed) >= 2;
+    const bool keep = sg_token_keep(s, p->glu.width);
     const size_t smem = (size_t)((keep ? 3 : 2) * row);
     int64_t bps = s->smem_sm / ((int64_t)smem + fixed);
     if (bps < 1) bps = 1; /* the widest rows: the runtime's share is below our guess */
@@ -1999,11 +2027,16 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
       /* at most 32 chunks a thread: a bit a chunk in the thread's masks */
       if (rounds <= 32 && score > best) best = score, threads = t;
     }
-    int per_sm = 1;
-    SG_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)threads, smem), "the per-row quantizer's occupancy");
-    const int64_t fill = (int64_t)s->sm_count * (per_sm > 0 ? per_sm : 1);
+    if (s->token_occ.k != k || s->token_occ.threads != threads || s->token_occ.smem != smem) {
+      int per_sm = 1;
+      SG_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)threads, smem),
+                  "the per-row quantizer's occupancy");
+      s->token_occ.k = k, s->token_occ.threads = threads, s->token_occ.smem = smem;
+      s->token_occ.per_sm = per_sm > 0 ? per_sm : 1;
+    }
+    const int64_t fill = (int64_t)s->sm_count * s->token_occ.per_sm;
     const int64_t blocks = p->glu.rows < fill ? p->glu.rows : fill;
-    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad, keep);
+    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad);
 #else
     (void)k;
 #endif
