@@ -1437,12 +1437,24 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
  * (4 H bytes) are copied into shared memory (cp.async) while this row is
  * computed, so a row a block is always in flight (a third buffer, two rows
  * ahead, was no faster: H100, 4096 x 14336, 0.155 ms either way). The
- * first pass's fp32 h is kept in shared memory for the second where a
- * third row's bytes fit (keep; H <= 19354 on an H100), else the second
- * pass computes the approximate h again from the staged inputs (the same
- * bits). The inputs stay staged for the exact recomputations of both
- * passes. The row's h in registers instead (32 elements a thread) took
- * 128 registers and left one block a SM.
+ * first pass's fp32 h is kept for the second: in a third area where a SM
+ * still holds two blocks with it (keep; H <= 9632 on an H100), else over
+ * the chunk's own staged inputs (both 32 bytes), so that two blocks a SM
+ * fit up to H = 14448. Recomputing h in the second pass instead, as this
+ * kernel first did, made 58 instructions an element at 14336 columns and
+ * kept the SM's issue slots 65% busy (ncu). Without keep the exact
+ * recomputations after the first pass (the bracket's fix-ups, the rare
+ * rows below, repeated maxima) read their inputs again from global memory
+ * (L2: fetched one row earlier), but the candidate for a warp's maximum,
+ * one element a thread at most, whose inputs the thread takes into a
+ * register before h replaces them: reading those from L2 too put a wait
+ * before every row's barrier (H100: 4096 x 28672 0.284 -> 0.300 ms, 16384
+ * x 2048 0.097 -> 0.105 without keep). The row's h in registers instead
+ * (32 elements a thread) took 128 registers and left one block a SM.
+ * KEEP is a template parameter, not a run-time flag: as one instance
+ * holding both forms within 64 registers, the same code ran 12-36% slower
+ * (H100, 16384 x 2048: 0.109 -> 0.081 ms; 4096 x 14336: 0.153 -> 0.137;
+ * not profiled further).
  *  - Pass 1: each warp finds its exact maximum alone. A thread keeps the
  *    approximate maximum of its chunks and which chunk holds it, and the
  *    largest maximum of its other chunks; the exact maximum lies among the
@@ -1473,19 +1485,34 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
 #define SG_TOKEN_MINB 1
 #endif
 #define SG_TOKEN_STATIC_SMEM ((int)((SG_TOKEN_THREADS / 32) * sizeof(float)))
+/* The largest of the warp's v, all >= 0 and not NaN (so ordered as their
+ * bits): one instruction from sm_80 on */
+SG_DI float sg_warp_max_nonneg(float v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  return __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(v)));
+#else
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, SG_SHFL_XOR(v, off, 32));
+  return v;
+#endif
+}
 SG_DI void sg_cp_async16(void *smem, const void *gmem) {
   const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
 }
-template <int ACT, int GD, int IL>
+template <int ACT, int GD, int IL, int KEEP>
 __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
-    sg_quant_token_kernel(const sg_quant_problem p, const int *bad, int keep) {
+    sg_quant_token_kernel(const sg_quant_problem p, const int *bad) {
+  constexpr bool keep = KEEP != 0;
   constexpr int64_t es = 2; /* 16-bit inputs (sg_load_raw) */
   static_assert(GD == SG_BF16 || GD == SG_F16, "16-bit inputs");
   /* two rows' inputs, 4 H bytes each: gate's H values then up's, or the
-   * interleaved pairs, as they lie in global memory; then, with keep, the
-   * row's fp32 h (4 H bytes: chunk j's first four values in float4 j, the
-   * others in float4 H / 8 + j, so a warp's accesses are consecutive) */
+   * interleaved pairs, as they lie in global memory. The first pass keeps
+   * each chunk's fp32 h (32 bytes) for the second: with keep in a third
+   * area (values 0-3 in float4 j, 4-7 in float4 H / 8 + j), else over the
+   * chunk's own inputs (32 bytes, which only the thread that wrote them
+   * reads): values 0-3 where its gate values were, 4-7 where its up values
+   * were (interleaved: the 32 bytes in order). */
   extern __shared__ uint4 sg_token_in[];
   __shared__ float wmax[SG_TOKEN_THREADS / 32];
   static_assert(sizeof wmax == SG_TOKEN_STATIC_SMEM, "SG_TOKEN_STATIC_SMEM");
@@ -1504,7 +1531,7 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
   /* row r's inputs into b (every thread its chunks), one commit group */
   const auto fetch = [&](int64_t r, char *b) {
     const char *gr = sg_at(p.glu.gate, r, 0), *ur = sg_at(p.glu.up, r, 0);
-    for (int64_t j = threadIdx.x; j < nch; j += blockDim.x) {
+    for (int j = threadIdx.x; j < nch; j += blockDim.x) {
       if (IL) {
         sg_cp_async16(b + 32 * j, gr + 32 * j);
         sg_cp_async16(b + 32 * j + 16, gr + 32 * j + 16);
@@ -1521,21 +1548,36 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
     const int64_t rn = next_live(r + gridDim.x);
     asm volatile("cp.async.wait_group 0;" ::: "memory");
     /* row r is in buf(cur) for every thread, and buf(cur ^ 1) (the row
-     * before) is read by none */
+     * before, its h) is read by none */
     __syncthreads();
     if (rn < rows) fetch(rn, buf(cur ^ 1));
-    const char *in = buf(cur);
-    const auto gptr = [&](int64_t j) { return in + j * (IL ? 32 : 16); };
-    const auto uptr = [&](int64_t j) { return IL ? in + 32 * j + es : in + 2 * H + 16 * j; };
-    const auto load = [&](int64_t j, float(&gg)[8], float(&uu)[8]) { sg_load_gu_vec<GD, IL, 8>(gptr(j), uptr(j), gg, uu); };
-    const auto one = [&](int64_t j, int i) {
-      const int64_t o = (int64_t)i * (IL ? 2 : 1) * es;
-      return exact_h(sg_cvt_in(gptr(j) + o, GD, 0), sg_cvt_in(uptr(j) + o, GD, 0));
+    char *const in = buf(cur);
+    /* chunk j's 32 bytes: its gate words (and, interleaved, its up words)
+     * at lo, its up words at hi; hlo and hhi its kept h */
+    const auto lo = [&](int j) { return in + j * (IL ? 32 : 16); };
+    const auto hi = [&](int j) { return IL ? in + 32 * j + 16 : in + 2 * (int)H + 16 * j; };
+    const auto hlo = [&](int j) { return keep ? buf(2) + 16 * j : lo(j); };
+    const auto hhi = [&](int j) { return keep ? buf(2) + 2 * (int)H + 16 * j : hi(j); };
+    const auto load = [&](int j, float(&gg)[8], float(&uu)[8]) {
+      sg_load_gu_vec<GD, IL, 8>(lo(j), IL ? lo(j) + es : hi(j), gg, uu);
     };
-    /* chunk j's h, from the verified h: approximate unless *e */
-    const auto hv = [&](int64_t j, float(&h)[8], float &a, bool &inf, bool &e) {
-      const auto ld = [&](float(&gg)[8], float(&uu)[8]) { load(j, gg, uu); };
-      sg_quant_hv_vf<ACT, 8>(p, r, ld, ld, h, a, inf, e);
+    const auto kept = [&](int j, float(&h)[8]) {
+      const float4 x = *(const float4 *)hlo(j), y = *(const float4 *)hhi(j);
+      h[0] = x.x, h[1] = x.y, h[2] = x.z, h[3] = x.w, h[4] = y.x, h[5] = y.y, h[6] = y.z, h[7] = y.w;
+    };
+    /* element i of chunk j, exactly, after the first pass: from the staged
+     * inputs with keep, else (h has replaced them) from global memory,
+     * where the row was fetched one row earlier (L2) */
+    const auto one = [&](int j, int i) {
+      const char *gp, *up;
+      if (keep) {
+        gp = lo(j) + (IL ? 2 : 1) * es * i;
+        up = IL ? gp + es : hi(j) + es * i;
+      } else {
+        gp = sg_at(p.glu.gate, r, 8 * (int64_t)j + i);
+        up = IL ? gp + es : sg_at(p.glu.up, r, 8 * (int64_t)j + i);
+      }
+      return exact_h(sg_cvt_in(gp, GD, 0), sg_cvt_in(up, GD, 0));
     };
     const bool weighted = p.row_weight != nullptr;
     const float w = weighted ? p.row_weight[r] : 1.0f, aw = fabsf(w);
@@ -1543,37 +1585,44 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
 
     /* pass 1 */
     float am = 0.0f, amx = 0.0f, a1 = -1.0f, a2 = -1.0f; /* all; exact chunks; top approximate chunk; the others */
-    int64_t j1 = -1;
-    uint32_t em = 0u, im = 0u; /* keep: the thread's k-th chunk is exact; holds an Inf or NaN */
-    for (int64_t j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
+    int j1 = -1;
+    uint32_t top = 0u; /* without keep: the 16-bit gate (low) and up of the top chunk's largest |h| */
+    uint32_t em = 0u, im = 0u; /* the thread's k-th chunk is exact; holds an Inf or NaN */
+    for (int j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
       float h[8], a;
       bool inf, e;
-      hv(j, h, a, inf, e);
-      if (keep) {
-        float4 *hs = (float4 *)buf(2);
-        hs[j] = make_float4(h[0], h[1], h[2], h[3]);
-        hs[nch + j] = make_float4(h[4], h[5], h[6], h[7]);
-        em |= (uint32_t)e << k;
-        im |= (uint32_t)inf << k;
-      }
+      const auto ld = [&](float(&gg)[8], float(&uu)[8]) { load(j, gg, uu); };
+      sg_quant_hv_vf<ACT, 8>(p, r, ld, ld, h, a, inf, e);
+      em |= (uint32_t)e << k;
+      im |= (uint32_t)inf << k;
       am = fmaxf(am, a);
       if (e) {
         amx = fmaxf(amx, a);
       } else if (a > a1) {
         a2 = fmaxf(a2, a1);
         a1 = a, j1 = j;
+        if (!keep) {
+          /* which element gave a (the last of equal ones: repeated values
+           * take one() below) and its inputs, before h replaces them */
+          int ti = 0;
+#pragma unroll
+          for (int i = 1; i < 8; ++i) ti = fabsf(h[i]) == a ? i : ti;
+          const uint16_t *gs = (const uint16_t *)lo(j) + (IL ? 2 * ti : ti);
+          const uint16_t *us = IL ? gs + 1 : (const uint16_t *)hi(j) + ti;
+          top = (uint32_t)*gs | ((uint32_t)*us << 16);
+        }
       } else {
         a2 = fmaxf(a2, a);
       }
+      *(float4 *)hlo(j) = make_float4(h[0], h[1], h[2], h[3]);
+      *(float4 *)hhi(j) = make_float4(h[4], h[5], h[6], h[7]);
     }
-    float A = am;
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) A = fmaxf(A, SG_SHFL_XOR(A, off, 32));
+    const float A = sg_warp_max_nonneg(am);
     float xw = 0.0f; /* the thread's largest finite |RN(h w)| */
     if (!wsafe || !(A * aw >= 8.673617379884035e-19f)) { /* 2^-60; the whole warp */
-      for (int64_t j = threadIdx.x; j < nch; j += blockDim.x) {
+      for (int j = threadIdx.x; j < nch; j += blockDim.x) {
         float gg[8], uu[8];
-        load(j, gg, uu);
+        sg_load_gu(p.glu, r, 8 * (int64_t)j, 8, gg, uu);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           const sg_act s = sg_activation(ACT, p.glu.alpha, p.glu.limit, gg[i], uu[i], false);
@@ -1585,27 +1634,33 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
       const float t = A * 0.999969482421875f; /* 1 - 2^-15 */
       float ax = amx;
       if (a1 >= t) {
-        /* the top chunk, or every chunk where another reaches t */
-        for (int64_t j = a2 >= t ? threadIdx.x : j1; j < nch; j += blockDim.x) {
-          float h[8], a;
-          bool inf, e;
-          hv(j, h, a, inf, e);
-          if (!e && a >= t) {
+        /* the elements at or above t of the top chunk, or of every chunk
+         * where another reaches t too (repeated values), exactly; the top
+         * chunk's largest alone (all but repeated values) without keep
+         * from the inputs kept above, sparing the wait for L2 */
+        for (int j = a2 >= t ? (int)threadIdx.x : j1, k = 0; j < nch; j += blockDim.x, ++k) {
+          if (!(a2 >= t && ((em >> k) & 1u))) {
+            float h[8];
+            kept(j, h);
+            uint32_t m = 0u;
 #pragma unroll
-            for (int i = 0; i < 8; ++i)
-              if (fabsf(h[i]) >= t) ax = fmaxf(ax, fabsf(one(j, i)));
+            for (int i = 0; i < 8; ++i) m |= (uint32_t)(fabsf(h[i]) >= t) << i;
+            if (!keep && j == j1 && m && !(m & (m - 1u))) {
+              const float g = sg_half_bits_to_f32((uint16_t)(top & 0xffffu), GD), u = sg_half_bits_to_f32((uint16_t)(top >> 16), GD);
+              ax = fmaxf(ax, fabsf(exact_h(g, u)));
+            } else {
+              for (; m; m &= m - 1u) ax = fmaxf(ax, fabsf(one(j, __ffs(m) - 1)));
+            }
           }
           if (!(a2 >= t)) break;
         }
       }
       xw = ax * aw;
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) xw = fmaxf(xw, SG_SHFL_XOR(xw, off, 32));
+    xw = sg_warp_max_nonneg(xw);
     if (lane == 0) wmax[warp] = xw;
     __syncthreads();
-    float X = 0.0f;
-    for (int i = 0; i < nw; ++i) X = fmaxf(X, wmax[i]);
+    const float X = sg_warp_max_nonneg(lane < nw ? wmax[lane] : 0.0f);
     /* (the next write of wmax follows the next row's first barrier, which
      * every thread reaches after reading these) */
     float sf;
@@ -1622,18 +1677,10 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
 
     /* pass 2 */
     uint8_t *qrow = (uint8_t *)p.q.base + sg_row_offset(&p.q, r);
-    for (int64_t j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
-      float h[8], a;
-      bool inf, e;
-      if (keep) {
-        /* the first pass's h, written by this thread */
-        const float4 *hs = (const float4 *)buf(2);
-        const float4 x = hs[j], y = hs[nch + j];
-        h[0] = x.x, h[1] = x.y, h[2] = x.z, h[3] = x.w, h[4] = y.x, h[5] = y.y, h[6] = y.z, h[7] = y.w;
-        e = (em >> k) & 1u, inf = (im >> k) & 1u;
-      } else {
-        hv(j, h, a, inf, e);
-      }
+    for (int j = threadIdx.x, k = 0; j < nch; j += blockDim.x, ++k) {
+      float h[8];
+      kept(j, h);
+      const bool e = (em >> k) & 1u, inf = (im >> k) & 1u;
       uint32_t wd[2], d[2] = {0u, 0u};
       if (rexact || inf) {
         if (!e) {
@@ -1644,11 +1691,9 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
 #pragma unroll
         for (int i = 0; i < 8; ++i) q[i] = sg_divide(weighted ? h[i] * w : h[i], dv);
         sg_e4m3_words<8>(q, wd);
-      } else {
-        sg_bracket_codes<8>(h, ylo, yhi, wd, d);
-      }
-      if (d[0] | d[1]) {
-        /* the codes whose bracket straddles a boundary, exactly */
+      } else if (sg_bracket_codes<8>(h, ylo, yhi, wd, d)) {
+        /* the codes whose bracket straddles a boundary, exactly: an exact
+         * chunk's from its kept h, another's from its inputs */
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           if (!((d[i / 4] >> (8 * (i % 4))) & 0xffu)) continue;
@@ -1681,6 +1726,7 @@ __global__ void sg_tma_pad_kernel(const sg_quant_problem p, int es, const int *b
 
 /* ------------------------------------------------------------------ host */
 
+typedef void (*sg_token_kernel)(const sg_quant_problem, const int *);
 struct sg_gpu_state {
   int device;
   cudaStream_t stream;
@@ -1689,6 +1735,14 @@ struct sg_gpu_state {
   int max_smem;
   int sm_count;
   int smem_sm; /* shared memory a SM holds, bytes */
+  /* the per-row quantizer's last launch shape and its blocks a SM: the
+   * occupancy query is a driver call, and a layer repeats one shape */
+  struct {
+    sg_token_kernel k;
+    int64_t threads;
+    size_t smem;
+    int per_sm;
+  } token_occ;
   char name[160];
   void *lt;            /* cuBLASLt handle (CUDA), NULL when unavailable */
   void *lt_cache;      /* GEMM shape -> algorithm (gpu_linear.cuh), made with the context */
@@ -1733,14 +1787,16 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   const int max_smem = SG_SMEM_PER_BLOCK(prop);
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, max_smem), "raising the row quantizer's shared memory");
 #if !defined(SWIGLU_HIP)
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
-  SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1>), max_smem - SG_TOKEN_STATIC_SMEM),
-              "raising the per-row quantizer's shared memory");
+  {
+    const int lim = max_smem - SG_TOKEN_STATIC_SMEM;
+    const sg_token_kernel ks[] = {
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 0>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 0>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 0>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 0>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 1>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 1>,
+        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 1>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 1>};
+    for (const sg_token_kernel k : ks)
+      SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(k, lim), "raising the per-row quantizer's shared memory");
+  }
 #endif
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, SWIGLU_ACT_SILU>), max_smem - SG_LINE_STATIC_SMEM),
               "raising the line quantizer's shared memory");
@@ -1831,13 +1887,29 @@ static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char
   return sg_launched("backward kernel", msg, cap);
 }
 
+/* The per-row kernel's per-block shared memory, besides its staged rows */
+#define SG_TOKEN_FIXED_SMEM (SG_TOKEN_STATIC_SMEM + 1024) /* ~1 KiB a block is the runtime's */
+/* Whether the per-row kernel keeps the first pass's h in a third area, the
+ * staged inputs left for the exact recomputations: where a SM still holds
+ * two blocks with it. Else h goes over the inputs (which then come from
+ * L2): in place at 1024-4096 columns ran 5-7% slower (H100, its first
+ * version), and at 14336 a third area leaves one block a SM, which waits
+ * on its own barriers. */
+static bool sg_token_keep(const sg_gpu_state *s, int64_t width) {
+#if !defined(SWIGLU_HIP)
+  return s->smem_sm / (3 * 4 * width + SG_TOKEN_FIXED_SMEM) >= 2;
+#else
+  (void)s, (void)width;
+  return false;
+#endif
+}
+
 /* sg_quant_token_kernel's instance for a problem, or NULL where it does not
  * take it: per-row E4M3FN scales, SiLU with fp32 h (no ROUND_H) where the
  * verified h exists (CUDA), one 16-bit dtype, rows of whole 16-byte chunks
  * (the vector path) whose two buffers fit in shared memory (H <= 29048 on
  * an H100). Other per-row problems take the line kernel. */
-typedef void (*sg_token_kernel)(const sg_quant_problem, const int *, int);
-static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_smem) {
+static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_smem, bool keep) {
 #if !defined(SWIGLU_HIP) /* no verified h there: no instances to compile */
   if (!SG_TOKEN_KERNEL || !sg_quant_vf<SWIGLU_ACT_SILU, SWIGLU_QUANT_FP8_E4M3FN, -1>()) return NULL;
   if (p->granularity != SWIGLU_SCALE_PER_ROW || p->format != SWIGLU_QUANT_FP8_E4M3FN ||
@@ -1847,15 +1919,17 @@ static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_sme
   if (p->glu.width % 8 || p->glu.width * 8 > (int64_t)max_smem - SG_TOKEN_STATIC_SMEM || !sg_rows_vec(&p->glu.gate) ||
       (!il && !sg_rows_vec(&p->glu.up)) || !sg_rows_vec(&p->q))
     return NULL;
+#define SG_TOKEN_PICK(GD)                                                                           \
+  (il ? (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 0>) \
+      : (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 0>))
   switch (p->glu.gate.dtype) {
-    case SG_BF16:
-      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0>;
-    case SG_F16:
-      return il ? sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0>;
+    case SG_BF16: return SG_TOKEN_PICK(SG_BF16);
+    case SG_F16: return SG_TOKEN_PICK(SG_F16);
     default: break;
   }
+#undef SG_TOKEN_PICK
 #else
-  (void)p, (void)max_smem;
+  (void)p, (void)max_smem, (void)keep;
 #endif
   return NULL;
 }
@@ -1921,7 +1995,7 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
     int64_t gy = p->glu.rows * gx >= 4096 ? (p->glu.rows + rows - 1) / rows : p->glu.rows;
     if (gy > 65535) gy = 65535;
     k<<<dim3((unsigned)gx, (unsigned)gy), (unsigned)threads, 0, s->stream>>>(*p, bad, sg_quant_launch_of(p, gy));
-  } else if (const sg_token_kernel k = by_team ? NULL : sg_token_kernel_of(p, s->max_smem)) {
+  } else if (const sg_token_kernel k = by_team ? NULL : sg_token_kernel_of(p, s->max_smem, sg_token_keep(s, p->glu.width))) {
 #if !defined(SWIGLU_HIP)
     /* Per-row E4M3FN scales of SiLU with fp32 h: persistent blocks, as
      * many a SM as its shared memory allows, and threads enough for the
@@ -1930,26 +2004,39 @@ static swiglu_status gpu_glu_quant(void *state, const sg_quant_problem *p, char 
      * barriers and share its fixed work (the scale, the maxima) among more
      * elements (H100: 0.40 -> 0.59 of the copy at 8192 x 4096, 512 threads
      * a block against 192). */
-    const int64_t nch = p->glu.width / 8, row = p->glu.width * 4;
-    /* Keep the first pass's h for the second (it saves the second
-     * computation of h) where a SM still holds two blocks with it: one
-     * block a SM waits on its own barriers. H100, 4096 x 14336: 0.155 ms
-     * with two blocks computing h twice, 0.178 with one keeping it; at
-     * 4096 and fewer columns keeping it (4 blocks a SM instead of 6) gained
-     * 5-8%. */
-    const int64_t fixed = SG_TOKEN_STATIC_SMEM + 1024; /* ~1 KiB a block is the runtime's */
-    int keep = s->smem_sm / (3 * row + fixed) >= 2;
+    const int64_t nch = p->glu.width / 8;
+    const int64_t fixed = SG_TOKEN_FIXED_SMEM;
+    const int64_t row = 4 * p->glu.width;
+    const bool keep = sg_token_keep(s, p->glu.width);
     const size_t smem = (size_t)((keep ? 3 : 2) * row);
-    const int64_t bps = s->smem_sm / ((int64_t)smem + fixed);
-    int64_t threads = bps > 0 ? (1024 / bps + 31) / 32 * 32 : SG_TOKEN_THREADS;
-    if (threads > (nch + 31) / 32 * 32) threads = (nch + 31) / 32 * 32;
-    if (threads > SG_TOKEN_THREADS) threads = SG_TOKEN_THREADS;
-    if ((nch + threads - 1) / threads > 32) keep = 0; /* a bit a chunk in the thread's masks (never at these sizes) */
-    int per_sm = 1;
-    SG_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)threads, smem), "the per-row quantizer's occupancy");
-    const int64_t fill = (int64_t)s->sm_count * (per_sm > 0 ? per_sm : 1);
+    int64_t bps = s->smem_sm / ((int64_t)smem + fixed);
+    if (bps < 1) bps = 1; /* the widest rows: the runtime's share is below our guess */
+    /* The block size that keeps the most threads a SM busy: blocks a SM as
+     * shared memory and 64 registers a thread allow, threads a SM (up to
+     * 1024) times the share of a block's threads that have a chunk in a
+     * row's last round; the smallest such block, so that a SM holds the
+     * most rows in flight. At 2048 columns 8 blocks of 128 threads (2
+     * chunks each) rather than 10 of 96 (2.7). */
+    int64_t threads = 32, best = -1;
+    for (int64_t t = 32; t <= SG_TOKEN_THREADS && t <= (nch + 31) / 32 * 32; t += 32) {
+      int64_t b = 65536 / (64 * t);
+      if (b > bps) b = bps;
+      if (b > 32) b = 32;
+      const int64_t busy = b * t < 1024 ? b * t : 1024, rounds = (nch + t - 1) / t;
+      const int64_t score = busy * nch / (rounds * t); /* threads a SM, times the useful share */
+      /* at most 32 chunks a thread: a bit a chunk in the thread's masks */
+      if (rounds <= 32 && score > best) best = score, threads = t;
+    }
+    if (s->token_occ.k != k || s->token_occ.threads != threads || s->token_occ.smem != smem) {
+      int per_sm = 1;
+      SG_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, (int)threads, smem),
+                  "the per-row quantizer's occupancy");
+      s->token_occ.k = k, s->token_occ.threads = threads, s->token_occ.smem = smem;
+      s->token_occ.per_sm = per_sm > 0 ? per_sm : 1;
+    }
+    const int64_t fill = (int64_t)s->sm_count * s->token_occ.per_sm;
     const int64_t blocks = p->glu.rows < fill ? p->glu.rows : fill;
-    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad, keep);
+    k<<<(unsigned)blocks, (unsigned)threads, smem, s->stream>>>(*p, bad);
 #else
     (void)k;
 #endif
