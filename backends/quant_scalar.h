@@ -88,6 +88,10 @@ SG_HD static inline uint32_t sg_ue8m0_of(float s) {
 }
 
 SG_HD static inline float sg_decode_e4m3fn(uint32_t c) {
+  /* the NaN code; the NVFP4 scale's encode gives it for a NaN quotient
+   * (a NaN global scale, or 0 / 0), where 480 (the bits read as a finite
+   * value) times the global scale happened to give NaN or 0 as well */
+  if ((c & 0x7f) == 0x7f) return __builtin_nanf("");
   const uint32_t e = (c >> 3) & 15, m = c & 7;
   /* exact: (8 + m) * 2^(e - 10), or m * 2^-9 for subnormals */
   const float v = e ? (float)(8 + m) * sg_u2f((e - 10 + 127) << 23) : (float)m * 0.001953125f;

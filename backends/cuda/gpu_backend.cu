@@ -787,7 +787,7 @@ SG_DI void sg_quant_group_vf(const sg_quant_problem &p, bool live, int64_t r, fl
   float div = div_k;
   if (known) sf = sf_k, sb = sb_k;
   else div = sg_group_scale_amax(&p, SWIGLU_QUANT_FP8_E4M3FN, tiny ? ax : ax * aw, &sf, &sb, &zero);
-  const sg_divider dv = sg_divider_of(div);
+  const sg_divider dv = pt ? dvt : sg_divider_of(div); /* a static scale's is known above */
   uint32_t wd[V / 4];
   uint32_t diff = 0u, d[V / 4];
   if (tiny || inf || !dv.fast) {
