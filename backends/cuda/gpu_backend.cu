@@ -1727,6 +1727,17 @@ __global__ void sg_tma_pad_kernel(const sg_quant_problem p, int es, const int *b
 /* ------------------------------------------------------------------ host */
 
 typedef void (*sg_token_kernel)(const sg_quant_problem, const int *);
+#if !defined(SWIGLU_HIP)
+/* The per-row kernel's instance for a 16-bit input dtype (SG_BF16 or
+ * SG_F16), layout and KEEP */
+static sg_token_kernel sg_token_instance(int32_t gd, bool il, bool keep) {
+#define SG_TOKEN_PICK(GD)                                                                         \
+  (il ? (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 0>) \
+      : (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 0>))
+  return gd == SG_BF16 ? SG_TOKEN_PICK(SG_BF16) : SG_TOKEN_PICK(SG_F16);
+#undef SG_TOKEN_PICK
+}
+#endif
 struct sg_gpu_state {
   int device;
   cudaStream_t stream;
@@ -1787,16 +1798,9 @@ static swiglu_status gpu_create(void **state, int device, char *msg, size_t cap)
   const int max_smem = SG_SMEM_PER_BLOCK(prop);
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_quant_row_kernel, max_smem), "raising the row quantizer's shared memory");
 #if !defined(SWIGLU_HIP)
-  {
-    const int lim = max_smem - SG_TOKEN_STATIC_SMEM;
-    const sg_token_kernel ks[] = {
-        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 0>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 0>,
-        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 0>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 0>,
-        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 0, 1>, sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_BF16, 1, 1>,
-        sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 0, 1>,  sg_quant_token_kernel<SWIGLU_ACT_SILU, SG_F16, 1, 1>};
-    for (const sg_token_kernel k : ks)
-      SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(k, lim), "raising the per-row quantizer's shared memory");
-  }
+  for (int i = 0; i < 8; ++i)
+    SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT(sg_token_instance(i & 1 ? SG_F16 : SG_BF16, i & 2, i & 4), max_smem - SG_TOKEN_STATIC_SMEM),
+                "raising the per-row quantizer's shared memory");
 #endif
   SG_CUDA_TRY(SG_RAISE_SMEM_LIMIT((sg_quant_line_kernel<false, SWIGLU_ACT_SILU>), max_smem - SG_LINE_STATIC_SMEM),
               "raising the line quantizer's shared memory");
@@ -1889,12 +1893,9 @@ static swiglu_status gpu_glu_backward(void *state, const sg_glu_problem *p, char
 
 /* The per-row kernel's per-block shared memory, besides its staged rows */
 #define SG_TOKEN_FIXED_SMEM (SG_TOKEN_STATIC_SMEM + 1024) /* ~1 KiB a block is the runtime's */
-/* Whether the per-row kernel keeps the first pass's h in a third area, the
- * staged inputs left for the exact recomputations: where a SM still holds
- * two blocks with it. Else h goes over the inputs (which then come from
- * L2): in place at 1024-4096 columns ran 5-7% slower (H100, its first
- * version), and at 14336 a third area leaves one block a SM, which waits
- * on its own barriers. */
+/* Whether the per-row kernel keeps the first pass's h in a third area
+ * (KEEP; the kernel's comment says why): where a SM still holds two blocks
+ * with it */
 static bool sg_token_keep(const sg_gpu_state *s, int64_t width) {
 #if !defined(SWIGLU_HIP)
   return s->smem_sm / (3 * 4 * width + SG_TOKEN_FIXED_SMEM) >= 2;
@@ -1919,15 +1920,7 @@ static sg_token_kernel sg_token_kernel_of(const sg_quant_problem *p, int max_sme
   if (p->glu.width % 8 || p->glu.width * 8 > (int64_t)max_smem - SG_TOKEN_STATIC_SMEM || !sg_rows_vec(&p->glu.gate) ||
       (!il && !sg_rows_vec(&p->glu.up)) || !sg_rows_vec(&p->q))
     return NULL;
-#define SG_TOKEN_PICK(GD)                                                                           \
-  (il ? (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 1, 0>) \
-      : (keep ? sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 1> : sg_quant_token_kernel<SWIGLU_ACT_SILU, GD, 0, 0>))
-  switch (p->glu.gate.dtype) {
-    case SG_BF16: return SG_TOKEN_PICK(SG_BF16);
-    case SG_F16: return SG_TOKEN_PICK(SG_F16);
-    default: break;
-  }
-#undef SG_TOKEN_PICK
+  if (p->glu.gate.dtype == SG_BF16 || p->glu.gate.dtype == SG_F16) return sg_token_instance(p->glu.gate.dtype, il, keep);
 #else
   (void)p, (void)max_smem, (void)keep;
 #endif
