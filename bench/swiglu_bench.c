@@ -222,7 +222,7 @@ static void *xmalloc(size_t n) {
 int main(int argc, char **argv) {
   const char *backend = "auto", *ops = "all", *dtypes = "all", *json = NULL;
   const char *shapes = NULL;
-  int reps = 15, peer = 1, act = SWIGLU_ACT_SILU, round_h = 0;
+  int reps = 15, peer = 1, act = SWIGLU_ACT_SILU, round_h = 0, threads = 0;
   static const char *const act_names[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
                                           "silu_clamped"};
   for (int i = 1; i < argc; ++i) {
@@ -234,6 +234,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else if (!strcmp(argv[i], "--no-peer")) peer = 0;
     else if (!strcmp(argv[i], "--round-h")) round_h = 1;
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = atoi(argv[++i]);
+      if (threads < 1) {
+        fprintf(stderr, "--threads %s: give a count of 1 or more\n", argv[i]);
+        return 2;
+      }
+    }
     else if (!strcmp(argv[i], "--act") && i + 1 < argc) {
       ++i;
       act = -1;
@@ -247,7 +254,7 @@ int main(int argc, char **argv) {
     else {
       fprintf(stderr, "usage: %s [--backend NAME] [--op fwd|bwd|quant|linear|all] [--dtype bf16|f16|f32|all] "
                       "[--shapes TxH,... | linear: TxDxH[xE],...] [--reps N] [--json PATH|-] [--no-peer] [--act NAME] "
-                      "[--round-h]\n", argv[0]);
+                      "[--round-h] [--threads N]\n", argv[0]);
       return 2;
     }
   }
@@ -272,6 +279,17 @@ int main(int argc, char **argv) {
     return 1;
   }
   g_ctx = ctx;
+  if (threads > 0) {
+    /* the context's count, and the same for the ceilings and peers measured
+     * beside it (the copy, the FMA peak, oneDNN: all OpenMP) */
+    st = swiglu_context_set_num_threads(ctx, threads);
+    if (st) {
+      fprintf(stderr, "--threads %d: %s\n", threads, swiglu_context_last_error(ctx));
+      swiglu_context_destroy(ctx);
+      return 2;
+    }
+    omp_set_num_threads(threads);
+  }
   const int gpu = swiglu_context_device_type(ctx) != SWIGLU_DEVICE_CPU;
   const swiglu_device dev = {swiglu_context_device_type(ctx), swiglu_context_device(ctx)};
   if (gpu) peer = 0; /* the GPU peers are PyTorch's: bench/torch_peers.py */

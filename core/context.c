@@ -89,6 +89,23 @@ swiglu_status swiglu_context_set_stream(swiglu_context *ctx, void *stream) {
   return SWIGLU_SUCCESS;
 }
 
+swiglu_status swiglu_context_set_num_threads(swiglu_context *ctx, int n) {
+  if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
+  ctx->last_error[0] = '\0';
+  if (n < 0 || n > SWIGLU_MAX_THREADS)
+    return sg_fail(ctx, SWIGLU_ERROR_INVALID_ARGUMENT,
+                   "set_num_threads: %d is not 0 (OpenMP's count) or in [1, %d]", n, SWIGLU_MAX_THREADS);
+  if (ctx->backend->set_num_threads) {
+    char msg[SG_MSG_CAP] = "";
+    swiglu_status st = ctx->backend->set_num_threads(ctx->state, n, msg, sizeof msg);
+    if (st != SWIGLU_SUCCESS) return sg_fail(ctx, st, "set_num_threads: %s", msg);
+  }
+  ctx->num_threads = n;
+  return SWIGLU_SUCCESS;
+}
+
+int swiglu_context_num_threads(const swiglu_context *ctx) { return ctx ? ctx->num_threads : -1; }
+
 swiglu_status swiglu_context_malloc(swiglu_context *ctx, size_t bytes, void **out) {
   if (!ctx) return SWIGLU_ERROR_NULL_POINTER;
   ctx->last_error[0] = '\0';

@@ -11,6 +11,7 @@ struct swiglu_context {
   void *state;
   int device;
   void *stream;
+  int num_threads; /* swiglu_context_set_num_threads; 0 = OpenMP's count */
   char last_error[SG_MSG_CAP];
 };
 

@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define SWIGLU_BACKEND_ABI_VERSION 2u
+#define SWIGLU_BACKEND_ABI_VERSION 3u
 
 /* Helpers below are shared with the GPU kernels. */
 #if defined(__CUDACC__) || defined(__HIPCC__)
@@ -182,6 +182,10 @@ typedef struct swiglu_backend_iface {
   swiglu_status (*linear_workspace)(void *state, const sg_linear_problem *p, size_t *bytes,
                                     char *msg, size_t msg_cap);
   swiglu_status (*linear)(void *state, const sg_linear_problem *p, char *msg, size_t msg_cap);
+  /* swiglu_context_set_num_threads (n already checked: 0 or in [1,
+   * SWIGLU_MAX_THREADS]); NULL where host threads mean nothing (the GPUs):
+   * the setting is then only recorded. (ABI 3) */
+  swiglu_status (*set_num_threads)(void *state, int n, char *msg, size_t msg_cap);
 } swiglu_backend_iface;
 
 /* The two symbols every loadable module exports (extern "C"). */

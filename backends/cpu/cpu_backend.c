@@ -80,6 +80,19 @@ static void choose_isa(void) {
   sg_log("cpu: kernels for %s%s", g_isa->name, want && *want ? " (forced by SWIGLU_CPU_ISA)" : "");
 }
 
+/* A context's state: the process's kernels and the context's thread count. */
+typedef struct sg_cpu_ctx {
+  const sg_cpu_isa *isa;
+  int threads; /* swiglu_context_set_num_threads; 0 = OpenMP's count */
+  char name[128];
+} sg_cpu_ctx;
+
+static void cpu_name(sg_cpu_ctx *c) {
+  if (c->threads > 0)
+    snprintf(c->name, sizeof c->name, "CPU (%s, %d thread%s)", c->isa->name, c->threads, c->threads > 1 ? "s" : "");
+  else snprintf(c->name, sizeof c->name, "%s", g_device_name);
+}
+
 static swiglu_status cpu_create(void **state, int device, char *msg, size_t cap) {
   if (device != 0) {
     snprintf(msg, cap, "the CPU backend has one device, index 0");
@@ -90,16 +103,34 @@ static swiglu_status cpu_create(void **state, int device, char *msg, size_t cap)
     snprintf(msg, cap, "%s", g_isa_error);
     return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
   }
-  *state = (void *)g_isa;
+  sg_cpu_ctx *c = calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(msg, cap, "out of host memory");
+    return SWIGLU_ERROR_OUT_OF_MEMORY;
+  }
+  c->isa = g_isa;
+  cpu_name(c);
+  *state = c;
   return SWIGLU_SUCCESS;
 }
 
-static void cpu_destroy(void *state) { (void)state; }
+static void cpu_destroy(void *state) { free(state); }
 
-static const char *cpu_device_name(void *state) {
-  (void)state;
-  return g_device_name;
+static swiglu_status cpu_set_num_threads(void *state, int n, char *msg, size_t cap) {
+  (void)msg, (void)cap;
+  ((sg_cpu_ctx *)state)->threads = n;
+  cpu_name(state);
+  return SWIGLU_SUCCESS;
 }
+
+/* The threads a call of this context runs on: read at each call, so that
+ * with the default the caller's omp_set_num_threads still applies. */
+static int cpu_threads(const void *state) {
+  const int n = ((const sg_cpu_ctx *)state)->threads;
+  return n > 0 ? n : omp_get_max_threads();
+}
+
+static const char *cpu_device_name(void *state) { return ((const sg_cpu_ctx *)state)->name; }
 
 static swiglu_status cpu_set_stream(void *state, void *stream, char *msg, size_t cap) {
   (void)state, (void)stream, (void)msg, (void)cap;
@@ -114,15 +145,15 @@ static swiglu_status cpu_set_stream(void *state, void *stream, char *msg, size_t
  * third of the traffic of a bf16 forward. */
 #define SG_STREAM_MIN_BYTES ((int64_t)32 << 20)
 
-static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p, int64_t out_bytes_per_elem) {
+static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p, int64_t out_bytes_per_elem, int nth) {
   const int64_t chunks = (p->width + SG_CPU_CHUNK - 1) / SG_CPU_CHUNK;
   const int64_t items = p->rows * chunks;
   const int stream = p->rows * p->width * out_bytes_per_elem >= SG_STREAM_MIN_BYTES;
-  if (p->rows * p->width < SG_PARALLEL_MIN_ELEMENTS || omp_get_max_threads() == 1) {
+  if (p->rows * p->width < SG_PARALLEL_MIN_ELEMENTS || nth == 1) {
     fn(p, 0, items, stream);
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(nth)
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t begin = items * t / nt, end = items * (t + 1) / nt;
@@ -132,7 +163,8 @@ static void run_items(sg_cpu_kernel_fn fn, const sg_glu_problem *p, int64_t out_
 
 static swiglu_status cpu_glu_forward(void *state, const sg_glu_problem *p, char *msg, size_t cap) {
   (void)msg, (void)cap;
-  run_items(((const sg_cpu_isa *)state)->forward, p, (int64_t)sg_dtype_size(p->h.dtype));
+  run_items(((const sg_cpu_ctx *)state)->isa->forward, p, (int64_t)sg_dtype_size(p->h.dtype),
+            cpu_threads(state));
   return SWIGLU_SUCCESS;
 }
 
@@ -141,7 +173,7 @@ static swiglu_status cpu_glu_backward(void *state, const sg_glu_problem *p, char
   (void)msg, (void)cap;
   int64_t out = (int64_t)(sg_dtype_size(p->dgate.dtype) + sg_dtype_size(p->dup.dtype));
   if (p->h.base) out += (int64_t)sg_dtype_size(p->h.dtype);
-  run_items(((const sg_cpu_isa *)state)->backward, p, out);
+  run_items(((const sg_cpu_ctx *)state)->isa->backward, p, out, cpu_threads(state));
   return SWIGLU_SUCCESS;
 }
 
@@ -161,7 +193,8 @@ static float *thread_scratch(size_t floats) {
 }
 
 static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char *msg, size_t cap) {
-  const sg_cpu_isa *isa = state;
+  const sg_cpu_isa *isa = ((const sg_cpu_ctx *)state)->isa;
+  const int nth = cpu_threads(state);
   if (p->expert_counts)
     for (int64_t e = 0; e < p->experts; ++e)
       if (p->expert_counts[e] < 0 || p->expert_counts[e] > p->rows_per_expert) {
@@ -171,12 +204,12 @@ static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char 
       }
   const size_t need = SG_QUANT_SCRATCH(p->glu.width);
   int failed = 0;
-  if (p->glu.rows * p->glu.width < SG_PARALLEL_MIN_ELEMENTS || omp_get_max_threads() == 1) {
+  if (p->glu.rows * p->glu.width < SG_PARALLEL_MIN_ELEMENTS || nth == 1) {
     float *h = thread_scratch(need);
     if (h) isa->quant(p, 0, p->glu.rows, h);
     failed = !h;
   } else {
-#pragma omp parallel reduction(| : failed)
+#pragma omp parallel num_threads(nth) reduction(| : failed)
     {
       const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
       const int64_t begin = p->glu.rows * t / nt, end = p->glu.rows * (t + 1) / nt;
@@ -201,18 +234,18 @@ static swiglu_status cpu_glu_quant(void *state, const sg_quant_problem *p, char 
 }
 
 /* The workspace holds per-thread packing buffers, so its size is quoted for
- * the OpenMP thread count at query time; a call given less (the thread count
+ * the context's thread count at query time; a call given less (the count
  * grew since) runs on as many threads as the workspace holds. */
 static swiglu_status cpu_linear_workspace(void *state, const sg_linear_problem *p, size_t *bytes,
                                           char *msg, size_t cap) {
   (void)msg, (void)cap;
-  *bytes = ((const sg_cpu_isa *)state)->linear_ws(p, omp_get_max_threads());
+  *bytes = ((const sg_cpu_ctx *)state)->isa->linear_ws(p, cpu_threads(state));
   return SWIGLU_SUCCESS;
 }
 
 static swiglu_status cpu_linear(void *state, const sg_linear_problem *p, char *msg, size_t cap) {
-  const sg_cpu_isa *isa = state;
-  int nth = omp_get_max_threads();
+  const sg_cpu_isa *isa = ((const sg_cpu_ctx *)state)->isa;
+  int nth = cpu_threads(state);
   while (nth > 1 && isa->linear_ws(p, nth) > p->workspace_bytes) --nth;
   if (isa->linear_ws(p, nth) > p->workspace_bytes) {
     snprintf(msg, cap, "workspace of %zu bytes is too small", p->workspace_bytes);
@@ -265,6 +298,7 @@ static const swiglu_backend_iface k_cpu_iface = {
     .synchronize = cpu_synchronize,
     .linear_workspace = cpu_linear_workspace,
     .linear = cpu_linear,
+    .set_num_threads = cpu_set_num_threads,
 };
 
 const swiglu_backend_iface *swiglu_cpu_backend(void) { return &k_cpu_iface; }

@@ -2136,6 +2136,7 @@ static const swiglu_backend_iface k_gpu_iface = {
     gpu_synchronize,
     SG_LINEAR_WS,
     SG_LINEAR,
+    nullptr, /* set_num_threads: the host side is the calling thread */
 };
 
 SG_EXPORT const swiglu_backend_iface *SG_ENTRY(swiglu_backend_init)(void) { return &k_gpu_iface; }

@@ -168,6 +168,18 @@ SWIGLU_API const char *swiglu_context_device_name(const swiglu_context *ctx);
 SWIGLU_API swiglu_status swiglu_context_set_stream(swiglu_context *ctx, void *stream);
 SWIGLU_API void *swiglu_context_stream(const swiglu_context *ctx);
 
+/* The host threads the CPU backend runs this context's calls on: n in
+ * [1, SWIGLU_MAX_THREADS], or 0 (the default) for OpenMP's count at each
+ * call (OMP_NUM_THREADS, omp_set_num_threads). For embedders whose own
+ * thread pool would otherwise be oversubscribed. Results do not depend on
+ * the count. The CPU's *_workspace_size queries quote for the count in
+ * force when they are asked. GPU backends accept the setting and ignore it.
+ * Any other n gives SWIGLU_ERROR_INVALID_ARGUMENT and changes nothing. */
+#define SWIGLU_MAX_THREADS 65536
+SWIGLU_API swiglu_status swiglu_context_set_num_threads(swiglu_context *ctx, int n);
+/* The setting (0: OpenMP's count); -1 for a NULL context. */
+SWIGLU_API int swiglu_context_num_threads(const swiglu_context *ctx);
+
 /* Memory of the context's device, for embedders without their own allocator
  * and for tests and benchmarks that must be backend-agnostic. The CPU backend
  * uses the host heap. All copies are ordered on the context's stream;
