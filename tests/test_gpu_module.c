@@ -36,6 +36,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("%s: %s\n", name, swiglu_context_device_name(ctx));
+  /* host threads mean nothing to a GPU backend: the setting is recorded,
+   * nothing else changes (the forward below runs with it) */
+  if (swiglu_context_set_num_threads(ctx, 3) || swiglu_context_num_threads(ctx) != 3) {
+    printf("FAIL: set_num_threads on %s: %s\n", name, swiglu_context_last_error(ctx));
+    return 1;
+  }
   enum { N = 4096 };
   static float x[2 * N], h[N], hc[N];
   for (int i = 0; i < 2 * N; ++i) x[i] = sinf((float)i) * 6.0f;
