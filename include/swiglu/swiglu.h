@@ -175,7 +175,7 @@ SWIGLU_API void *swiglu_context_stream(const swiglu_context *ctx);
  * the count. The CPU's *_workspace_size queries quote for the count in
  * force when they are asked. GPU backends accept the setting and ignore it.
  * Any other n gives SWIGLU_ERROR_INVALID_ARGUMENT and changes nothing. */
-#define SWIGLU_MAX_THREADS 65536
+#define SWIGLU_MAX_THREADS 4096
 SWIGLU_API swiglu_status swiglu_context_set_num_threads(swiglu_context *ctx, int n);
 /* The setting (0: OpenMP's count); -1 for a NULL context. */
 SWIGLU_API int swiglu_context_num_threads(const swiglu_context *ctx);
