@@ -11,15 +11,7 @@
 
 #include <swiglu/swiglu.h>
 
-static int failures;
-#define CHECK(cond, ...)                      \
-  do {                                        \
-    if (!(cond)) {                            \
-      fprintf(stderr, "FAIL: " __VA_ARGS__); \
-      fputc('\n', stderr);                    \
-      ++failures;                             \
-    }                                         \
-  } while (0)
+#include "check.h"
 
 static swiglu_context *ctx;
 
