@@ -29,8 +29,10 @@ static void check_library_origin(const char *libdir) {
     CHECK(0, "dladdr cannot name the file swiglu_context_create came from");
     return;
   }
-  CHECK(realpath(info.dli_fname, lib_real) && realpath(libdir, dir_real), "realpath(%s, %s)",
-        info.dli_fname, libdir);
+  if (!realpath(info.dli_fname, lib_real) || !realpath(libdir, dir_real)) {
+    CHECK(0, "realpath(%s, %s)", info.dli_fname, libdir);
+    return;
+  }
   const size_t n = strlen(dir_real);
   CHECK(strncmp(lib_real, dir_real, n) == 0 && lib_real[n] == '/',
         "libswiglu loaded from %s, not from the install's %s", lib_real, dir_real);
