@@ -1,6 +1,8 @@
 #include "ref_quant.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* bits of exponent and fraction, exponent bias, whether all-ones exponent
@@ -48,23 +50,60 @@ static uint8_t nan_code(int f) {
   }
 }
 
+/* The values of format f's non-negative codes, decoded once, and how many
+ * of them are finite and within the format's maximum (*nvalid): rq_encode
+ * reads them for every value it encodes, and decoding them each time (two
+ * ldexp calls a code, all codes scanned) was 85% of test_glu_quant's time.
+ * Filled on first use, so not for concurrent first calls (the tests call
+ * the reference from one thread). */
+static const double *positive_values(int f, int ncodes, int *nvalid) {
+  static double table[SWIGLU_QUANT_NVFP4 + 1][128];
+  static int valid[SWIGLU_QUANT_NVFP4 + 1];
+  if (!valid[f]) {
+    int n = 0;
+    for (int c = 0; c < ncodes; ++c) {
+      table[f][c] = rq_decode(f, (uint8_t)c);
+      if (isfinite(table[f][c]) && table[f][c] <= rq_format_max(f)) n = c + 1;
+    }
+    /* rq_encode's search needs the valid codes first, their values rising
+     * to the format's maximum */
+    for (int c = 0; c < n; ++c) {
+      if (!(isfinite(table[f][c]) && (c == 0 || table[f][c] > table[f][c - 1]))) {
+        fprintf(stderr, "ref_quant: format %d's codes do not rise at %d\n", f, c);
+        abort();
+      }
+    }
+    if (table[f][n - 1] != rq_format_max(f)) {
+      fprintf(stderr, "ref_quant: format %d's largest code is not its maximum\n", f);
+      abort();
+    }
+    valid[f] = n;
+  }
+  *nvalid = valid[f];
+  return table[f];
+}
+
 uint8_t rq_encode(int f, double v) {
   if (isnan(v)) return nan_code(f);
   if (f == SWIGLU_QUANT_INT8) {
     double r = v > 127 ? 127 : v < -127 ? -127 : nearbyint(v); /* ties to even */
     return (uint8_t)(int8_t)r;
   }
-  int eb, mb, bias, nbits;
+  int eb, mb, bias, nbits, n;
   params(f, &eb, &mb, &bias, &nbits);
-  const double a = fabs(v), fmax = rq_format_max(f);
-  /* search the non-negative finite codes for the nearest, ties to even */
-  int best = 0;
-  double best_d = INFINITY;
-  for (int c = 0; c < (1 << (nbits - 1)); ++c) {
-    double x = rq_decode(f, (uint8_t)c);
-    if (!isfinite(x) || x > fmax) continue;
-    double dist = a >= fmax ? fmax - x : fabs(x - a);
-    if (dist < best_d || (dist == best_d && (c & 1) == 0)) best = c, best_d = dist;
+  const double a = fabs(v), *values = positive_values(f, 1 << (nbits - 1), &n);
+  /* the nearest of the codes' values, ties to the even code (the even
+   * mantissa); past the maximum, the maximum (saturation) */
+  int best = n - 1;
+  if (a < values[n - 1]) {
+    int lo = 0, hi = n - 1; /* values[lo] <= a < values[hi] */
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) / 2;
+      if (values[mid] <= a) lo = mid;
+      else hi = mid;
+    }
+    const double dlo = a - values[lo], dhi = values[hi] - a;
+    best = dlo < dhi ? lo : dhi < dlo ? hi : (lo % 2 == 0 ? lo : hi);
   }
   if (!signbit(v)) return (uint8_t)best;
   if (f == SWIGLU_QUANT_FP8_E4M3FNUZ && best == 0) return 0; /* no negative zero */
