@@ -562,11 +562,63 @@ SG_DI void sg_e4m3_words(const float (&q)[V], uint32_t (&w)[V / 4]) {
   for (int k = 0; k < V / 4; ++k) w[k] = sg_e4m3x2(q[4 * k], q[4 * k + 1]) | (sg_e4m3x2(q[4 * k + 2], q[4 * k + 3]) << 16);
 }
 
-/* A lane's V codes, four to a word, to qp (with QVEC, V-byte aligned). */
+/* The codes of V quotients, four to a word as sg_e4m3_words orders them:
+ * E4M3FN through sg_e4m3_words where FMT says so at compile time, any
+ * other format (FMT -1: fmt's, read at run time) byte by byte. */
+template <int FMT, int V>
+SG_DI void sg_code_words(const float (&q)[V], int fmt, uint32_t (&w)[V / 4]) {
+  if constexpr (FMT == SWIGLU_QUANT_FP8_E4M3FN) {
+    sg_e4m3_words<V>(q, w);
+  } else {
+    const int f = FMT >= 0 ? FMT : fmt;
+#pragma unroll
+    for (int k = 0; k < V / 4; ++k) w[k] = 0u;
+#pragma unroll
+    for (int i = 0; i < V; ++i) w[i / 4] |= (sg_encode_fmt(q[i], f) & 0xffu) << (8 * (i % 4));
+  }
+}
+
+/* How a group's quotients RN(h / s) may be formed (sg_quotients). */
+enum sg_quot_kind {
+  SG_QUOT_ANY,  /* any divisor (a static scale): quotients may overflow */
+  SG_QUOT_POW2, /* a power of two (every scale encoding but fp32) */
+  SG_QUOT_AMAX  /* fp32 amax / format maximum: quotients stay finite */
+};
+/* RN(h / s) of V values, dv = sg_divider_of(s). inf: some h may be
+ * infinite or NaN (only SG_QUOT_AMAX reads it). */
+template <int V>
+SG_DI void sg_quotients(const float (&h)[V], const sg_divider &dv, sg_quot_kind kind, bool inf, float (&q)[V]) {
+  if (kind == SG_QUOT_POW2) {
+    /* h * RN(1 / s) is h / s exactly */
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = h[i] * dv.y;
+  } else if (kind == SG_QUOT_AMAX && dv.fast && !inf) {
+    /* sg_divide's correction without its special cases: no h is infinite,
+     * a NaN h gives a NaN (every encoder maps any NaN to the format's),
+     * and sg_markstein keeps a zero's sign */
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = sg_markstein(h[i], dv.s, dv.y);
+  } else if (kind == SG_QUOT_AMAX) {
+    /* RN(h / s), which is what sg_divide gives too (or, where h * RN(1/s)
+     * underflows to zero, a zero of the same sign: the same code) */
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = h[i] / dv.s;
+  } else {
+    /* sg_markstein's correction would make an overflowing quotient NaN:
+     * sg_divide passes those through */
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[i] = sg_divide(h[i], dv);
+  }
+}
+
+/* A lane's V codes, four to a word, to qp: the first n (a row's last,
+ * partial chunk) or all V (with QVEC, qp V-byte aligned). */
 template <bool QVEC, int N>
-SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N]) {
+SG_DI void sg_store_codes(uint8_t *qp, const uint32_t (&w)[N], int n = 4 * N) {
   constexpr int V = 4 * N;
-  if constexpr (QVEC && V % 16 == 0) {
+  if (n < V) {
+    for (int i = 0; i < n; ++i) qp[i] = (uint8_t)(w[i / 4] >> (8 * (i % 4)));
+  } else if constexpr (QVEC && V % 16 == 0) {
 #pragma unroll
     for (int k = 0; k < V / 4; k += 4) *(uint4 *)(qp + 4 * k) = make_uint4(w[k], w[k + 1], w[k + 2], w[k + 3]);
   } else if (QVEC || ((uintptr_t)qp & 7u) == 0) {
@@ -596,41 +648,11 @@ SG_DI void sg_quant_group(const sg_quant_problem &p, bool live, const float (&h)
   const float div = pt ? *p.tensor_scale : sg_group_scale_amax(&p, FMT >= 0 ? FMT : p.format, amax, &sf, &sb, &zero);
   const sg_divider dv = sg_divider_of(div);
   float q[V];
-  if (pt) {
-    /* any divisor, so quotients may overflow (sg_markstein's correction
-     * would make them NaN): sg_divide passes those through */
-#pragma unroll
-    for (int i = 0; i < V; ++i) q[i] = sg_divide(h[i], dv);
-  } else if (p.encoding != SWIGLU_SCALE_FP32) {
-    /* every other encoding stores a power of two: h * RN(1 / s) is h / s exactly */
-#pragma unroll
-    for (int i = 0; i < V; ++i) q[i] = h[i] * dv.y;
-  } else {
-    if (dv.fast && !inf) {
-      /* sg_divide's correction without its special cases: no h is infinite,
-       * a NaN h gives a NaN (every encoder maps any NaN to the format's),
-       * and sg_markstein keeps a zero's sign */
-#pragma unroll
-      for (int i = 0; i < V; ++i) q[i] = sg_markstein(h[i], dv.s, dv.y);
-    } else {
-      /* RN(h / s), which is what sg_divide gives too (or, where h * RN(1/s)
-       * underflows to zero, a zero of the same sign: the same code) */
-#pragma unroll
-      for (int i = 0; i < V; ++i) q[i] = h[i] / div;
-    }
-  }
+  sg_quotients<V>(h, dv, pt ? SG_QUOT_ANY : p.encoding != SWIGLU_SCALE_FP32 ? SG_QUOT_POW2 : SG_QUOT_AMAX, inf, q);
   uint32_t w[V / 4];
 #pragma unroll
   for (int k = 0; k < V / 4; ++k) w[k] = 0u;
-  if (!zero) {
-    if (FMT == SWIGLU_QUANT_FP8_E4M3FN) {
-      sg_e4m3_words<V>(q, w);
-    } else {
-      const int fmt = FMT >= 0 ? FMT : p.format;
-#pragma unroll
-      for (int i = 0; i < V; ++i) w[i / 4] |= (sg_encode_fmt(q[i], fmt) & 0xffu) << (8 * (i % 4));
-    }
-  }
+  if (!zero) sg_code_words<FMT>(q, p.format, w);
   sg_store_codes<QVEC>(qp, w);
 }
 
@@ -1340,28 +1362,15 @@ __global__ void __launch_bounds__(SG_LINE_THREADS, SG_LINE_MINB)
       sg_quant_hv<ACT, 8, -1>(p, r, same, h, amax, inf);
       return amax;
     };
-    /* stores 8 codes at column c (n of them) */
-    const auto store = [&](int64_t c, int n, const uint32_t(&wd)[2]) {
-      uint8_t *dst = q + c;
-      if (n == 8 && ((uintptr_t)dst & 7u) == 0) {
-        *(uint2 *)dst = make_uint2(wd[0], wd[1]);
-      } else {
-        for (int i = 0; i < n; ++i) dst[i] = (uint8_t)(wd[i / 4] >> (8 * (i % 4)));
-      }
-    };
+    /* the codes of a chunk of n columns at column c (whether an h is
+     * infinite is not kept, so fp32 scales take sg_divide) */
     const auto encode = [&](int64_t c, int n, const float(&h)[8]) {
+      float x[8];
       uint32_t wd[2];
-      if (fmt == SWIGLU_QUANT_FP8_E4M3FN) {
-        float x[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) x[i] = sg_divide(h[i], dv);
-        sg_e4m3_words<8>(x, wd);
-      } else {
-        wd[0] = wd[1] = 0u;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) wd[i / 4] |= (sg_encode_fmt(sg_divide(h[i], dv), fmt) & 0xffu) << (8 * (i % 4));
-      }
-      store(c, n, wd);
+      sg_quotients<8>(h, dv, !PT && p.encoding != SWIGLU_SCALE_FP32 ? SG_QUOT_POW2 : SG_QUOT_ANY, true, x);
+      if (fmt == SWIGLU_QUANT_FP8_E4M3FN) sg_code_words<SWIGLU_QUANT_FP8_E4M3FN>(x, fmt, wd);
+      else sg_code_words<-1>(x, fmt, wd);
+      sg_store_codes<false>(q + c, wd, n);
     };
     /* every chunk of the thread, two loaded at a time, through f(c, n, g, u) */
     const auto each = [&](const auto &f) {
