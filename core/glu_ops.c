@@ -37,6 +37,9 @@ void sg_split_packed(const sg_operand *packed, swiglu_layout layout, int64_t H,
   const size_t es = sg_dtype_size(packed->dtype);
   *gate = *packed;
   *up = *packed;
+  /* an empty operand may have no memory at all: no offset to a NULL base
+   * (undefined, and clang's UBSan reports it) */
+  if (!packed->base) return;
   switch (layout) {
     case SWIGLU_LAYOUT_GATE_UP: up->base += (size_t)H * es; break;
     case SWIGLU_LAYOUT_UP_GATE: gate->base += (size_t)H * es; break;

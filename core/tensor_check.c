@@ -103,6 +103,7 @@ swiglu_status sg_check_tensor_as(swiglu_context *ctx, const swiglu_tensor *t, co
   if (numel == 0) {
     c->op.dtype = dt;
     c->op.base = (char *)t->data;
+    c->compact = 1; /* no element is out of place (the quantizer's scales of no rows) */
     return SWIGLU_SUCCESS;
   }
   if (!t->data) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "%s: data is NULL", name);
