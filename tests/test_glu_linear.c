@@ -805,6 +805,22 @@ int main(int argc, char **argv) {
         g_nan = 0;
         ++k;
       }
+  /* the CPU GEMM's panel groups and row ranges (cpu_gemm_impl.h): sized
+   * from the L2, so the CTest runs with SWIGLU_CPU_L2_KIB=64 reach several
+   * groups with a short last one, and row ranges with a partial last row
+   * panel, at these sizes (forward K = 64 and 40; down projection K = 24) */
+  {
+    const int64_t sh[][3] = {{75, 64, 70}, {150, 40, 200}, {200, 300, 24}};
+    for (int i = 0; i < 3; ++i) {
+      lcase c = {i == 1 ? SWIGLU_ACT_GELU_TANH : SWIGLU_ACT_SILU, i == 2 ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_GATE_UP,
+                 i != 1, T_F32, T_F32, T_F32, sh[i][0], sh[i][1], sh[i][2], 0, 0};
+      glu_linear_case(&c, &r, i == 0, 0);
+      down_case(&c, &r, 0, i == 1);
+      c.tx = c.tw = c.to = T_BF16; /* the bf16 pairs' kernel where the ISA has it */
+      glu_linear_case(&c, &r, i == 2, 0);
+      down_case(&c, &r, 0, 0);
+    }
+  }
   /* the CPU's few-row forward (dot products, T <= 16; bf16 pairs T <= 8):
    * every block height 1..4 with a remainder, feature groups of 3 and 4
    * with a partial last one, D past two vectors of pairs with an odd tail */

@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include "../../core/core_internal.h"
 #include "cpu_kernels.h"
@@ -29,6 +33,10 @@ typedef struct sg_cpu_isa {
 
 static const sg_cpu_isa k_isas[] = {
 #if defined(__x86_64__)
+    /* the AVX512_BF16 build whose bf16 x bf16 GEMMs run on AMX tiles
+     * (sg_cpu_amx): the same functions, the GEMM reads the flag */
+    {"avx512amx", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
+     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
     {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
      sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
     {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512,
@@ -55,13 +63,29 @@ static int cpu_has_f16c(void) {
   unsigned a, b, c, d;
   return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1u);
 }
+/* AMX-TILE and AMX-BF16 (leaf 7, EDX bits 24 and 22), and Linux's leave to
+ * use the tile data state, which a process must ask for once
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18): without it
+ * the first tile instruction faults. */
+static int cpu_has_amx(void) {
+  unsigned a, b, c, d;
+  if (__get_cpuid_max(0, NULL) < 7) return 0;
+  __cpuid_count(7, 0, a, b, c, d);
+  if (!((d >> 24) & 1u) || !((d >> 22) & 1u)) return 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+#else
+  return 0;
+#endif
+}
 #endif
 
 static int isa_supported(const char *name) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
+  if (strcmp(name, "avx512amx") == 0 && !(cpu_has_avx512bf16() && cpu_has_amx())) return 0;
   if (strcmp(name, "avx512bf16") == 0 && !cpu_has_avx512bf16()) return 0;
-  if (strcmp(name, "avx512") == 0 || strcmp(name, "avx512bf16") == 0)
+  if (strcmp(name, "avx512") == 0 || strcmp(name, "avx512bf16") == 0 || strcmp(name, "avx512amx") == 0)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (strcmp(name, "avx2") == 0)
@@ -75,12 +99,27 @@ static const sg_cpu_isa *g_isa;
 static char g_isa_error[SG_MSG_CAP];
 static char g_device_name[128];
 
+int64_t sg_cpu_l2_bytes = (int64_t)1 << 20;
+int sg_cpu_amx;
+
 static void choose_isa(void) {
+  /* glibc reads it from CPUID; the bounds keep a wrong report from sizing
+   * the GEMM's per-thread panels past reason. SWIGLU_CPU_L2_KIB overrides
+   * it (tests/CMakeLists.txt: small values reach the GEMM's panel groups
+   * and row ranges with small problems). */
+  long l2 = 0;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+  const char *l2env = getenv("SWIGLU_CPU_L2_KIB");
+  if (l2env && *l2env) l2 = strtol(l2env, NULL, 10) << 10;
+  if (l2 >= (16L << 10) && l2 <= (64L << 20)) sg_cpu_l2_bytes = l2;
   const char *want = getenv("SWIGLU_CPU_ISA");
   for (size_t i = 0; i < sizeof k_isas / sizeof *k_isas; ++i) {
     if (want && *want && strcmp(want, k_isas[i].name) != 0) continue;
     if (isa_supported(k_isas[i].name)) {
       g_isa = &k_isas[i];
+      sg_cpu_amx = strcmp(g_isa->name, "avx512amx") == 0;
       break;
     }
     if (want && *want) {
@@ -91,12 +130,13 @@ static void choose_isa(void) {
   }
   if (!g_isa) {
     snprintf(g_isa_error, sizeof g_isa_error,
-             "SWIGLU_CPU_ISA=%s is not one of avx512bf16, avx512, avx2, generic", want ? want : "");
+             "SWIGLU_CPU_ISA=%s is not one of avx512amx, avx512bf16, avx512, avx2, generic", want ? want : "");
     return;
   }
   snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,
            omp_get_max_threads());
-  sg_log("cpu: kernels for %s%s", g_isa->name, want && *want ? " (forced by SWIGLU_CPU_ISA)" : "");
+  sg_log("cpu: kernels for %s%s, L2 %lld KiB a core", g_isa->name,
+         want && *want ? " (forced by SWIGLU_CPU_ISA)" : "", (long long)(sg_cpu_l2_bytes >> 10));
 }
 
 /* A context's state: the process's kernels and the context's thread count. */

@@ -573,8 +573,81 @@ static inline __attribute__((always_inline)) void ukernel_dp(int64_t KP, const u
     B += SG_NR;
   }
 }
+
+/* AMX (the "avx512amx" ISA, sg_cpu_amx): the same bf16 x bf16 products on
+ * tiles. TDPBF16PS adds a 16 x 32 bf16 A tile times a 32 x 16 B tile (16
+ * rows of pairs) into a 16 x 16 fp32 tile with the rounding of vdpbf16ps
+ * (round to nearest even, subnormal inputs and outputs as zero). A block
+ * of 32 rows of A against one B panel keeps its four C tiles (the two row
+ * halves by gate and up columns) over the whole K, from A rows stored as
+ * pairs (amx_pack_a) and the B panel pack_b_dp wrote, its pairs zero to a
+ * whole tile (amx_kp). On a 2-core Xeon whose vdpbf16ps runs at half the
+ * rate of fp32 FMAs, the bf16 GLU linear (T = 256, D = 2048, H = 5632) took
+ * 65 ms with ukernel_dp, 44 with fp32 FMAs, and 6 ms here (docs/benchmarks.md). */
+#define SG_HAVE_AMX 1
+#define SG_AMX_ROWS 32
+static int64_t amx_kp(int64_t K) { return (K + 31) / 32 * 16; }
+/* A's row stride in pairs: a tile's 16 rows 64 bytes longer than a
+ * multiple of 4 KiB apart would share an L1 set */
+static int64_t amx_lda(int64_t K) { return amx_kp(K) + 16; }
+
+/* Row r of A (bf16, unit stride along K) as kp pairs, zero past K; a zero
+ * row where !live. */
+static void amx_pack_a(const sg_src *s, int64_t r, int live, int64_t K, uint32_t *dst) {
+  const int64_t kp = amx_kp(K);
+  if (!live) {
+    memset(dst, 0, (size_t)kp * 4);
+    return;
+  }
+  memcpy(dst, s->a.p + r * s->a.rs * 2, (size_t)K * 2);
+  memset((char *)dst + K * 2, 0, (size_t)(kp * 2 - K) * 2);
+}
+
+__attribute__((target("amx-tile"))) static void amx_start(void) {
+  struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+  } cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  /* not _tile_loadconfig: GCC 12's declares only 8 bytes of its operand
+   * read, and the stores of the rest were dropped as dead (the tiles then
+   * faulted) */
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+}
+__attribute__((target("amx-tile"))) static void amx_end(void) { _tile_release(); }
+
+/* C (SG_AMX_ROWS x SG_NR fp32, row stride SG_NR) = A rows (stride lda
+ * pairs) times the B panel, over kp pairs. */
+__attribute__((target("amx-tile,amx-bf16"), noinline)) static void amx_block(const uint32_t *A, int64_t lda,
+                                                                             const uint32_t *B, int64_t kp,
+                                                                             float *C) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t q = 0; q < kp; q += 16) {
+    _tile_loadd(4, A + q, lda * 4);
+    _tile_loadd(5, A + 16 * lda + q, lda * 4);
+    _tile_loadd(6, B + q * SG_NR, SG_NR * 4);
+    _tile_loadd(7, B + q * SG_NR + 16, SG_NR * 4);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, C, SG_NR * 4);
+  _tile_stored(1, C + 16, SG_NR * 4);
+  _tile_stored(2, C + 16 * SG_NR, SG_NR * 4);
+  _tile_stored(3, C + 16 * SG_NR + 16, SG_NR * 4);
+}
 #else
 #define SG_HAVE_DP 0
+#endif
+#ifndef SG_HAVE_AMX
+#define SG_HAVE_AMX 0
 #endif
 
 static int64_t gemm_mc(int64_t M, int64_t K) {
@@ -584,54 +657,133 @@ static int64_t gemm_mc(int64_t M, int64_t K) {
   return mc < mr_up ? mc : (mr_up > 0 ? mr_up : SG_MR);
 }
 
-/* Per-thread floats: the B panel (K x SG_NR), the panel's biases, and the
- * partial sums of an M block's tiles in this column panel between K blocks. */
+/* Column panels a thread packs and runs as a group (gemm_run): as many as
+ * fill a quarter of a core's L2 with their K x SG_NR floats, at most
+ * SG_GROUP_MAX, at least one. A quarter because the next group's weights
+ * are prefetched into L2 beside them and msub rows of A take another: on a
+ * 2 MiB-L2 Xeon (T = 256, D = 2048) groups of 2 over 64 rows ran 4-5%
+ * faster than one panel at a time, groups of 4 no faster, 8 slower. */
+#define SG_GROUP_MAX 8
+static int64_t gemm_group(int64_t K) {
+  const int64_t panel = (K > 0 ? K : 1) * SG_NR * 4;
+  const int64_t n = sg_cpu_l2_bytes / 4 / panel;
+  return n < 1 ? 1 : n > SG_GROUP_MAX ? SG_GROUP_MAX : n;
+}
+
+/* Rows of A a group runs each of its panels over before the next rows: a
+ * quarter of the L2 of packed A (whole row panels, at least one); all mc
+ * rows for a group of one panel, which would gain nothing from it. */
+static int64_t gemm_msub(int64_t K, int64_t mc, int64_t group) {
+  if (group <= 1) return mc;
+  int64_t m = sg_cpu_l2_bytes / 4 / ((K > 0 ? K : 1) * 4) / SG_MR * SG_MR;
+  if (m < SG_MR) m = SG_MR;
+  return m < mc ? m : mc;
+}
+
+/* Floats of one packed B panel: K x SG_NR, or (AMX) its pairs to a whole
+ * tile. */
+static size_t gemm_panel_floats(int64_t K) {
+  size_t rows = (size_t)(K > 0 ? K : 1);
+#if SG_HAVE_AMX
+  if ((size_t)amx_kp(K) > rows) rows = (size_t)amx_kp(K);
+#endif
+  return rows * SG_NR;
+}
+
+/* Floats of the packed A block: mc x K, or (AMX) mc rows rounded up to
+ * whole blocks of amx_lda pairs. */
+static size_t gemm_apack_floats(int64_t M, int64_t K) {
+  const int64_t mc = gemm_mc(M, K);
+  size_t n = (size_t)mc * (size_t)(K > 0 ? K : 1);
+#if SG_HAVE_AMX
+  const size_t na = (size_t)((mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS * SG_AMX_ROWS) * (size_t)amx_lda(K);
+  if (na > n) n = na;
+#endif
+  return n;
+}
+
+/* Per-thread floats: a group's B panels, their biases, the partial sums of
+ * a row range's tiles in one panel between K blocks, and (AMX) one block's
+ * C tiles. */
 static size_t gemm_thread_floats(int64_t M, int64_t K) {
-  const size_t kk = (size_t)(K > 0 ? K : 1);
-  return kk * SG_NR + SG_NR + (size_t)gemm_mc(M, K) * SG_NR + 32;
+  const size_t grp = (size_t)gemm_group(K);
+  return grp * (gemm_panel_floats(K) + SG_NR) + (size_t)gemm_mc(M, K) * SG_NR + 32 * SG_NR + 32;
 }
 
 /* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
 static size_t gemm_ws_floats(int64_t M, int64_t K, int nth) {
-  const size_t kk = (size_t)(K > 0 ? K : 1);
-  return (size_t)gemm_mc(M, K) * kk + 16 + (size_t)nth * gemm_thread_floats(M, K);
+  return gemm_apack_floats(M, K) + 16 + (size_t)nth * gemm_thread_floats(M, K);
+}
+
+/* Prefetch lines [l, l + n) of the next group's weights (np1 panels from
+ * pb1, pf_panel lines each) into L2. */
+static void prefetch_group(const sg_gemm *g, int64_t pb1, int64_t np1, int64_t pf_panel, int64_t l, int64_t n) {
+  for (const int64_t le = l + n; l < le;) {
+    const int64_t qn = l / pf_panel, l0 = l % pf_panel;
+    if (qn >= np1) return;
+    const int64_t n1 = (pb1 + qn) * SG_NR, c = le - l < pf_panel - l0 ? le - l : pf_panel - l0;
+    prefetch_b(&g->B, n1, (int)(g->N - n1 < SG_NR ? g->N - n1 : SG_NR), g->K, l0, c);
+    l += c;
+  }
 }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* Loop order (GotoBLAS): M blocks of up to mc rows, A packed once per block
- * in [K block][row panel][k][SG_MR] order; then each thread takes column
- * panels, packs the panel's B once, and for each K block of SG_KC runs every
- * row panel against the same SG_KC x SG_NR slice of B, which stays in L1
- * while the A panels stream from L2. A tile's partial sums wait in the
- * thread's cbuf between K blocks; the epilogue sees the last block's
- * registers. */
+ * in [K block][row panel][k][SG_MR] order; then each thread takes groups of
+ * column panels (gemm_group), packs the group's B, and for each range of
+ * msub rows runs each panel of the group: for each K block of SG_KC, every
+ * row panel of the range against the same SG_KC x SG_NR slice of B, which
+ * stays in L1 while the A panels stream from L2. The group is there for A:
+ * one panel at a time reads the whole packed A (T = 256, D = 2048: 2 MiB)
+ * once per panel, from L3 where the L2 cannot hold it beside the panel; a
+ * group of P panels over msub rows reads it from L3 once per group and from
+ * L2 the other P - 1 times. A tile's partial sums wait in the thread's cbuf
+ * between K blocks; the epilogue sees the last block's registers. */
 #define SG_KC 256
 static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   const int64_t M = g->M, N = g->N, K = g->K;
   if (M <= 0 || N <= 0) return;
   const int64_t mc_max = gemm_mc(M, K);
-  const size_t kk = (size_t)(K > 0 ? K : 1);
   float *apack = align64(ws);
-  float *thread_base = align64(apack + (size_t)mc_max * kk);
+  float *thread_base = align64(apack + gemm_apack_floats(M, K));
+  const size_t pfl = gemm_panel_floats(K);
   const int64_t npb = (N + SG_NR - 1) / SG_NR;
   const int64_t nkc = K > 0 ? (K + SG_KC - 1) / SG_KC : 1;
+  const int64_t grp = gemm_group(K), ngr = (npb + grp - 1) / grp;
 #if SG_HAVE_DP
   const int dp = gemm_use_dp(g);
 #else
   const int dp = 0;
   (void)dp;
 #endif
+#if SG_HAVE_AMX
+  const int amx = dp && sg_cpu_amx;
+  const int64_t akp = amx_kp(K), lda = amx_lda(K);
+#endif
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
     float *bpack = align64(thread_base + (size_t)tid * gemm_thread_floats(M, K));
-    float *bias = bpack + kk * SG_NR;
-    float *cbuf = bias + SG_NR;
+    float *bias = bpack + (size_t)grp * pfl;
+    float *cbuf = bias + (size_t)grp * SG_NR;
+    float *ctile = cbuf + (size_t)mc_max * SG_NR; /* AMX: a block's C tiles */
+    (void)ctile;
+#if SG_HAVE_AMX
+    if (amx) amx_start();
+#endif
     for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
       const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
       const int64_t npa = (mc + SG_MR - 1) / SG_MR;
       const int64_t mc_pad = npa * SG_MR;
+      const int64_t msub = gemm_msub(K, mc_pad, grp), npa_sub = msub / SG_MR;
+#if SG_HAVE_AMX
+      if (amx) {
+        const int64_t rows = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS * SG_AMX_ROWS;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < rows; ++i) amx_pack_a(&g->A, m0 + i, i < mc, K, (uint32_t *)apack + i * lda);
+      } else
+#endif
 #pragma omp for schedule(static) collapse(2)
       for (int64_t kb = 0; kb < nkc; ++kb)
         for (int64_t pa = 0; pa < npa; ++pa) {
@@ -646,62 +798,109 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #endif
           pack_a(&g->A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
         }
-      /* contiguous panel ranges per thread, so its next panel is pb + 1 */
+      /* contiguous group ranges per thread, so its next group is gi + 1;
+       * the next group's weights are prefetched a little at every tile */
       const int pf = !src_along_c(&g->B);
-      const int64_t pf_lines = pf ? ((K + 15) / 16) * SG_NR : 0;
-      const int64_t pf_step = (pf_lines + nkc * npa - 1) / (nkc * npa);
+      const int64_t pf_panel = pf ? ((K + 15) / 16) * SG_NR : 0;
 #pragma omp for schedule(static)
-      for (int64_t pb = 0; pb < npb; ++pb) {
-        const int64_t n0 = pb * SG_NR;
-        const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+      for (int64_t gi = 0; gi < ngr; ++gi) {
+        const int64_t pb0 = gi * grp, np = npb - pb0 < grp ? npb - pb0 : grp;
+        const int64_t pb1 = pb0 + np, np1 = npb - pb1 < grp ? npb - pb1 : grp;
+        const int64_t pf_step = np1 > 0 ? (pf_panel * np1 + nkc * npa * np - 1) / (nkc * npa * np) : 0;
+        int64_t tiles = 0;
+        for (int64_t q = 0; q < np; ++q) {
+          const int64_t pb = pb0 + q, n0 = pb * SG_NR;
+          const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+          float *bq = bpack + (size_t)q * pfl, *biasq = bias + q * SG_NR;
 #if SG_HAVE_DP
-        if (dp)
-          pack_b_dp(&g->B, n0, nr, K, (uint32_t *)bpack);
-        else
+          if (dp) {
+            pack_b_dp(&g->B, n0, nr, K, (uint32_t *)bq);
+#if SG_HAVE_AMX
+            const int64_t kp = (K + 1) / 2;
+            if (amx && akp > kp) memset(bq + kp * SG_NR, 0, (size_t)(akp - kp) * SG_NR * 4);
 #endif
-          pack_b(&g->B, n0, nr, K, bpack);
-        if (g->epi == EPI_GLU_FWD) {
-          const int64_t f0 = pb * SG_W;
-          const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
-          memset(bias, 0, SG_NR * 4);
-          if (g->bg.p) {
-            mat_seg(&g->bg, 0, f0, 1, nf, bias);
-            mat_seg(&g->bu, 0, f0, 1, nf, bias + SG_W);
+          } else
+#endif
+            pack_b(&g->B, n0, nr, K, bq);
+          if (g->epi == EPI_GLU_FWD) {
+            const int64_t f0 = pb * SG_W;
+            const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
+            memset(biasq, 0, SG_NR * 4);
+            if (g->bg.p) {
+              mat_seg(&g->bg, 0, f0, 1, nf, biasq);
+              mat_seg(&g->bu, 0, f0, 1, nf, biasq + SG_W);
+            }
           }
         }
-        for (int64_t kb = 0; kb < nkc; ++kb) {
-          const int64_t k0 = kb * SG_KC;
-          const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
-          const int last = kb == nkc - 1;
-          for (int64_t pa = 0; pa < npa; ++pa) {
-            const int64_t r0 = pa * SG_MR;
-            const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-            if (pf && pb + 1 < npb) {
-              const int64_t n1 = (pb + 1) * SG_NR;
-              prefetch_b(&g->B, n1, (int)(N - n1 < SG_NR ? N - n1 : SG_NR), K,
-                         (kb * npa + pa) * pf_step, pf_step);
+#if SG_HAVE_AMX
+        if (amx) {
+          const int64_t nblk = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS;
+          const int64_t step = np1 > 0 ? (pf_panel * np1 + nblk * np - 1) / (nblk * np) : 0;
+          for (int64_t q = 0; q < np; ++q) {
+            const int64_t n0 = (pb0 + q) * SG_NR;
+            const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+            for (int64_t b = 0; b < nblk; ++b, ++tiles) {
+              if (step) prefetch_group(g, pb1, np1, pf_panel, tiles * step, step);
+              amx_block((const uint32_t *)apack + b * SG_AMX_ROWS * lda, lda,
+                        (const uint32_t *)(bpack + (size_t)q * pfl), akp, ctile);
+              for (int i8 = 0; i8 < SG_AMX_ROWS / SG_MR; ++i8) {
+                const int64_t r0 = b * SG_AMX_ROWS + i8 * SG_MR;
+                if (r0 >= mc) break;
+                const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+                vf acc[SG_MR][2];
+                tile_load(acc, ctile + i8 * SG_MR * SG_NR, 0);
+                if (g->epi == EPI_GLU_FWD)
+                  epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias + q * SG_NR);
+                else if (g->epi == EPI_GLU_BWD)
+                  epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
+                else
+                  epi_store(g, m0 + r0, mr, n0, nr, acc);
+              }
             }
-            vf acc[SG_MR][2];
-            float *ct = cbuf + r0 * SG_NR;
-#if SG_HAVE_DP
-            if (dp)
-              ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
-                         (const uint32_t *)bpack + k0 / 2 * SG_NR, acc, ct, kb == 0);
-            else
+          }
+          continue;
+        }
 #endif
-              ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bpack + k0 * SG_NR, acc, ct, kb == 0);
-            if (!last)
-              tile_save(ct, acc);
-            else if (g->epi == EPI_GLU_FWD)
-              epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias);
-            else if (g->epi == EPI_GLU_BWD)
-              epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
-            else
-              epi_store(g, m0 + r0, mr, n0, nr, acc);
+        for (int64_t s0 = 0; s0 < npa; s0 += npa_sub) {
+          const int64_t s1 = s0 + npa_sub < npa ? s0 + npa_sub : npa;
+          for (int64_t q = 0; q < np; ++q) {
+            const int64_t n0 = (pb0 + q) * SG_NR;
+            const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+            const float *bq = bpack + (size_t)q * pfl;
+            for (int64_t kb = 0; kb < nkc; ++kb) {
+              const int64_t k0 = kb * SG_KC;
+              const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
+              const int last = kb == nkc - 1;
+              for (int64_t pa = s0; pa < s1; ++pa, ++tiles) {
+                const int64_t r0 = pa * SG_MR;
+                const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+                if (pf_step) prefetch_group(g, pb1, np1, pf_panel, tiles * pf_step, pf_step);
+                vf acc[SG_MR][2];
+                float *ct = cbuf + (r0 - s0 * SG_MR) * SG_NR;
+#if SG_HAVE_DP
+                if (dp)
+                  ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
+                             (const uint32_t *)bq + k0 / 2 * SG_NR, acc, ct, kb == 0);
+                else
+#endif
+                  ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, kb == 0);
+                if (!last)
+                  tile_save(ct, acc);
+                else if (g->epi == EPI_GLU_FWD)
+                  epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias + q * SG_NR);
+                else if (g->epi == EPI_GLU_BWD)
+                  epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
+                else
+                  epi_store(g, m0 + r0, mr, n0, nr, acc);
+              }
+            }
           }
         }
       }
     }
+#if SG_HAVE_AMX
+    if (amx) amx_end();
+#endif
   }
 }
 

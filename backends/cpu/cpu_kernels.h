@@ -25,6 +25,14 @@ typedef void (*sg_cpu_quant_fn)(const sg_quant_problem *p, int64_t row0, int64_t
 #define SG_QUANT_SCRATCH(width) \
   ((size_t)(width) + 64 + SG_QUANT_H16(width) / 2 + 16 + SG_QUANT_SCALE_ROWS * ((size_t)(width) / 8 + 1))
 
+/* One core's L2 in bytes, as the C library reports it (1 MiB where it
+ * reports none), set when the backend picks its kernels: the GEMM sizes its
+ * blocks from it (cpu_gemm_impl.h). */
+extern int64_t sg_cpu_l2_bytes;
+/* Set where the backend picked "avx512amx": the AVX512_BF16 build's GEMM
+ * then runs bf16 x bf16 products on AMX tiles (cpu_gemm_impl.h). */
+extern int sg_cpu_amx;
+
 /* GEMM-fused ops (cpu_gemm_impl.h): the workspace bytes with nthreads
  * threads, and the op itself on p->workspace (at least that many bytes). */
 typedef size_t (*sg_cpu_linear_ws_fn)(const sg_linear_problem *p, int nthreads);
