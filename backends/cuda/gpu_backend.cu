@@ -1696,10 +1696,11 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
 #pragma unroll
           for (int i = 0; i < 8; ++i) h[i] = one(j, i);
         }
-        float q[8];
+        float hw[8], q[8];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) q[i] = sg_divide(weighted ? h[i] * w : h[i], dv);
-        sg_e4m3_words<8>(q, wd);
+        for (int i = 0; i < 8; ++i) hw[i] = weighted ? h[i] * w : h[i];
+        sg_quotients<8>(hw, dv, SG_QUOT_ANY, true, q);
+        sg_code_words<SWIGLU_QUANT_FP8_E4M3FN>(q, SWIGLU_QUANT_FP8_E4M3FN, wd);
       } else if (sg_bracket_codes<8>(h, ylo, yhi, wd, d)) {
         /* the codes whose bracket straddles a boundary, exactly: an exact
          * chunk's from its kept h, another's from its inputs */
@@ -1711,7 +1712,7 @@ __global__ void __launch_bounds__(SG_TOKEN_THREADS, SG_TOKEN_MINB)
           wd[i / 4] = (wd[i / 4] & ~(0xffu << (8 * (i % 4)))) | (c << (8 * (i % 4)));
         }
       }
-      *(uint2 *)(qrow + 8 * j) = make_uint2(wd[0], wd[1]);
+      sg_store_codes<true>(qrow + 8 * j, wd);
     }
     r = rn;
   }
