@@ -661,7 +661,7 @@ static int64_t gemm_mc(int64_t M, int64_t K) {
  * fill a quarter of a core's L2 with their K x SG_NR floats, at most
  * SG_GROUP_MAX, at least one. A quarter because the next group's weights
  * are prefetched into L2 beside them and msub rows of A take another: on a
- * 2 MiB-L2 Xeon (T = 256, D = 2048) groups of 2 over 64 rows ran 4-5%
+ * 2 MiB-L2 Xeon (T = 256, D = 2048) groups of 2 over 64 rows ran 3-5%
  * faster than one panel at a time, groups of 4 no faster, 8 slower. */
 #define SG_GROUP_MAX 8
 static int64_t gemm_group(int64_t K) {
@@ -725,6 +725,18 @@ static void prefetch_group(const sg_gemm *g, int64_t pb1, int64_t np1, int64_t p
     prefetch_b(&g->B, n1, (int)(g->N - n1 < SG_NR ? g->N - n1 : SG_NR), g->K, l0, c);
     l += c;
   }
+}
+
+/* A finished tile (rows m0.., columns n0..) to the GEMM's epilogue; bias:
+ * its panel's biases (the GLU forward's). */
+static inline __attribute__((always_inline)) void epi_tile(const sg_gemm *g, int64_t m0, int mr, int64_t n0,
+                                                           int nr, vf acc[SG_MR][2], const float *bias) {
+  if (g->epi == EPI_GLU_FWD)
+    epi_glu_fwd(g, m0, mr, n0, acc, bias);
+  else if (g->epi == EPI_GLU_BWD)
+    epi_glu_bwd(g, m0, mr, n0, nr, acc);
+  else
+    epi_store(g, m0, mr, n0, nr, acc);
 }
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
@@ -849,12 +861,7 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
                 const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
                 vf acc[SG_MR][2];
                 tile_load(acc, ctile + i8 * SG_MR * SG_NR, 0);
-                if (g->epi == EPI_GLU_FWD)
-                  epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias + q * SG_NR);
-                else if (g->epi == EPI_GLU_BWD)
-                  epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
-                else
-                  epi_store(g, m0 + r0, mr, n0, nr, acc);
+                epi_tile(g, m0 + r0, mr, n0, nr, acc, bias + q * SG_NR);
               }
             }
           }
@@ -886,12 +893,8 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
                   ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, kb == 0);
                 if (!last)
                   tile_save(ct, acc);
-                else if (g->epi == EPI_GLU_FWD)
-                  epi_glu_fwd(g, m0 + r0, mr, n0, acc, bias + q * SG_NR);
-                else if (g->epi == EPI_GLU_BWD)
-                  epi_glu_bwd(g, m0 + r0, mr, n0, nr, acc);
                 else
-                  epi_store(g, m0 + r0, mr, n0, nr, acc);
+                  epi_tile(g, m0 + r0, mr, n0, nr, acc, bias + q * SG_NR);
               }
             }
           }
