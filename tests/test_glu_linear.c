@@ -821,7 +821,8 @@ int main(int argc, char **argv) {
       down_case(&c, &r, 0, 0);
     }
   }
-  /* the CPU's few-row forward (dot products, T <= 16; bf16 pairs T <= 8):
+  /* the CPU's few-row forward (dot products, T <= 16; bf16 pairs T <= 8,
+   * or 5 with AMX, where T = 8 and 16 go to the AMX GEMM):
    * every block height 1..4 with a remainder, feature groups of 3 and 4
    * with a partial last one, D past two vectors of pairs with an odd tail */
   {
