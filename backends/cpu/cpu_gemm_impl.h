@@ -710,11 +710,6 @@ static size_t gemm_thread_floats(int64_t M, int64_t K) {
   return grp * (gemm_panel_floats(K) + SG_NR) + (size_t)gemm_mc(M, K) * SG_NR + 32 * SG_NR + 32;
 }
 
-/* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
-static size_t gemm_ws_floats(int64_t M, int64_t K, int nth) {
-  return gemm_apack_floats(M, K) + 16 + (size_t)nth * gemm_thread_floats(M, K);
-}
-
 /* Prefetch lines [l, l + n) of the next group's weights (np1 panels from
  * pb1, pf_panel lines each) into L2. */
 static void prefetch_group(const sg_gemm *g, int64_t pb1, int64_t np1, int64_t pf_panel, int64_t l, int64_t n) {
@@ -741,18 +736,69 @@ static inline __attribute__((always_inline)) void epi_tile(const sg_gemm *g, int
 
 static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
-/* Loop order (GotoBLAS): M blocks of up to mc rows, A packed once per block
- * in [K block][row panel][k][SG_MR] order; then each thread takes groups of
- * column panels (gemm_group), packs the group's B, and for each range of
- * msub rows runs each panel of the group: for each K block of SG_KC, every
- * row panel of the range against the same SG_KC x SG_NR slice of B, which
- * stays in L1 while the A panels stream from L2. The group is there for A:
- * one panel at a time reads the whole packed A (T = 256, D = 2048: 2 MiB)
- * once per panel, from L3 where the L2 cannot hold it beside the panel; a
- * group of P panels over msub rows reads it from L3 once per group and from
- * L2 the other P - 1 times. A tile's partial sums wait in the thread's cbuf
- * between K blocks; the epilogue sees the last block's registers. */
-#define SG_KC 256
+/* K passes. Each column panel is run over all of K, so the packed A block
+ * (mc rows x K) is read once per panel group, from L3 where it does not
+ * fit the L2. Panel groups (above) cure that while a group holds several
+ * panels; once a panel alone fills the group (K x SG_NR floats past a
+ * quarter of the L2: the down projection's K = H of 5632-14336, the GLU
+ * linear's D = 4096) and the block is larger than the whole L2, the GEMM
+ * goes in passes over K slices sized so that the block's slice takes a
+ * quarter of the L2 (at least SG_KC columns): every panel of a pass reuses
+ * that slice from L2, and each tile's partial sums wait in the workspace
+ * between passes (cacc, one mc x SG_NR slab per panel). On the 2-core Xeon
+ * (2 MiB L2, fp32): down projection 256 x 2048 x 5632 24.6-24.8 -> 21.1-21.4
+ * ms, 64 x 4096 x 14336 40-42 -> 34 ms; passes where the block fits the L2
+ * (GLU linear 64 x 4096 x 14336: 64-66 -> 70-72 ms, the weights read in
+ * two shorter runs) or with groups of two (256 x 2048 x 5632: no gain) are
+ * not taken. Only plain or prologue A and plain or paired B shift along K;
+ * AMX runs whole K (its A rows are packed over all of K for the tiles). */
+#define SG_KC 256 /* K block: one SG_KC x SG_NR slice of B stays in L1 */
+static int64_t gemm_kpass(int64_t M, int64_t K) {
+  const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
+  if (gemm_group(K) > 1 || mcp * K * 4 <= sg_cpu_l2_bytes) return K;
+  int64_t kp = sg_cpu_l2_bytes / 4 / (mcp * 4) / SG_KC * SG_KC;
+  if (kp < SG_KC) kp = SG_KC;
+  return kp < K ? kp : K;
+}
+static int gemm_passes_ok(const sg_gemm *g) {
+  return (g->A.kind == SRC_PLAIN || g->A.kind == SRC_GLU) && (g->B.kind == SRC_PLAIN || g->B.kind == SRC_PAIRS);
+}
+/* Floats of the partial sums between passes: every panel's mc rows, or 0
+ * for one pass. The query sizes it for any operand kinds. */
+static size_t gemm_cacc_floats(int64_t M, int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0 || gemm_kpass(M, K) >= K) return 0;
+  const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
+  return (size_t)mcp * (size_t)((N + SG_NR - 1) / SG_NR * SG_NR) + 16;
+}
+
+/* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
+static size_t gemm_ws_floats(int64_t M, int64_t N, int64_t K, int nth) {
+  return gemm_apack_floats(M, K) + 16 + (size_t)nth * gemm_thread_floats(M, K) + gemm_cacc_floats(M, N, K);
+}
+
+/* g with its K range narrowed to [k0, k0 + kc): A's columns and B's rows. */
+static sg_gemm gemm_slice(const sg_gemm *g, int64_t k0, int64_t kc) {
+  sg_gemm s = *g;
+  s.K = kc;
+  s.A.a = mat_at(&g->A.a, 0, k0);
+  if (g->A.kind == SRC_GLU) s.A.b = mat_at(&g->A.b, 0, k0);
+  s.B.a = mat_at(&g->B.a, k0, 0);
+  if (g->B.kind == SRC_PAIRS) s.B.b = mat_at(&g->B.b, k0, 0);
+  return s;
+}
+
+/* Loop order (GotoBLAS): M blocks of up to mc rows; K passes (above); A
+ * packed once per block and pass in [K block][row panel][k][SG_MR] order;
+ * then each thread takes groups of column panels (gemm_group), packs the
+ * group's B, and for each range of msub rows runs each panel of the group:
+ * for each K block of SG_KC, every row panel of the range against the same
+ * SG_KC x SG_NR slice of B, which stays in L1 while the A panels stream
+ * from L2. The group is there for A: one panel at a time reads the whole
+ * packed A (T = 256, D = 2048: 2 MiB) once per panel, from L3 where the L2
+ * cannot hold it beside the panel; a group of P panels over msub rows
+ * reads it from L3 once per group and from L2 the other P - 1 times. A
+ * tile's partial sums wait in the thread's cbuf between K blocks (in cacc
+ * with several passes); the epilogue sees the last block's registers. */
 static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   const int64_t M = g->M, N = g->N, K = g->K;
   if (M <= 0 || N <= 0) return;
@@ -761,7 +807,6 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   float *thread_base = align64(apack + gemm_apack_floats(M, K));
   const size_t pfl = gemm_panel_floats(K);
   const int64_t npb = (N + SG_NR - 1) / SG_NR;
-  const int64_t nkc = K > 0 ? (K + SG_KC - 1) / SG_KC : 1;
   const int64_t grp = gemm_group(K), ngr = (npb + grp - 1) / grp;
 #if SG_HAVE_DP
   const int dp = gemm_use_dp(g);
@@ -772,7 +817,12 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #if SG_HAVE_AMX
   const int amx = dp && sg_cpu_amx;
   const int64_t akp = amx_kp(K), lda = amx_lda(K);
+#else
+  const int amx = 0;
 #endif
+  const int64_t kpass = K > 0 && !amx && gemm_passes_ok(g) ? gemm_kpass(M, K) : (K > 0 ? K : 1);
+  float *cacc = kpass < K ? align64(thread_base + (size_t)nth * gemm_thread_floats(M, K)) : NULL;
+  const int64_t mcp_max = (mc_max + SG_MR - 1) / SG_MR * SG_MR;
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
@@ -784,11 +834,16 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #if SG_HAVE_AMX
     if (amx) amx_start();
 #endif
-    for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
+    for (int64_t m0 = 0; m0 < M; m0 += mc_max)
+      for (int64_t kbase = 0; kbase < (K > 0 ? K : 1); kbase += kpass) {
+      const int64_t Kc = K - kbase < kpass ? K - kbase : kpass;
+      const sg_gemm gs = kpass < K ? gemm_slice(g, kbase, Kc) : *g;
+      const int lastp = kbase + kpass >= K;
+      const int64_t nkc = Kc > 0 ? (Kc + SG_KC - 1) / SG_KC : 1;
       const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
       const int64_t npa = (mc + SG_MR - 1) / SG_MR;
       const int64_t mc_pad = npa * SG_MR;
-      const int64_t msub = gemm_msub(K, mc_pad, grp), npa_sub = msub / SG_MR;
+      const int64_t msub = gemm_msub(Kc, mc_pad, grp), npa_sub = msub / SG_MR;
 #if SG_HAVE_AMX
       if (amx) {
         const int64_t rows = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS * SG_AMX_ROWS;
@@ -800,20 +855,20 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
       for (int64_t kb = 0; kb < nkc; ++kb)
         for (int64_t pa = 0; pa < npa; ++pa) {
           const int64_t r0 = pa * SG_MR, k0 = kb * SG_KC;
-          const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
+          const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
           const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
 #if SG_HAVE_DP
           if (dp) { /* pairs: K block kb starts at pair k0 / 2 (SG_KC is even) */
-            pack_a_dp(&g->A, m0 + r0, mr, k0, kcl, (uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2));
+            pack_a_dp(&gs.A, m0 + r0, mr, k0, kcl, (uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2));
             continue;
           }
 #endif
-          pack_a(&g->A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
+          pack_a(&gs.A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
         }
       /* contiguous group ranges per thread, so its next group is gi + 1;
        * the next group's weights are prefetched a little at every tile */
       const int pf = !src_along_c(&g->B);
-      const int64_t pf_panel = pf ? ((K + 15) / 16) * SG_NR : 0;
+      const int64_t pf_panel = pf ? ((Kc + 15) / 16) * SG_NR : 0;
 #pragma omp for schedule(static)
       for (int64_t gi = 0; gi < ngr; ++gi) {
         const int64_t pb0 = gi * grp, np = npb - pb0 < grp ? npb - pb0 : grp;
@@ -826,15 +881,15 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
           float *bq = bpack + (size_t)q * pfl, *biasq = bias + q * SG_NR;
 #if SG_HAVE_DP
           if (dp) {
-            pack_b_dp(&g->B, n0, nr, K, (uint32_t *)bq);
+            pack_b_dp(&gs.B, n0, nr, Kc, (uint32_t *)bq);
 #if SG_HAVE_AMX
             const int64_t kp = (K + 1) / 2;
             if (amx && akp > kp) memset(bq + kp * SG_NR, 0, (size_t)(akp - kp) * SG_NR * 4);
 #endif
           } else
 #endif
-            pack_b(&g->B, n0, nr, K, bq);
-          if (g->epi == EPI_GLU_FWD) {
+            pack_b(&gs.B, n0, nr, Kc, bq);
+          if (g->epi == EPI_GLU_FWD && lastp) {
             const int64_t f0 = pb * SG_W;
             const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
             memset(biasq, 0, SG_NR * 4);
@@ -876,21 +931,30 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
             const float *bq = bpack + (size_t)q * pfl;
             for (int64_t kb = 0; kb < nkc; ++kb) {
               const int64_t k0 = kb * SG_KC;
-              const int64_t kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
-              const int last = kb == nkc - 1;
+              const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
+              const int first = kbase == 0 && kb == 0, last = lastp && kb == nkc - 1;
               for (int64_t pa = s0; pa < s1; ++pa, ++tiles) {
                 const int64_t r0 = pa * SG_MR;
                 const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-                if (pf_step) prefetch_group(g, pb1, np1, pf_panel, tiles * pf_step, pf_step);
+                if (pf_step) prefetch_group(&gs, pb1, np1, pf_panel, tiles * pf_step, pf_step);
+                if (cacc && kbase > 0 && kb == 0 && pa + 1 < s1) {
+                  /* the next tile's partial sums, from L3 after a pass over
+                   * every panel: a demand miss at its first FMA otherwise
+                   * (fp32 down projection at 256 x 2048 x 5632: 21.8-22.1 ->
+                   * 21.1-21.4 ms) */
+                  const char *nt = (const char *)(cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)(r0 + SG_MR)) * SG_NR);
+                  for (int l = 0; l < SG_MR * SG_NR * 4; l += 64) __builtin_prefetch(nt + l, 1, 3);
+                }
                 vf acc[SG_MR][2];
-                float *ct = cbuf + (r0 - s0 * SG_MR) * SG_NR;
+                float *ct = cacc ? cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)r0) * SG_NR
+                                 : cbuf + (r0 - s0 * SG_MR) * SG_NR;
 #if SG_HAVE_DP
                 if (dp)
                   ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
-                             (const uint32_t *)bq + k0 / 2 * SG_NR, acc, ct, kb == 0);
+                             (const uint32_t *)bq + k0 / 2 * SG_NR, acc, ct, first);
                 else
 #endif
-                  ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, kb == 0);
+                  ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, first);
                 if (!last)
                   tile_save(ct, acc);
                 else
@@ -929,6 +993,10 @@ static void gemm_set_act(sg_gemm *g, const sg_linear_problem *p) {
   g->A.limit = g->B.limit = p->limit;
 }
 
+/* Columns of the GLU forward GEMM: gate and up features side by side,
+ * SG_W of each per panel. */
+static int64_t glu_fwd_cols(int64_t H) { return (H + SG_W - 1) / SG_W * SG_NR; }
+
 /* The GLU linear forward GEMM: X times the paired weights, GLU epilogue;
  * h and / or the pre-activations are the outputs given. */
 static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws,
@@ -938,7 +1006,7 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
   gemm_set_act(&g, p);
   g.M = p->T;
   g.K = p->D;
-  g.N = (p->H + SG_W - 1) / SG_W * SG_NR;
+  g.N = glu_fwd_cols(p->H);
   g.A.kind = SRC_PLAIN;
   g.A.a = mat_of(&p->x);
   g.B.kind = SRC_PAIRS;
@@ -1161,9 +1229,12 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
   }
 }
 
+/* The workspace of each op is the largest of its GEMMs' (M, N, K) below.
+ * Where a GEMM's M varies (the MoE forms: an expert's rows) its K is fixed,
+ * and gemm_ws_floats is monotone in M, so T rows bound every expert. */
 static size_t glu_bwd_ws_floats(const sg_linear_problem *p, int nth) {
-  size_t need = gemm_ws_floats(p->T, p->D, nth); /* the recompute */
-  size_t n2 = gemm_ws_floats(p->T, 2 * p->H, nth), n3 = gemm_ws_floats(p->H, p->T, nth);
+  size_t need = gemm_ws_floats(p->T, glu_fwd_cols(p->H), p->D, nth); /* the recompute */
+  size_t n2 = gemm_ws_floats(p->T, p->D, 2 * p->H, nth), n3 = gemm_ws_floats(p->H, p->D, p->T, nth);
   if (n2 > need) need = n2;
   if (n3 > need) need = n3;
   return (size_t)p->T * (size_t)(2 * p->H) + 16 + need;
@@ -1172,11 +1243,11 @@ static size_t glu_bwd_ws_floats(const sg_linear_problem *p, int nth) {
 size_t SG_NAME(sg_cpu_linear_ws)(const sg_linear_problem *p, int nth) {
   size_t f = 0;
   switch (p->op) {
-    case SG_LIN_GLU_FWD: f = gemm_ws_floats(p->T, p->D, nth); break;
+    case SG_LIN_GLU_FWD: f = gemm_ws_floats(p->T, glu_fwd_cols(p->H), p->D, nth); break;
     case SG_LIN_GLU_BWD: f = glu_bwd_ws_floats(p, nth); break;
-    case SG_LIN_DOWN_FWD: f = gemm_ws_floats(p->T, p->H, nth); break;
+    case SG_LIN_DOWN_FWD: f = gemm_ws_floats(p->T, p->D, p->H, nth); break;
     default: {
-      size_t a = gemm_ws_floats(p->T, p->D, nth), b = gemm_ws_floats(p->D, p->T, nth);
+      size_t a = gemm_ws_floats(p->T, p->H, p->D, nth), b = gemm_ws_floats(p->D, p->H, p->T, nth);
       f = a > b ? a : b;
       break;
     }
