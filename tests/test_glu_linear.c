@@ -810,12 +810,12 @@ int main(int argc, char **argv) {
    * groups with a short last one, and row ranges with a partial last row
    * panel, at these sizes (forward K = 64 and 40; down projection K = 24),
    * and passes over K (a partial sums' slab between them) where a panel
-   * fills the group and the A block the L2: forward K = 300 in two passes,
-   * K = 601 and down projection K = 530 in three, the last one odd for the
-   * bf16 pairs */
+   * fills the group, the A block the L2 and N <= K: forward K = 300 in two
+   * passes, K = 601 in three (the last one odd for the bf16 pairs), down
+   * projection K = 530 in three */
   {
-    const int64_t sh[][3] = {{75, 64, 70}, {150, 40, 200}, {200, 300, 24}, {40, 601, 530}};
-    for (int i = 0; i < 4; ++i) {
+    const int64_t sh[][3] = {{75, 64, 70}, {150, 40, 200}, {200, 300, 24}, {40, 601, 40}, {40, 100, 530}};
+    for (int i = 0; i < 5; ++i) {
       lcase c = {i == 1 ? SWIGLU_ACT_GELU_TANH : SWIGLU_ACT_SILU, i == 2 ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_GATE_UP,
                  i != 1, T_F32, T_F32, T_F32, sh[i][0], sh[i][1], sh[i][2], 0, 0};
       glu_linear_case(&c, &r, i == 0, 0);

@@ -750,12 +750,15 @@ static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintp
  * ms, 64 x 4096 x 14336 40-42 -> 34 ms; passes where the block fits the L2
  * (GLU linear 64 x 4096 x 14336: 64-66 -> 70-72 ms, the weights read in
  * two shorter runs) or with groups of two (256 x 2048 x 5632: no gain) are
- * not taken. Only plain or prologue A and plain or paired B shift along K;
+ * not taken, nor where N > K: the slab (mc x N) then stays within the
+ * packed A block's budget, and the GLU linear, whose N = 2H, gained at
+ * most 2% from them (256 x 4096 x 14336) for a workspace of up to
+ * 56 MiB more at T = 4096. Only plain or prologue A and plain or paired B shift along K;
  * AMX runs whole K (its A rows are packed over all of K for the tiles). */
 #define SG_KC 256 /* K block: one SG_KC x SG_NR slice of B stays in L1 */
-static int64_t gemm_kpass(int64_t M, int64_t K) {
+static int64_t gemm_kpass(int64_t M, int64_t N, int64_t K) {
   const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
-  if (gemm_group(K) > 1 || mcp * K * 4 <= sg_cpu_l2_bytes) return K;
+  if (gemm_group(K) > 1 || mcp * K * 4 <= sg_cpu_l2_bytes || N > K) return K;
   int64_t kp = sg_cpu_l2_bytes / 4 / (mcp * 4) / SG_KC * SG_KC;
   if (kp < SG_KC) kp = SG_KC;
   return kp < K ? kp : K;
@@ -766,7 +769,7 @@ static int gemm_passes_ok(const sg_gemm *g) {
 /* Floats of the partial sums between passes: every panel's mc rows, or 0
  * for one pass. The query sizes it for any operand kinds. */
 static size_t gemm_cacc_floats(int64_t M, int64_t N, int64_t K) {
-  if (M <= 0 || N <= 0 || gemm_kpass(M, K) >= K) return 0;
+  if (M <= 0 || N <= 0 || gemm_kpass(M, N, K) >= K) return 0;
   const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
   return (size_t)mcp * (size_t)((N + SG_NR - 1) / SG_NR * SG_NR) + 16;
 }
@@ -820,7 +823,7 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #else
   const int amx = 0;
 #endif
-  const int64_t kpass = K > 0 && !amx && gemm_passes_ok(g) ? gemm_kpass(M, K) : (K > 0 ? K : 1);
+  const int64_t kpass = K > 0 && !amx && gemm_passes_ok(g) ? gemm_kpass(M, N, K) : (K > 0 ? K : 1);
   float *cacc = kpass < K ? align64(thread_base + (size_t)nth * gemm_thread_floats(M, K)) : NULL;
   const int64_t mcp_max = (mc_max + SG_MR - 1) / SG_MR * SG_MR;
 #pragma omp parallel num_threads(nth)
