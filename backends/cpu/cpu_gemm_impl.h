@@ -756,8 +756,10 @@ static float *align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintp
  * 56 MiB more at T = 4096. Only plain or prologue A and plain or paired B shift along K;
  * AMX runs whole K (its A rows are packed over all of K for the tiles). */
 #define SG_KC 256 /* K block: one SG_KC x SG_NR slice of B stays in L1 */
+/* The row block's rows rounded up to whole row panels. */
+static int64_t gemm_mc_pad(int64_t M, int64_t K) { return (gemm_mc(M, K) + SG_MR - 1) / SG_MR * SG_MR; }
 static int64_t gemm_kpass(int64_t M, int64_t N, int64_t K) {
-  const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
+  const int64_t mcp = gemm_mc_pad(M, K);
   if (gemm_group(K) > 1 || mcp * K * 4 <= sg_cpu_l2_bytes || N > K) return K;
   int64_t kp = sg_cpu_l2_bytes / 4 / (mcp * 4) / SG_KC * SG_KC;
   if (kp < SG_KC) kp = SG_KC;
@@ -770,8 +772,7 @@ static int gemm_passes_ok(const sg_gemm *g) {
  * for one pass. The query sizes it for any operand kinds. */
 static size_t gemm_cacc_floats(int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || gemm_kpass(M, N, K) >= K) return 0;
-  const int64_t mc = gemm_mc(M, K), mcp = (mc + SG_MR - 1) / SG_MR * SG_MR;
-  return (size_t)mcp * (size_t)((N + SG_NR - 1) / SG_NR * SG_NR) + 16;
+  return (size_t)gemm_mc_pad(M, K) * (size_t)((N + SG_NR - 1) / SG_NR * SG_NR) + 16;
 }
 
 /* Floats of workspace a GEMM needs with nth threads (each piece 64-byte aligned). */
@@ -825,7 +826,7 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #endif
   const int64_t kpass = K > 0 && !amx && gemm_passes_ok(g) ? gemm_kpass(M, N, K) : (K > 0 ? K : 1);
   float *cacc = kpass < K ? align64(thread_base + (size_t)nth * gemm_thread_floats(M, K)) : NULL;
-  const int64_t mcp_max = (mc_max + SG_MR - 1) / SG_MR * SG_MR;
+  const int64_t mcp_max = gemm_mc_pad(M, K);
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
