@@ -250,38 +250,6 @@ static void pack_a(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t K, f
   }
 }
 
-/* Index lists of the in-register transpose (pack_b): at distance d, the
- * lanes with bit d set in row i swap with the lanes with bit d clear in row
- * i + d; after every d the W x W block is transposed. */
-#if SG_W == 16
-#define SG_TR_TOP_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
-#define SG_TR_BOT_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#define SG_TR_TOP_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
-#define SG_TR_BOT_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
-#define SG_TR_TOP_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
-#define SG_TR_BOT_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
-#define SG_TR_TOP_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
-#define SG_TR_BOT_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-#elif SG_W == 8
-#define SG_TR_TOP_4 0, 1, 2, 3, 8, 9, 10, 11
-#define SG_TR_BOT_4 4, 5, 6, 7, 12, 13, 14, 15
-#define SG_TR_TOP_2 0, 1, 8, 9, 4, 5, 12, 13
-#define SG_TR_BOT_2 2, 3, 10, 11, 6, 7, 14, 15
-#define SG_TR_TOP_1 0, 8, 2, 10, 4, 12, 6, 14
-#define SG_TR_BOT_1 1, 9, 3, 11, 5, 13, 7, 15
-#elif SG_W == 4
-#define SG_TR_TOP_2 0, 1, 4, 5
-#define SG_TR_BOT_2 2, 3, 6, 7
-#define SG_TR_TOP_1 0, 4, 2, 6
-#define SG_TR_BOT_1 1, 5, 3, 7
-#endif
-#define SG_TR_STAGE(d)                                         \
-  for (int i = 0; i < SG_W; ++i)                               \
-    if (!(i & d)) {                                            \
-      const vf a = r[i], b = r[i + d];                         \
-      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_##d);     \
-      r[i + d] = __builtin_shufflevector(a, b, SG_TR_BOT_##d); \
-    }
 static inline __attribute__((always_inline)) void v_transpose(vf r[SG_W]) {
 #if SG_W >= 16
   SG_TR_STAGE(8)

@@ -1138,6 +1138,62 @@ void SG_NAME(sg_cpu_glu_backward)(const sg_glu_problem *p, int64_t item0, int64_
 
 typedef uint8_t vb __attribute__((vector_size(SG_W), aligned(1)));
 
+/* Index lists of the in-register transpose (the GEMM's pack_b) and of the
+ * quantizer's group maxima (v_hmax_rows): at distance d, the lanes with bit
+ * d set in row i swap with the lanes with bit d clear in row i + d; after
+ * every d the W x W block is transposed. */
+#if SG_W == 16
+#define SG_TR_TOP_8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define SG_TR_BOT_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define SG_TR_TOP_4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define SG_TR_BOT_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define SG_TR_TOP_2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define SG_TR_BOT_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define SG_TR_TOP_1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define SG_TR_BOT_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#elif SG_W == 8
+#define SG_TR_TOP_4 0, 1, 2, 3, 8, 9, 10, 11
+#define SG_TR_BOT_4 4, 5, 6, 7, 12, 13, 14, 15
+#define SG_TR_TOP_2 0, 1, 8, 9, 4, 5, 12, 13
+#define SG_TR_BOT_2 2, 3, 10, 11, 6, 7, 14, 15
+#define SG_TR_TOP_1 0, 8, 2, 10, 4, 12, 6, 14
+#define SG_TR_BOT_1 1, 9, 3, 11, 5, 13, 7, 15
+#elif SG_W == 4
+#define SG_TR_TOP_2 0, 1, 4, 5
+#define SG_TR_BOT_2 2, 3, 6, 7
+#define SG_TR_TOP_1 0, 4, 2, 6
+#define SG_TR_BOT_1 1, 5, 3, 7
+#endif
+#define SG_TR_STAGE(d)                                         \
+  for (int i = 0; i < SG_W; ++i)                               \
+    if (!(i & d)) {                                            \
+      const vf a = r[i], b = r[i + d];                         \
+      r[i] = __builtin_shufflevector(a, b, SG_TR_TOP_##d);     \
+      r[i + d] = __builtin_shufflevector(a, b, SG_TR_BOT_##d); \
+    }
+/* Lane j of the result: the largest of r[j]'s lanes (unsigned). The
+ * transpose's stages with a maximum where it swaps: after distance d, row i
+ * (i < d) holds the partial maxima of rows i, i + d, ... in its lane
+ * blocks, and at d = 1 row 0 holds every row's in order. */
+#define SG_HMAX_STAGE(d)                                                        \
+  for (int i = 0; i < (d); ++i) {                                               \
+    const vu a = r[i], b = r[i + (d)];                                          \
+    r[i] = sg_v_umax(__builtin_shufflevector(a, b, SG_TR_TOP_##d),              \
+                     __builtin_shufflevector(a, b, SG_TR_BOT_##d));             \
+  }
+static inline __attribute__((always_inline)) vu v_hmax_rows(vu r[SG_W]) {
+#if SG_W >= 16
+  SG_HMAX_STAGE(8)
+#endif
+#if SG_W >= 8
+  SG_HMAX_STAGE(4)
+#endif
+  SG_HMAX_STAGE(2)
+  SG_HMAX_STAGE(1)
+  return r[0];
+}
+#undef SG_HMAX_STAGE
+
 /* The code of q = x / scale, rounded to nearest even into the format and
  * saturated to +-fmax. x gives the sign and NaN-ness, q the magnitude: a
  * quotient that came out NaN from a finite or infinite x (Inf / scale in
@@ -1297,16 +1353,16 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
  * of its groups. */
 static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const float *div,
                                    const uint8_t *zero, const float *amax, const uint8_t *finite,
-                                   const int format, uint8_t *out) {
+                                   const float *ys, const uint8_t *cleans, const int format, uint8_t *out) {
   const int64_t ob = format == SWIGLU_QUANT_NVFP4 ? G / 2 : G; /* output bytes per group */
   for (int64_t j = 0; j < k; ++j) {
-    const float d = div[j], y = 1.0f / d;
+    const float d = div[j], y = ys ? ys[j] : 1.0f / d;
     const float *hj = h + j * G;
     uint8_t *oj = out + j * ob;
     if (zero[j]) { /* every code is 0 (docs/numerics.md) */
       memset(oj, 0, (size_t)ob);
     } else if (d >= 0x1p-86f && d <= 0x1p126f) { /* false for NaN; y is normal */
-      const int clean = sg_clean_group(format, finite[j], amax[j], d);
+      const int clean = cleans ? cleans[j] : sg_clean_group(format, finite[j], amax[j], d);
       if ((sg_f2u(d) & 0x7fffffu) == 0) { /* a power of two (d is normal here) */
         if (clean) encode_group_as(hj, G, d, y, format, 2, 1, oj);
         else encode_group_as(hj, G, d, y, format, 2, 0, oj);
@@ -1320,9 +1376,12 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
   }
 }
 
+/* ys, cleans: RN(1 / div[j]) and sg_clean_group's answers where the caller
+ * has them (chunk_scales), else NULL */
 static void encode_groups(const float *h, int64_t k, int64_t G, const float *div, const uint8_t *zero,
-                          const float *amax, const uint8_t *finite, int format, uint8_t *out) {
-#define SG_ENC(fmt) encode_groups_as(h, k, G, div, zero, amax, finite, fmt, out)
+                          const float *amax, const uint8_t *finite, const float *ys, const uint8_t *cleans,
+                          int format, uint8_t *out) {
+#define SG_ENC(fmt) encode_groups_as(h, k, G, div, zero, amax, finite, ys, cleans, fmt, out)
   switch (format) {
     case SWIGLU_QUANT_FP8_E4M3FNUZ: SG_ENC(SWIGLU_QUANT_FP8_E4M3FNUZ); break;
     case SWIGLU_QUANT_FP8_E5M2: SG_ENC(SWIGLU_QUANT_FP8_E5M2); break;
@@ -1356,6 +1415,83 @@ static void scale_block_flush(const sg_quant_problem *p, sg_scale_block *b) {
   b->n = 0;
 }
 
+/* The maxima, scales and encoder inputs of a chunk's k groups of G values
+ * (G a multiple of SG_W), SG_W groups at a time, for the FP8 and INT8
+ * formats with per-group or per-row scales: the same values as
+ * amax_finite, sg_group_scale_amax (whose division by fmax is IEEE's on the
+ * CPU), 1 / div and sg_clean_group one group at a time, which spent ~40
+ * cycles a group of 128 (~2.6 a vector of 16) in a horizontal maximum and
+ * three scalar divisions on each group's critical path. bits[j]: the scale
+ * as the encoding stores it (fp32 bits, or the exponent byte). */
+static SG_AI void chunk_scales(const sg_quant_problem *p, const float *h, int64_t k, int64_t G, float *amax,
+                               uint8_t *finite, float *div, uint8_t *zero, float *ys, uint8_t *cleans,
+                               uint32_t *bits) {
+  const int fmt = p->format;
+  const float fmax = sg_fmax_of(fmt);
+  const float bound = fmt == SWIGLU_QUANT_INT8
+                          ? 127.25f
+                          : sg_fmt_of(fmt).fmax * (1.0f + 0.25f / (float)(1 << sg_fmt_of(fmt).mbits));
+  const int fp32 = p->encoding == SWIGLU_SCALE_FP32;
+  const vu mag = (vu){0} + 0x7fffffffu;
+  for (int64_t j0 = 0; j0 < k; j0 += SG_W) {
+    const int64_t nb = k - j0 < SG_W ? k - j0 : SG_W;
+    vu r[SG_W];
+    for (int64_t jj = 0; jj < SG_W; ++jj) {
+      vu a0 = (vu){0}, a1 = (vu){0};
+      if (jj < nb) {
+        const float *g = h + (j0 + jj) * G;
+        int64_t i = 0;
+        for (; i + 2 * SG_W <= G; i += 2 * SG_W) {
+          a0 = sg_v_umax((vu)v_load_f32(g + i) & mag, a0);
+          a1 = sg_v_umax((vu)v_load_f32(g + i + SG_W) & mag, a1);
+        }
+        if (i < G) a0 = sg_v_umax((vu)v_load_f32(g + i) & mag, a0);
+      }
+      r[jj] = sg_v_umax(a0, a1);
+    }
+    const vu m = v_hmax_rows(r); /* |h|'s bits: NaN > Inf > every finite value */
+    vf am = (vf)m;
+    const vi fin = (vi)(m <= 0x7f7fffffu);
+    if (__builtin_expect(sg_v_any((vi)(m > 0x7f7fffffu)), 0)) { /* the groups with NaN or Inf: their finite maxima */
+      float t[SG_W];
+      memcpy(t, &am, sizeof t);
+      for (int64_t jj = 0; jj < nb; ++jj)
+        if (!(fin[jj])) t[jj] = amax_finite_slow(h + (j0 + jj) * G, G);
+      memcpy(&am, t, sizeof t);
+    }
+    vf s = sg_v_blend_lt(am, v_set(p->amax_floor), v_set(p->amax_floor), am) / fmax;
+    vu b = (vu)s;
+    if (!fp32) { /* rounded up to a power of two: sg_ue8m0_of */
+      const vu u = (vu)s & 0x7fffffffu;
+      vu e = (u >> 23) + (vu)(-(vi)((u & 0x7fffffu) != 0u));
+      e = (vu)v_sel((vi)(e < 1u), (vf)((vu){0} + 1u), (vf)e);
+      e = (vu)v_sel((vi)(e > 254u), (vf)((vu){0} + 254u), (vf)e);
+      s = (vf)(e << 23);
+      b = p->encoding == SWIGLU_SCALE_FP32_UE8M0 ? (vu)s : e;
+    }
+    const vf y = 1.0f / s;
+    const vi cl = fin & (vi)((am / s) < bound);
+    float tam[SG_W], ts[SG_W], ty[SG_W];
+    uint32_t tb[SG_W];
+    int32_t tf[SG_W], tc[SG_W];
+    memcpy(tam, &am, sizeof tam);
+    memcpy(ts, &s, sizeof ts);
+    memcpy(ty, &y, sizeof ty);
+    memcpy(tb, &b, sizeof tb);
+    memcpy(tf, &fin, sizeof tf);
+    memcpy(tc, &cl, sizeof tc);
+    for (int64_t jj = 0; jj < nb; ++jj) {
+      amax[j0 + jj] = tam[jj];
+      finite[j0 + jj] = (uint8_t)(tf[jj] != 0);
+      div[j0 + jj] = ts[jj];
+      zero[j0 + jj] = 0;
+      ys[j0 + jj] = ty[jj];
+      cleans[j0 + jj] = (uint8_t)(tc[jj] != 0);
+      bits[j0 + jj] = tb[jj];
+    }
+  }
+}
+
 /* SG_QUANT_COLS (cpu_kernels.h), the columns of h computed ahead of their
  * groups' scales and codes: whole groups, few enough that h stays in L1
  * between being written and being read twice (a row of 14336 fp32 values
@@ -1379,8 +1515,14 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
   const int64_t C = per_tensor ? (H > SG_QUANT_COLS ? SG_QUANT_COLS : H)
                    : G <= 0 || G > SG_QUANT_COLS ? H : SG_QUANT_COLS / G * G;
   /* a chunk's groups: at most SG_QUANT_COLS / 8, or 1 */
-  float divs[SG_QUANT_COLS / 8], amaxs[SG_QUANT_COLS / 8];
-  uint8_t zeros[SG_QUANT_COLS / 8], finites[SG_QUANT_COLS / 8];
+  float divs[SG_QUANT_COLS / 8], amaxs[SG_QUANT_COLS / 8], ys[SG_QUANT_COLS / 8];
+  uint8_t zeros[SG_QUANT_COLS / 8], finites[SG_QUANT_COLS / 8], cleans[SG_QUANT_COLS / 8];
+  uint32_t sbits[SG_QUANT_COLS / 8];
+  /* the formats and granularities chunk_scales takes */
+  const int fmt = p->format;
+  const int vec_scales = !per_tensor && G % SG_W == 0 &&
+                         (fmt == SWIGLU_QUANT_FP8_E4M3FN || fmt == SWIGLU_QUANT_FP8_E4M3FNUZ ||
+                          fmt == SWIGLU_QUANT_FP8_E5M2 || fmt == SWIGLU_QUANT_INT8);
   for (int64_t r = row0; r < row1; ++r) {
     const int64_t e = r / M, m = r % M;
     if (p->expert_counts && m >= p->expert_counts[e]) continue;
@@ -1425,6 +1567,18 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
        * cycles of latency per group */
       const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
       /* (per-tensor scales too: there the maximum only picks the encoder) */
+      if (vec_scales && Gc % SG_W == 0 && k > 1) { /* one group (per-row scales): as before */
+        chunk_scales(p, h, k, Gc, amaxs, finites, divs, zeros, ys, cleans, sbits);
+        for (int64_t j = 0; j < k; ++j) {
+          if (buffered)
+            sblk.v[sblk.n * p->groups + g0 + j] = sbits[j];
+          else if (p->scales)
+            sg_write_scale(p, e, m, g0 + j, sg_u2f(sbits[j]), sbits[j]);
+        }
+        encode_groups(h, k, Gc, divs, zeros, amaxs, finites, ys, cleans, p->format,
+                      qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
+        continue;
+      }
       for (int64_t j = 0; j < k; ++j) {
         int fin = 0;
         amaxs[j] = amax_finite(h + j * Gc, Gc, &fin);
@@ -1441,7 +1595,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
         else if (p->scales)
           sg_write_scale(p, e, m, g0 + j, sf, sb);
       }
-      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, p->format,
+      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, NULL, NULL, p->format,
                     qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
     }
     if (buffered) ++sblk.n;
