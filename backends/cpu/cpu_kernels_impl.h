@@ -1247,11 +1247,13 @@ static inline __attribute__((always_inline)) vu v_encode_fmt(vf x, vf q, int for
  * midpoint where rounding would leave the range (127.25 for INT8, whose
  * 127.5 rounds to 128; test_glu_quant's sample_dist 7 probes the edge). fp32 and UE8M0 scales stay below it; MX's
  * scale (2^floor(log2 amax) / 256) passes it for the top 15% of a binade. */
+static inline float sg_clean_bound(int format) {
+  return format == SWIGLU_QUANT_INT8 ? 127.25f
+                                     : sg_fmt_of(format).fmax * (1.0f + 0.25f / (float)(1 << sg_fmt_of(format).mbits));
+}
 static inline int sg_clean_group(int format, int finite, float amax, float div) {
   if (!finite || format == SWIGLU_QUANT_NVFP4) return 0;
-  const float bound = format == SWIGLU_QUANT_INT8 ? 127.25f
-                                                  : sg_fmt_of(format).fmax * (1.0f + 0.25f / (float)(1 << sg_fmt_of(format).mbits));
-  return amax / div < bound;
+  return amax / div < sg_clean_bound(format);
 }
 
 /* Largest |h| over the finite elements of h[0, n) (NaN and Inf count as 0);
@@ -1269,7 +1271,7 @@ static __attribute__((noinline)) float amax_finite_slow(const float *h, int64_t 
  * finite value: one maximum a vector gives both answers (a float maximum
  * skips NaN). Only a group with a NaN or an Inf is scanned again. Two
  * accumulators: the max chain's latency, not its count, bounds one. */
-static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n, int *finite) {
+static inline __attribute__((always_inline)) vu v_umax_abs(const float *h, int64_t n) {
   const vu mag = (vu){0} + 0x7fffffffu;
   vu acc0 = (vu){0}, acc1 = (vu){0};
   int64_t i = 0;
@@ -1278,7 +1280,11 @@ static inline __attribute__((always_inline)) float amax_finite(const float *h, i
     acc1 = sg_v_umax((vu)v_load_f32(h + i + SG_W) & mag, acc1);
   }
   for (; i + SG_W <= n; i += SG_W) acc0 = sg_v_umax((vu)v_load_f32(h + i) & mag, acc0);
-  const vu acc = sg_v_umax(acc0, acc1);
+  return sg_v_umax(acc0, acc1);
+}
+static inline __attribute__((always_inline)) float amax_finite(const float *h, int64_t n, int *finite) {
+  const vu acc = v_umax_abs(h, n); /* lane-wise over the whole vectors */
+  int64_t i = n - n % SG_W;
   uint32_t t = 0; /* the tail, n % SG_W lanes */
   for (; i < n; ++i) {
     const uint32_t b = sg_f2u(h[i]) & 0x7fffffffu;
@@ -1428,31 +1434,16 @@ static SG_AI void chunk_scales(const sg_quant_problem *p, const float *h, int64_
                                uint32_t *bits) {
   const int fmt = p->format;
   const float fmax = sg_fmax_of(fmt);
-  const float bound = fmt == SWIGLU_QUANT_INT8
-                          ? 127.25f
-                          : sg_fmt_of(fmt).fmax * (1.0f + 0.25f / (float)(1 << sg_fmt_of(fmt).mbits));
+  const float bound = sg_clean_bound(fmt);
   const int fp32 = p->encoding == SWIGLU_SCALE_FP32;
-  const vu mag = (vu){0} + 0x7fffffffu;
   for (int64_t j0 = 0; j0 < k; j0 += SG_W) {
     const int64_t nb = k - j0 < SG_W ? k - j0 : SG_W;
     vu r[SG_W];
-    for (int64_t jj = 0; jj < SG_W; ++jj) {
-      vu a0 = (vu){0}, a1 = (vu){0};
-      if (jj < nb) {
-        const float *g = h + (j0 + jj) * G;
-        int64_t i = 0;
-        for (; i + 2 * SG_W <= G; i += 2 * SG_W) {
-          a0 = sg_v_umax((vu)v_load_f32(g + i) & mag, a0);
-          a1 = sg_v_umax((vu)v_load_f32(g + i + SG_W) & mag, a1);
-        }
-        if (i < G) a0 = sg_v_umax((vu)v_load_f32(g + i) & mag, a0);
-      }
-      r[jj] = sg_v_umax(a0, a1);
-    }
+    for (int64_t jj = 0; jj < SG_W; ++jj) r[jj] = jj < nb ? v_umax_abs(h + (j0 + jj) * G, G) : (vu){0};
     const vu m = v_hmax_rows(r); /* |h|'s bits: NaN > Inf > every finite value */
     vf am = (vf)m;
     const vi fin = (vi)(m <= 0x7f7fffffu);
-    if (__builtin_expect(sg_v_any((vi)(m > 0x7f7fffffu)), 0)) { /* the groups with NaN or Inf: their finite maxima */
+    if (__builtin_expect(sg_v_any(~fin), 0)) { /* the groups with NaN or Inf: their finite maxima */
       float t[SG_W];
       memcpy(t, &am, sizeof t);
       for (int64_t jj = 0; jj < nb; ++jj)
@@ -1566,36 +1557,33 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
        * group's maximum -> division -> scale -> codes was a chain of ~60
        * cycles of latency per group */
       const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
-      /* (per-tensor scales too: there the maximum only picks the encoder) */
-      if (vec_scales && Gc % SG_W == 0 && k > 1) { /* one group (per-row scales): as before */
+      /* (per-tensor scales too: there the maximum only picks the encoder);
+       * one group a chunk (per-row scales) gains nothing from chunk_scales */
+      const int vec = vec_scales && Gc % SG_W == 0 && k > 1;
+      if (vec) {
         chunk_scales(p, h, k, Gc, amaxs, finites, divs, zeros, ys, cleans, sbits);
+      } else {
         for (int64_t j = 0; j < k; ++j) {
-          if (buffered)
-            sblk.v[sblk.n * p->groups + g0 + j] = sbits[j];
-          else if (p->scales)
-            sg_write_scale(p, e, m, g0 + j, sg_u2f(sbits[j]), sbits[j]);
+          int fin = 0;
+          amaxs[j] = amax_finite(h + j * Gc, Gc, &fin);
+          finites[j] = (uint8_t)fin;
         }
-        encode_groups(h, k, Gc, divs, zeros, amaxs, finites, ys, cleans, p->format,
-                      qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
-        continue;
+        for (int64_t j = 0; j < k; ++j) {
+          float sf;
+          uint32_t sb;
+          int z;
+          divs[j] = sg_group_scale(p, p->format, amaxs[j], &sf, &sb, &z);
+          zeros[j] = (uint8_t)z;
+          sbits[j] = fp32_scale ? sg_f2u(sf) : sb;
+        }
       }
       for (int64_t j = 0; j < k; ++j) {
-        int fin = 0;
-        amaxs[j] = amax_finite(h + j * Gc, Gc, &fin);
-        finites[j] = (uint8_t)fin;
-      }
-      for (int64_t j = 0; j < k; ++j) {
-        float sf;
-        uint32_t sb;
-        int z;
-        divs[j] = sg_group_scale(p, p->format, amaxs[j], &sf, &sb, &z);
-        zeros[j] = (uint8_t)z;
         if (buffered)
-          sblk.v[sblk.n * p->groups + g0 + j] = fp32_scale ? sg_f2u(sf) : sb;
+          sblk.v[sblk.n * p->groups + g0 + j] = sbits[j];
         else if (p->scales)
-          sg_write_scale(p, e, m, g0 + j, sf, sb);
+          sg_write_scale(p, e, m, g0 + j, sg_u2f(sbits[j]), sbits[j]);
       }
-      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, NULL, NULL, p->format,
+      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, vec ? ys : NULL, vec ? cleans : NULL, p->format,
                     qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
     }
     if (buffered) ++sblk.n;
