@@ -1559,7 +1559,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
       const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
       /* (per-tensor scales too: there the maximum only picks the encoder);
        * one group a chunk (per-row scales) gains nothing from chunk_scales */
-      const int vec = vec_scales && Gc % SG_W == 0 && k > 1;
+      const int vec = vec_scales && k > 1; /* Gc = G here */
       if (vec) {
         chunk_scales(p, h, k, Gc, amaxs, finites, divs, zeros, ys, cleans, sbits);
       } else {
