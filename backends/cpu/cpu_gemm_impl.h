@@ -808,135 +808,136 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
 #endif
     for (int64_t m0 = 0; m0 < M; m0 += mc_max)
       for (int64_t kbase = 0; kbase < (K > 0 ? K : 1); kbase += kpass) {
-      const int64_t Kc = K - kbase < kpass ? K - kbase : kpass;
-      const sg_gemm gs = kpass < K ? gemm_slice(g, kbase, Kc) : *g;
-      const int lastp = kbase + kpass >= K;
-      const int64_t nkc = Kc > 0 ? (Kc + SG_KC - 1) / SG_KC : 1;
-      const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
-      const int64_t npa = (mc + SG_MR - 1) / SG_MR;
-      const int64_t mc_pad = npa * SG_MR;
-      const int64_t msub = gemm_msub(Kc, mc_pad, grp), npa_sub = msub / SG_MR;
-#if SG_HAVE_AMX
-      if (amx) {
-        const int64_t rows = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS * SG_AMX_ROWS;
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < rows; ++i) amx_pack_a(&g->A, m0 + i, i < mc, K, (uint32_t *)apack + i * lda);
-      } else
-#endif
-#pragma omp for schedule(static) collapse(2)
-      for (int64_t kb = 0; kb < nkc; ++kb)
-        for (int64_t pa = 0; pa < npa; ++pa) {
-          const int64_t r0 = pa * SG_MR, k0 = kb * SG_KC;
-          const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
-          const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-#if SG_HAVE_DP
-          if (dp) { /* pairs: K block kb starts at pair k0 / 2 (SG_KC is even) */
-            pack_a_dp(&gs.A, m0 + r0, mr, k0, kcl, (uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2));
-            continue;
-          }
-#endif
-          pack_a(&gs.A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
-        }
-      /* contiguous group ranges per thread, so its next group is gi + 1;
-       * the next group's weights are prefetched a little at every tile */
-      const int pf = !src_along_c(&g->B);
-      const int64_t pf_panel = pf ? ((Kc + 15) / 16) * SG_NR : 0;
-#pragma omp for schedule(static)
-      for (int64_t gi = 0; gi < ngr; ++gi) {
-        const int64_t pb0 = gi * grp, np = npb - pb0 < grp ? npb - pb0 : grp;
-        const int64_t pb1 = pb0 + np, np1 = npb - pb1 < grp ? npb - pb1 : grp;
-        const int64_t pf_step = np1 > 0 ? (pf_panel * np1 + nkc * npa * np - 1) / (nkc * npa * np) : 0;
-        int64_t tiles = 0;
-        for (int64_t q = 0; q < np; ++q) {
-          const int64_t pb = pb0 + q, n0 = pb * SG_NR;
-          const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
-          float *bq = bpack + (size_t)q * pfl, *biasq = bias + q * SG_NR;
-#if SG_HAVE_DP
-          if (dp) {
-            pack_b_dp(&gs.B, n0, nr, Kc, (uint32_t *)bq);
-#if SG_HAVE_AMX
-            const int64_t kp = (K + 1) / 2;
-            if (amx && akp > kp) memset(bq + kp * SG_NR, 0, (size_t)(akp - kp) * SG_NR * 4);
-#endif
-          } else
-#endif
-            pack_b(&gs.B, n0, nr, Kc, bq);
-          if (g->epi == EPI_GLU_FWD && lastp) {
-            const int64_t f0 = pb * SG_W;
-            const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
-            memset(biasq, 0, SG_NR * 4);
-            if (g->bg.p) {
-              mat_seg(&g->bg, 0, f0, 1, nf, biasq);
-              mat_seg(&g->bu, 0, f0, 1, nf, biasq + SG_W);
-            }
-          }
-        }
+        const int64_t Kc = K - kbase < kpass ? K - kbase : kpass;
+        const sg_gemm gs = kpass < K ? gemm_slice(g, kbase, Kc) : *g;
+        const int lastp = kbase + kpass >= K;
+        const int64_t nkc = Kc > 0 ? (Kc + SG_KC - 1) / SG_KC : 1;
+        const int64_t mc = M - m0 < mc_max ? M - m0 : mc_max;
+        const int64_t npa = (mc + SG_MR - 1) / SG_MR;
+        const int64_t mc_pad = npa * SG_MR;
+        const int64_t msub = gemm_msub(Kc, mc_pad, grp), npa_sub = msub / SG_MR;
 #if SG_HAVE_AMX
         if (amx) {
-          const int64_t nblk = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS;
-          const int64_t step = np1 > 0 ? (pf_panel * np1 + nblk * np - 1) / (nblk * np) : 0;
+          const int64_t rows = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS * SG_AMX_ROWS;
+#pragma omp for schedule(static)
+          for (int64_t i = 0; i < rows; ++i) amx_pack_a(&g->A, m0 + i, i < mc, K, (uint32_t *)apack + i * lda);
+        } else
+#endif
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t kb = 0; kb < nkc; ++kb)
+          for (int64_t pa = 0; pa < npa; ++pa) {
+            const int64_t r0 = pa * SG_MR, k0 = kb * SG_KC;
+            const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
+            const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+#if SG_HAVE_DP
+            if (dp) { /* pairs: K block kb starts at pair k0 / 2 (SG_KC is even) */
+              pack_a_dp(&gs.A, m0 + r0, mr, k0, kcl, (uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2));
+              continue;
+            }
+#endif
+            pack_a(&gs.A, m0 + r0, mr, k0, kcl, apack + k0 * mc_pad + r0 * kcl);
+          }
+        /* contiguous group ranges per thread, so its next group is gi + 1;
+         * the next group's weights are prefetched a little at every tile */
+        const int pf = !src_along_c(&g->B);
+        const int64_t pf_panel = pf ? ((Kc + 15) / 16) * SG_NR : 0;
+#pragma omp for schedule(static)
+        for (int64_t gi = 0; gi < ngr; ++gi) {
+          const int64_t pb0 = gi * grp, np = npb - pb0 < grp ? npb - pb0 : grp;
+          const int64_t pb1 = pb0 + np, np1 = npb - pb1 < grp ? npb - pb1 : grp;
+          const int64_t pf_step = np1 > 0 ? (pf_panel * np1 + nkc * npa * np - 1) / (nkc * npa * np) : 0;
+          int64_t tiles = 0;
           for (int64_t q = 0; q < np; ++q) {
-            const int64_t n0 = (pb0 + q) * SG_NR;
+            const int64_t pb = pb0 + q, n0 = pb * SG_NR;
             const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
-            for (int64_t b = 0; b < nblk; ++b, ++tiles) {
-              if (step) prefetch_group(g, pb1, np1, pf_panel, tiles * step, step);
-              amx_block((const uint32_t *)apack + b * SG_AMX_ROWS * lda, lda,
-                        (const uint32_t *)(bpack + (size_t)q * pfl), akp, ctile);
-              for (int i8 = 0; i8 < SG_AMX_ROWS / SG_MR; ++i8) {
-                const int64_t r0 = b * SG_AMX_ROWS + i8 * SG_MR;
-                if (r0 >= mc) break;
-                const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-                vf acc[SG_MR][2];
-                tile_load(acc, ctile + i8 * SG_MR * SG_NR, 0);
-                epi_tile(g, m0 + r0, mr, n0, nr, acc, bias + q * SG_NR);
+            float *bq = bpack + (size_t)q * pfl, *biasq = bias + q * SG_NR;
+#if SG_HAVE_DP
+            if (dp) {
+              pack_b_dp(&gs.B, n0, nr, Kc, (uint32_t *)bq);
+#if SG_HAVE_AMX
+              const int64_t kp = (K + 1) / 2;
+              if (amx && akp > kp) memset(bq + kp * SG_NR, 0, (size_t)(akp - kp) * SG_NR * 4);
+#endif
+            } else
+#endif
+              pack_b(&gs.B, n0, nr, Kc, bq);
+            if (g->epi == EPI_GLU_FWD && lastp) {
+              const int64_t f0 = pb * SG_W;
+              const int64_t nf = g->H - f0 < SG_W ? g->H - f0 : SG_W;
+              memset(biasq, 0, SG_NR * 4);
+              if (g->bg.p) {
+                mat_seg(&g->bg, 0, f0, 1, nf, biasq);
+                mat_seg(&g->bu, 0, f0, 1, nf, biasq + SG_W);
               }
             }
           }
-          continue;
-        }
-#endif
-        for (int64_t s0 = 0; s0 < npa; s0 += npa_sub) {
-          const int64_t s1 = s0 + npa_sub < npa ? s0 + npa_sub : npa;
-          for (int64_t q = 0; q < np; ++q) {
-            const int64_t n0 = (pb0 + q) * SG_NR;
-            const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
-            const float *bq = bpack + (size_t)q * pfl;
-            for (int64_t kb = 0; kb < nkc; ++kb) {
-              const int64_t k0 = kb * SG_KC;
-              const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
-              const int first = kbase == 0 && kb == 0, last = lastp && kb == nkc - 1;
-              for (int64_t pa = s0; pa < s1; ++pa, ++tiles) {
-                const int64_t r0 = pa * SG_MR;
-                const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
-                if (pf_step) prefetch_group(&gs, pb1, np1, pf_panel, tiles * pf_step, pf_step);
-                if (cacc && kbase > 0 && kb == 0 && pa + 1 < s1) {
-                  /* the next tile's partial sums, from L3 after a pass over
-                   * every panel: a demand miss at its first FMA otherwise
-                   * (fp32 down projection at 256 x 2048 x 5632: 21.8-22.1 ->
-                   * 21.1-21.4 ms) */
-                  const char *nt = (const char *)(cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)(r0 + SG_MR)) * SG_NR);
-                  for (int l = 0; l < SG_MR * SG_NR * 4; l += 64) __builtin_prefetch(nt + l, 1, 3);
-                }
-                vf acc[SG_MR][2];
-                float *ct = cacc ? cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)r0) * SG_NR
-                                 : cbuf + (r0 - s0 * SG_MR) * SG_NR;
-#if SG_HAVE_DP
-                if (dp)
-                  ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
-                             (const uint32_t *)bq + k0 / 2 * SG_NR, acc, ct, first);
-                else
-#endif
-                  ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, first);
-                if (!last)
-                  tile_save(ct, acc);
-                else
+#if SG_HAVE_AMX
+          if (amx) {
+            const int64_t nblk = (mc + SG_AMX_ROWS - 1) / SG_AMX_ROWS;
+            const int64_t step = np1 > 0 ? (pf_panel * np1 + nblk * np - 1) / (nblk * np) : 0;
+            for (int64_t q = 0; q < np; ++q) {
+              const int64_t n0 = (pb0 + q) * SG_NR;
+              const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+              for (int64_t b = 0; b < nblk; ++b, ++tiles) {
+                if (step) prefetch_group(g, pb1, np1, pf_panel, tiles * step, step);
+                amx_block((const uint32_t *)apack + b * SG_AMX_ROWS * lda, lda,
+                          (const uint32_t *)(bpack + (size_t)q * pfl), akp, ctile);
+                for (int i8 = 0; i8 < SG_AMX_ROWS / SG_MR; ++i8) {
+                  const int64_t r0 = b * SG_AMX_ROWS + i8 * SG_MR;
+                  if (r0 >= mc) break;
+                  const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+                  vf acc[SG_MR][2];
+                  tile_load(acc, ctile + i8 * SG_MR * SG_NR, 0);
                   epi_tile(g, m0 + r0, mr, n0, nr, acc, bias + q * SG_NR);
+                }
+              }
+            }
+            continue;
+          }
+#endif
+          for (int64_t s0 = 0; s0 < npa; s0 += npa_sub) {
+            const int64_t s1 = s0 + npa_sub < npa ? s0 + npa_sub : npa;
+            for (int64_t q = 0; q < np; ++q) {
+              const int64_t n0 = (pb0 + q) * SG_NR;
+              const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+              const float *bq = bpack + (size_t)q * pfl;
+              for (int64_t kb = 0; kb < nkc; ++kb) {
+                const int64_t k0 = kb * SG_KC;
+                const int64_t kcl = Kc - k0 < SG_KC ? Kc - k0 : SG_KC;
+                const int first = kbase == 0 && kb == 0, last = lastp && kb == nkc - 1;
+                for (int64_t pa = s0; pa < s1; ++pa, ++tiles) {
+                  const int64_t r0 = pa * SG_MR;
+                  const int mr = (int)(mc - r0 < SG_MR ? mc - r0 : SG_MR);
+                  if (pf_step) prefetch_group(&gs, pb1, np1, pf_panel, tiles * pf_step, pf_step);
+                  if (cacc && kbase > 0 && kb == 0 && pa + 1 < s1) {
+                    /* the next tile's partial sums, from L3 after a pass over
+                     * every panel: a demand miss at its first FMA otherwise
+                     * (fp32 down projection at 256 x 2048 x 5632: 21.8-22.1 ->
+                     * 21.1-21.4 ms) */
+                    const char *nt =
+                        (const char *)(cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)(r0 + SG_MR)) * SG_NR);
+                    for (int l = 0; l < SG_MR * SG_NR * 4; l += 64) __builtin_prefetch(nt + l, 1, 3);
+                  }
+                  vf acc[SG_MR][2];
+                  float *ct = cacc ? cacc + ((size_t)(pb0 + q) * (size_t)mcp_max + (size_t)r0) * SG_NR
+                                   : cbuf + (r0 - s0 * SG_MR) * SG_NR;
+#if SG_HAVE_DP
+                  if (dp)
+                    ukernel_dp((kcl + 1) / 2, (const uint32_t *)apack + k0 / 2 * mc_pad + r0 * ((kcl + 1) / 2),
+                               (const uint32_t *)bq + k0 / 2 * SG_NR, acc, ct, first);
+                  else
+#endif
+                    ukernel(kcl, apack + k0 * mc_pad + r0 * kcl, bq + k0 * SG_NR, acc, ct, first);
+                  if (!last)
+                    tile_save(ct, acc);
+                  else
+                    epi_tile(g, m0 + r0, mr, n0, nr, acc, bias + q * SG_NR);
+                }
               }
             }
           }
         }
       }
-    }
 #if SG_HAVE_AMX
     if (amx) amx_end();
 #endif
