@@ -28,13 +28,15 @@ if(SWIGLU_LIBRARY_TYPE STREQUAL "STATIC")
   if(CMAKE_DL_LIBS)
     string(APPEND SWIGLU_PC_LIBS_PRIVATE " -l${CMAKE_DL_LIBS}")
   endif()
+  # with the CUDA backend linked in: its runtimes (CMakeLists.txt)
+  set(SWIGLU_CONFIG_STATIC_CUDA 0)
   if(SWIGLU_STATIC_BACKENDS AND SWIGLU_HAVE_CUDA_MODULE)
-    message(WARNING "swiglu: a static libswiglu with the CUDA backend linked in also needs the "
-                    "CUDA runtime (CUDA::cudart_static) at the consumer's link; the installed "
-                    "package files do not add it")
+    set(SWIGLU_CONFIG_STATIC_CUDA 1)
+    string(APPEND SWIGLU_PC_LIBS_PRIVATE " ${SWIGLU_STATIC_CUDA_LIBS}")
   endif()
 else()
   set(SWIGLU_CONFIG_STATIC 0)
+  set(SWIGLU_CONFIG_STATIC_CUDA 0)
   set(SWIGLU_PC_LIBS_PRIVATE "")
 endif()
 

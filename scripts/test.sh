@@ -39,7 +39,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-  echo "== build with the CUDA backend linked into libswiglu (SWIGLU_STATIC_BACKENDS) and test the registry ($(elapsed))"
+  echo "== build a static libswiglu with the CUDA backend linked in (SWIGLU_STATIC_BACKENDS), test the registry and the installed archive ($(elapsed))"
   # This build checks the static registry path, not the kernels (the Release
   # build above did): device code for this machine's GPU only, or PTX for
   # sm_90 alone where there is none (no ptxas run: about 60% of the CUDA
@@ -49,9 +49,13 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   # which needs CMake 3.24)
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. ' || true)
   case "$arch" in [1-9][0-9] | [1-9][0-9][0-9]) ;; *) arch=90-virtual ;; esac
-  cmake -S . -B build-static -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+  # A static archive (BUILD_SHARED_LIBS=OFF): the link interface that
+  # carries the CUDA runtime to an application linking it as C, which the
+  # install tests check through find_package and pkg-config.
+  cmake -S . -B build-static -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" -DBUILD_SHARED_LIBS=OFF \
     -DSWIGLU_STATIC_BACKENDS=ON -DSWIGLU_OPT_LEVEL=-O1 -DSWIGLU_HIP=OFF -DSWIGLU_ONEDNN=OFF -DSWIGLU_BUILD_BENCH=OFF >/dev/null
   cmake --build build-static -j "$jobs" >/dev/null
-  ctest --test-dir build-static --output-on-failure -R "^(cuda_module|registry|validation|glu_oracle_cuda)$"
+  ctest --test-dir build-static --output-on-failure \
+    -R "^(cuda_module|registry|validation|glu_oracle_cuda|install_cmake|install_pkgconfig)$"
 fi
 echo "== done ($(elapsed))"
