@@ -3,10 +3,12 @@
 # against the installed files only (through find_package or pkg-config), and
 # runs it with no swiglu variables in the environment.
 #
-# usage: check.sh cmake|pkgconfig BUILD_DIR WORK_DIR CMAKE CC "MODULES"
+# usage: check.sh cmake|pkgconfig BUILD_DIR WORK_DIR CMAKE CC "MODULES" ["LINKED"]
+# LINKED: backends linked into libswiglu (no file), which the consumer checks
+# by name as it does the modules.
 # exit 77 (CTest: skipped) when pkg-config is asked for and missing.
 set -euo pipefail
-mode=$1 build=$2 work=$3 cmake=$4 cc=$5 modules=$6
+mode=$1 build=$2 work=$3 cmake=$4 cc=$5 modules=$6 linked=${7:-}
 src=$(cd "$(dirname "$0")" && pwd)
 unset SWIGLU_BACKEND_PATH SWIGLU_BACKEND LD_LIBRARY_PATH
 if [ "$mode" = pkgconfig ] && ! command -v pkg-config >/dev/null 2>&1; then
@@ -47,4 +49,4 @@ case $mode in
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
 # shellcheck disable=SC2086
-"$exe" "$origin" $modules
+"$exe" "$origin" $modules $linked

@@ -8,7 +8,8 @@
  *
  * usage: consumer LIBDIR [MODULE...]
  * LIBDIR "static": libswiglu is linked in (a static build), so there is no
- * file to check the origin of.
+ * file to check the origin of. A MODULE may also be a backend linked into
+ * libswiglu (SWIGLU_STATIC_BACKENDS): the same check, by name.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
