@@ -475,11 +475,34 @@ static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, 
  * an odd K's last pair is padded with zero in both operands. */
 #if defined(__AVX512BF16__) && SG_W == 16
 #define SG_HAVE_DP 1
+/* The down projection's prologue A (h = act(G) * m(U)) takes this path too
+ * when G, U and the weights are all bf16: h is computed in fp32 as for the
+ * fp32 path and rounded once to bf16 (nearest even) as it is packed, the
+ * rounding of an intermediate to the GEMM operand's dtype that
+ * docs/numerics.md allows and the CUDA composition also makes. In fp32 it
+ * ran at the fp32 FMA rate, half the bf16 GLU linear's. */
 static int gemm_use_dp(const sg_gemm *g) {
   const sg_src *a = &g->A, *b = &g->B;
-  return a->kind == SRC_PLAIN && a->a.dt == SG_BF16 && a->a.cs == 1 &&
-         (b->kind == SRC_PLAIN || b->kind == SRC_PAIRS) && b->a.dt == SG_BF16 && b->a.rs == 1 &&
+  const int a_ok = (a->kind == SRC_PLAIN && a->a.dt == SG_BF16 && a->a.cs == 1) ||
+                   (a->kind == SRC_GLU && a->a.dt == SG_BF16 && a->b.dt == SG_BF16);
+  return a_ok && (b->kind == SRC_PLAIN || b->kind == SRC_PAIRS) && b->a.dt == SG_BF16 && b->a.rs == 1 &&
          (b->kind == SRC_PLAIN || (b->b.dt == SG_BF16 && b->b.rs == 1));
+}
+
+/* Row r of a prologue operand, columns [c, c + n), as bf16 (h rounded to
+ * nearest even once, from the fp32 value the fp32 path packs). */
+static void glu_row_bf16(const sg_src *s, int64_t r, int64_t c, int64_t n, uint16_t *out) {
+  SG_ALIGNED float h[SG_SEG];
+  SG_ALIGNED uint16_t hb[SG_SEG];
+  for (int64_t c0 = 0; c0 < n; c0 += SG_SEG) {
+    const int64_t m = n - c0 < SG_SEG ? n - c0 : SG_SEG;
+    src_seg(s, r, c + c0, 1, m, h);
+    for (int64_t i = 0; i < m; i += SG_W) {
+      if (m - i < SG_W) memset(h + m, 0, (size_t)(i + SG_W - m) * 4);
+      v_store_bf16(hb + i, v_load_f32(h + i));
+    }
+    memcpy(out + c0, hb, (size_t)m * 2);
+  }
 }
 
 static inline uint32_t bf16_pair(const char *p, int64_t k, int64_t K) {
@@ -495,6 +518,16 @@ static void pack_a_dp(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t k
   for (int i = 0; i < SG_MR; ++i) {
     if (i >= mr) {
       for (int64_t q = 0; q < kp; ++q) dst[q * SG_MR + i] = 0;
+      continue;
+    }
+    if (s->kind == SRC_GLU) { /* SG_SEG is even: no pair straddles two pieces */
+      uint16_t hb[SG_SEG + 1];
+      for (int64_t c0 = 0; c0 < kcl; c0 += SG_SEG) {
+        const int64_t n = kcl - c0 < SG_SEG ? kcl - c0 : SG_SEG;
+        glu_row_bf16(s, m0 + i, k0 + c0, n, hb);
+        hb[n] = 0; /* an odd K's last pair */
+        for (int64_t q = 0; q < (n + 1) / 2; ++q) memcpy(&dst[(c0 / 2 + q) * SG_MR + i], hb + 2 * q, 4);
+      }
       continue;
     }
     const char *row = s->a.p + (m0 + i) * s->a.rs * 2;
@@ -559,15 +592,18 @@ static int64_t amx_kp(int64_t K) { return (K + 31) / 32 * 16; }
  * multiple of 4 KiB apart would share an L1 set */
 static int64_t amx_lda(int64_t K) { return amx_kp(K) + 16; }
 
-/* Row r of A (bf16, unit stride along K) as kp pairs, zero past K; a zero
- * row where !live. */
+/* Row r of A (bf16, unit stride along K, or the prologue's h rounded to
+ * bf16) as kp pairs, zero past K; a zero row where !live. */
 static void amx_pack_a(const sg_src *s, int64_t r, int live, int64_t K, uint32_t *dst) {
   const int64_t kp = amx_kp(K);
   if (!live) {
     memset(dst, 0, (size_t)kp * 4);
     return;
   }
-  memcpy(dst, s->a.p + r * s->a.rs * 2, (size_t)K * 2);
+  if (s->kind == SRC_GLU)
+    glu_row_bf16(s, r, 0, K, (uint16_t *)dst);
+  else
+    memcpy(dst, s->a.p + r * s->a.rs * 2, (size_t)K * 2);
   memset((char *)dst + K * 2, 0, (size_t)(kp * 2 - K) * 2);
 }
 
