@@ -14,8 +14,13 @@
  * GPU: the FLOP rate alone; bench/torch_peers.py --linear times the
  * PyTorch peers (X @ W^T, the unfused layer) on the same shapes.
  *
+ * Each forward op is followed by its backward ("-bwd"): the GLU linear's
+ * from saved pre-activations to dX and dW (no bias), the down
+ * projection's to the pre-activation gradient and dWd (no accumulation).
+ *
  * FLOPs counted: 2 T D 2H for the GLU linear forward, 2 T H D for the down
- * projection, the GEMM terms only.
+ * projection, twice those for the backwards (one GEMM for the input
+ * gradient, one for the weight gradient), the GEMM terms only.
  */
 #include <math.h>
 #include <omp.h>
@@ -99,13 +104,17 @@ typedef struct {
   const swiglu_glu_desc *desc;
   swiglu_glu_linear_args la;
   swiglu_down_proj_args da;
-  int down;
+  swiglu_glu_linear_backward_args lb;
+  swiglu_down_proj_backward_args db;
+  int down, bwd;
 } lin_arg;
 
 static void lin_run(void *p) {
   lin_arg *a = p;
-  swiglu_status st = a->down ? swiglu_down_proj_forward(a->ctx, a->desc, &a->da)
-                             : swiglu_glu_linear_forward(a->ctx, a->desc, &a->la);
+  swiglu_status st = a->bwd ? (a->down ? swiglu_down_proj_backward(a->ctx, a->desc, &a->db)
+                                       : swiglu_glu_linear_backward(a->ctx, a->desc, &a->lb))
+                            : (a->down ? swiglu_down_proj_forward(a->ctx, a->desc, &a->da)
+                                       : swiglu_glu_linear_forward(a->ctx, a->desc, &a->la));
   if (!st) st = swiglu_context_synchronize(a->ctx);
   if (st) {
     fprintf(stderr, "linear op failed: %s: %s\n", swiglu_status_string(st), swiglu_context_last_error(a->ctx));
@@ -202,7 +211,8 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
     for (int bf16 = 0; bf16 < 2; ++bf16) {
       const char *dn = bf16 ? "bf16" : "f32";
       if (strcmp(dtypes, "all") && strcmp(dtypes, dn)) continue;
-      for (int down = E > 1; down < 2; ++down) { /* MoE: the down projection only */
+      for (int opk = 2 * (E > 1); opk < 4; ++opk) { /* MoE: the down projection only */
+        const int down = opk >= 2, bwd = opk % 2;
         int64_t xs[2] = {T, D}, ws[2] = {2 * H, D}, hs[2] = {T, H}, ps[2] = {T, 2 * H}, wds[3] = {E, D, H},
                 ys[2] = {T, D};
         void *x = dev_fill(ctx, (size_t)(T * (down ? 2 * H : D)), bf16, 1.0, 1);
@@ -212,41 +222,64 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
         swiglu_glu_desc_init(&desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
         lin_arg a;
         memset(&a, 0, sizeof a);
-        a.ctx = ctx, a.desc = &desc, a.down = down;
+        a.ctx = ctx, a.desc = &desc, a.down = down, a.bwd = bwd;
         swiglu_tensor tx = tensor2(ctx, x, down ? ps : xs, bf16),
                       tw = tensor2(ctx, w, down ? (E > 1 ? wds : wds + 1) : ws, bf16), /* [E,] D, H */
                       to = tensor2(ctx, out, down ? ys : hs, bf16);
         if (E > 1) tw.ndim = 3;
         char opname[32];
-        if (E > 1) snprintf(opname, sizeof opname, "down-moe-E%lld", E);
-        else snprintf(opname, sizeof opname, "%s", down ? "down-proj" : "glu-linear");
+        if (E > 1) snprintf(opname, sizeof opname, "down-moe-E%lld%s", E, bwd ? "-bwd" : "");
+        else snprintf(opname, sizeof opname, "%s%s", down ? "down-proj" : "glu-linear", bwd ? "-bwd" : "");
         size_t bytes = 0;
         swiglu_status st;
-        if (down) {
+        /* the backward's gradients: of the input (like x), of the weights
+         * (like w); the glu linear's saved pre-activations */
+        void *gin = NULL, *gw = NULL, *pre = NULL;
+        swiglu_tensor tgin, tgw, tpre;
+        if (bwd) {
+          gin = dev_fill(ctx, (size_t)(T * (down ? 2 * H : D)), bf16, 0.0, 4);
+          gw = dev_fill(ctx, (size_t)(down ? E * D * H : 2 * H * D), bf16, 0.0, 5);
+          tgin = tensor2(ctx, gin, down ? ps : xs, bf16);
+          tgw = tw;
+          tgw.data = gw;
+          if (!down) {
+            pre = dev_fill(ctx, (size_t)(T * 2 * H), bf16, 2.0, 6);
+            tpre = tensor2(ctx, pre, ps, bf16);
+          }
+        }
+        if (bwd && down) {
+          a.db = (swiglu_down_proj_backward_args){&to, &tx, NULL, &tw, E > 1 ? offs : NULL, E > 1 ? (int32_t)E : 0,
+                                                  &tgin, NULL, &tgw, 0, NULL, 0};
+          st = swiglu_down_proj_backward_workspace_size(ctx, &desc, &a.db, &bytes);
+        } else if (bwd) {
+          a.lb = (swiglu_glu_linear_backward_args){&to, &tx, &tw, NULL, NULL, NULL, &tpre, &tgin, &tgw,
+                                                   NULL, NULL, NULL, 0, NULL, 0};
+          st = swiglu_glu_linear_backward_workspace_size(ctx, &desc, &a.lb, &bytes);
+        } else if (down) {
           a.da = (swiglu_down_proj_args){&tx, NULL, &tw, E > 1 ? offs : NULL, E > 1 ? (int32_t)E : 0, &to, NULL, 0};
           st = swiglu_down_proj_forward_workspace_size(ctx, &desc, &a.da, &bytes);
         } else {
           a.la = (swiglu_glu_linear_args){&tx, &tw, NULL, NULL, NULL, &to, NULL, NULL, 0};
           st = swiglu_glu_linear_forward_workspace_size(ctx, &desc, &a.la, &bytes);
         }
-        if (st) {
+        void *wsp = NULL;
+        if (st) { /* an op the backend lacks: said, and the next one */
           printf("%-14s %-5s: %s (%s)\n", opname, dn, swiglu_status_string(st),
                  swiglu_context_last_error(ctx));
-          continue;
+          goto next_op;
         }
-        void *wsp = NULL;
         if (bytes && swiglu_context_malloc(ctx, bytes, &wsp)) {
           fprintf(stderr, "cannot allocate the %zu-byte workspace\n", bytes);
           return 1;
         }
-        a.la.workspace = a.da.workspace = wsp;
-        a.la.workspace_bytes = a.da.workspace_bytes = bytes;
-        const double flops = 2.0 * T * D * (down ? H : 2 * H);
+        a.la.workspace = a.da.workspace = a.lb.workspace = a.db.workspace = wsp;
+        a.la.workspace_bytes = a.da.workspace_bytes = a.lb.workspace_bytes = a.db.workspace_bytes = bytes;
+        const double flops = 2.0 * T * D * (down ? H : 2 * H) * (bwd ? 2 : 1);
         double ms = bench_time_median(lin_run, &a, reps);
         double gf = flops / (ms * 1e6);
         double dms = 0, dgf = 0, gms = 0, ggf = 0;
 #ifdef SWIGLU_BENCH_ONEDNN
-        if (peer && !gpu && !down) {
+        if (peer && !gpu && !down && !bwd) {
           odnn_lin o;
           const size_t es = bf16 ? 2 : 4;
           char why[200] = "";
@@ -285,9 +318,13 @@ int bench_linear(swiglu_context *ctx, const char *shapes, const char *dtypes, in
                   opname, swiglu_context_backend(ctx),
                   swiglu_context_device_name(ctx), dn, T, D, H, ms, gf, peak, peak > 0 ? gf / peak : 0.0,
                   dms, gms, dms > 0 ? dms / ms : 0.0);
+      next_op:
         swiglu_context_free(ctx, x);
         swiglu_context_free(ctx, w);
         swiglu_context_free(ctx, out);
+        if (gin) swiglu_context_free(ctx, gin);
+        if (gw) swiglu_context_free(ctx, gw);
+        if (pre) swiglu_context_free(ctx, pre);
         if (wsp) swiglu_context_free(ctx, wsp);
       }
     }
