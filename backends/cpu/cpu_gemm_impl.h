@@ -834,7 +834,14 @@ static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   float *thread_base = align64(apack + gemm_apack_floats(M, K));
   const size_t pfl = gemm_panel_floats(K);
   const int64_t npb = (N + SG_NR - 1) / SG_NR;
-  const int64_t grp = gemm_group(K), ngr = (npb + grp - 1) / grp;
+  /* threads share out groups, so a short K's large groups (the weight
+   * gradients' K = T) left threads idle: at 16 threads a backward's dW
+   * GEMM (N = 2048, K = 256) made 8 groups of 8 panels. At least two
+   * groups a thread where there are panels for it; a smaller group only
+   * reads its A from L3 more often. */
+  int64_t grp = gemm_group(K);
+  if (npb < grp * 2 * nth) grp = npb / (2 * nth) > 1 ? npb / (2 * nth) : 1;
+  const int64_t ngr = (npb + grp - 1) / grp;
 #if SG_HAVE_DP
   const int dp = gemm_use_dp(g);
 #else
