@@ -74,6 +74,9 @@ typedef struct {
   /* EPI_STORE: C, added to when accumulate. */
   sg_mat c;
   int accumulate;
+  /* A is an intermediate of the op (the backward's dG, dU) that may be
+   * rounded to bf16 to meet a bf16 B (docs/numerics.md) */
+  int a_to_bf16;
   /* EPI_GLU_FWD: h (p NULL: not stored), pre-activations pg / pu (p NULL:
    * not stored), biases bg / bu (p NULL: none), H features. EPI_GLU_BWD:
    * pg / pu in, dpg / dpu out. */
@@ -499,18 +502,26 @@ static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, 
  * fp32 path and rounded once to bf16 (nearest even) as it is packed, the
  * rounding of an intermediate to the GEMM operand's dtype that
  * docs/numerics.md allows and the CUDA composition also makes. In fp32 it
- * ran at the fp32 FMA rate, half the bf16 GLU linear's. */
+ * ran at the fp32 FMA rate, half the bf16 GLU linear's. So do the
+ * backward's GEMMs: bf16 operands in any orientation (B as rows of unit
+ * column stride too: [Wg; Wu], X, Wd), and its fp32 gradients dG, dU
+ * (a_to_bf16) rounded to bf16 where they meet bf16 weights or X. */
 static int gemm_use_dp(const sg_gemm *g) {
   const sg_src *a = &g->A, *b = &g->B;
-  const int a_ok = (a->kind == SRC_PLAIN && a->a.dt == SG_BF16 && a->a.cs == 1) ||
+  const int a_ok = (a->kind == SRC_PLAIN && (a->a.dt == SG_BF16 || (g->a_to_bf16 && a->a.dt == SG_F32))) ||
                    (a->kind == SRC_GLU && a->a.dt == SG_BF16 && a->b.dt == SG_BF16);
-  return a_ok && (b->kind == SRC_PLAIN || b->kind == SRC_PAIRS) && b->a.dt == SG_BF16 && b->a.rs == 1 &&
-         (b->kind == SRC_PLAIN || (b->b.dt == SG_BF16 && b->b.rs == 1));
+  const int b_along_k = (b->kind == SRC_PLAIN || b->kind == SRC_PAIRS) && b->a.dt == SG_BF16 && b->a.rs == 1 &&
+                        (b->kind == SRC_PLAIN || (b->b.dt == SG_BF16 && b->b.rs == 1));
+  const int b_rows = ((b->kind == SRC_PLAIN || b->kind == SRC_SPLIT) && b->a.dt == SG_BF16 && b->a.cs == 1 &&
+                      (b->kind == SRC_PLAIN || (b->b.dt == SG_BF16 && b->b.cs == 1))) ||
+                     (b->kind == SRC_GLU && b->a.dt == SG_BF16 && b->b.dt == SG_BF16);
+  return a_ok && (b_along_k || b_rows);
 }
 
-/* Row r of a prologue operand, columns [c, c + n), as bf16 (h rounded to
- * nearest even once, from the fp32 value the fp32 path packs). */
-static void glu_row_bf16(const sg_src *s, int64_t r, int64_t c, int64_t n, uint16_t *out) {
+/* Row r of A, columns [c, c + n), as bf16: h of a prologue rounded to
+ * nearest even once, from the fp32 value the fp32 path packs; an fp32
+ * intermediate rounded the same way; bf16 as it is (any strides). */
+static void a_row_bf16(const sg_src *s, int64_t r, int64_t c, int64_t n, uint16_t *out) {
   SG_ALIGNED float h[SG_SEG];
   SG_ALIGNED uint16_t hb[SG_SEG];
   for (int64_t c0 = 0; c0 < n; c0 += SG_SEG) {
@@ -539,11 +550,11 @@ static void pack_a_dp(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t k
       for (int64_t q = 0; q < kp; ++q) dst[q * SG_MR + i] = 0;
       continue;
     }
-    if (s->kind == SRC_GLU) { /* SG_SEG is even: no pair straddles two pieces */
+    if (s->kind == SRC_GLU || s->a.dt != SG_BF16 || s->a.cs != 1) { /* SG_SEG is even: no pair straddles two pieces */
       uint16_t hb[SG_SEG + 1];
       for (int64_t c0 = 0; c0 < kcl; c0 += SG_SEG) {
         const int64_t n = kcl - c0 < SG_SEG ? kcl - c0 : SG_SEG;
-        glu_row_bf16(s, m0 + i, k0 + c0, n, hb);
+        a_row_bf16(s, m0 + i, k0 + c0, n, hb);
         hb[n] = 0; /* an odd K's last pair */
         for (int64_t q = 0; q < (n + 1) / 2; ++q) memcpy(&dst[(c0 / 2 + q) * SG_MR + i], hb + 2 * q, 4);
       }
@@ -559,7 +570,12 @@ static void pack_a_dp(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t k
 
 /* B columns [n0, n0 + nr) over all K as pairs: 16 columns x 16 pairs per
  * in-register transpose of 32-bit units. */
+static void pack_b_dp_rows(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *dst);
 static void pack_b_dp(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *dst) {
+  if (s->a.rs != 1 || s->kind == SRC_SPLIT || s->kind == SRC_GLU) {
+    pack_b_dp_rows(s, n0, nr, K, dst);
+    return;
+  }
   const int64_t kp = (K + 1) / 2, kfull = K / 32 * 16; /* pairs covered by whole 32-k blocks */
   for (int jb = 0; jb < SG_NR; jb += SG_W) {
     const char *col[SG_W];
@@ -574,6 +590,53 @@ static void pack_b_dp(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *
     }
     for (int64_t q = kfull; q < kp; ++q)
       for (int j = 0; j < SG_W; ++j) dst[q * SG_NR + jb + j] = col[j] ? bf16_pair(col[j], 2 * q, K) : 0;
+  }
+}
+
+/* B as rows of unit column stride (the backward's [Wg; Wu] and X, Wd in
+ * its [D, H] orientation): pair q of column j is rows 2q and 2q + 1 at
+ * column j, one 16-bit interleave (vpermt2w) per 16 columns. */
+static const char *b_row_bf16(const sg_src *s, int64_t k, int64_t n0) {
+  const int second = s->kind == SRC_SPLIT && k >= s->split;
+  const sg_mat *m = second ? &s->b : &s->a;
+  return m->p + ((second ? k - s->split : k) * m->rs + n0) * 2;
+}
+static void a_row_bf16(const sg_src *s, int64_t r, int64_t c, int64_t n, uint16_t *out);
+static void pack_b_dp_rows(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *dst) {
+  const int64_t kp = (K + 1) / 2;
+  if (s->kind == SRC_GLU) { /* the down projection's dWd: rows of h, rounded as its forward rounds them */
+    uint16_t h[2][SG_NR];
+    for (int64_t q = 0; q < kp; ++q) {
+      memset(h, 0, sizeof h);
+      a_row_bf16(s, 2 * q, n0, nr, h[0]);
+      if (2 * q + 1 < K) a_row_bf16(s, 2 * q + 1, n0, nr, h[1]);
+      for (int j = 0; j < SG_NR; ++j) dst[q * SG_NR + j] = (uint32_t)h[0][j] | (uint32_t)h[1][j] << 16;
+    }
+    return;
+  }
+  if (nr == SG_NR) {
+    static const uint16_t il[2][32] = {
+        {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+         8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47},
+        {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+         24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63}};
+    const __m512i lo = _mm512_loadu_si512(il[0]), hi = _mm512_loadu_si512(il[1]);
+    for (int64_t q = 0; q < kp; ++q) {
+      const __m512i r0 = _mm512_loadu_si512(b_row_bf16(s, 2 * q, n0));
+      const __m512i r1 = 2 * q + 1 < K ? _mm512_loadu_si512(b_row_bf16(s, 2 * q + 1, n0)) : _mm512_setzero_si512();
+      _mm512_storeu_si512(dst + q * SG_NR, _mm512_permutex2var_epi16(r0, lo, r1));
+      _mm512_storeu_si512(dst + q * SG_NR + SG_W, _mm512_permutex2var_epi16(r0, hi, r1));
+    }
+    return;
+  }
+  for (int64_t q = 0; q < kp; ++q) {
+    const char *r0 = b_row_bf16(s, 2 * q, n0), *r1 = 2 * q + 1 < K ? b_row_bf16(s, 2 * q + 1, n0) : NULL;
+    for (int j = 0; j < SG_NR; ++j) {
+      uint16_t l = 0, h = 0;
+      if (j < nr) memcpy(&l, r0 + 2 * j, 2);
+      if (j < nr && r1) memcpy(&h, r1 + 2 * j, 2);
+      dst[q * SG_NR + j] = (uint32_t)l | (uint32_t)h << 16;
+    }
   }
 }
 
@@ -619,8 +682,8 @@ static void amx_pack_a(const sg_src *s, int64_t r, int live, int64_t K, uint32_t
     memset(dst, 0, (size_t)kp * 4);
     return;
   }
-  if (s->kind == SRC_GLU)
-    glu_row_bf16(s, r, 0, K, (uint16_t *)dst);
+  if (s->kind == SRC_GLU || s->a.dt != SG_BF16 || s->a.cs != 1)
+    a_row_bf16(s, r, 0, K, (uint16_t *)dst);
   else
     memcpy(dst, s->a.p + r * s->a.rs * 2, (size_t)K * 2);
   memset((char *)dst + K * 2, 0, (size_t)(kp * 2 - K) * 2);
@@ -1344,6 +1407,7 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
     g.B.split = H;
     g.epi = EPI_STORE;
     g.c = mat_of(&p->dx);
+    g.a_to_bf16 = 1; /* where [Wg; Wu] is bf16 */
     gemm_run(&g, gws, nth);
   }
   const int acc = (p->flags & SWIGLU_LINEAR_ACCUMULATE) != 0;
@@ -1361,6 +1425,7 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
       g.epi = EPI_STORE;
       g.c = mat_of(half ? &p->dwu : &p->dwg);
       g.accumulate = acc;
+      g.a_to_bf16 = 1; /* where X is bf16 */
       gemm_run(&g, gws, nth);
     }
   }
