@@ -497,15 +497,15 @@ static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, 
  * an odd K's last pair is padded with zero in both operands. */
 #if defined(__AVX512BF16__) && SG_W == 16
 #define SG_HAVE_DP 1
-/* The down projection's prologue A (h = act(G) * m(U)) takes this path too
- * when G, U and the weights are all bf16: h is computed in fp32 as for the
- * fp32 path and rounded once to bf16 (nearest even) as it is packed, the
- * rounding of an intermediate to the GEMM operand's dtype that
- * docs/numerics.md allows and the CUDA composition also makes. In fp32 it
- * ran at the fp32 FMA rate, half the bf16 GLU linear's. So do the
- * backward's GEMMs: bf16 operands in any orientation (B as rows of unit
- * column stride too: [Wg; Wu], X, Wd), and its fp32 gradients dG, dU
- * (a_to_bf16) rounded to bf16 where they meet bf16 weights or X. */
+/* The other GEMMs of the ops take this path too where their operands are
+ * bf16: A in any orientation, B also as rows of unit column stride (the
+ * backward's [Wg; Wu], X, Wd), and the fp32 intermediates rounded once to
+ * bf16 (nearest even) as they are packed: the down projection's h (its
+ * prologue, and the recomputed h of dWd) when G, U and Wd are bf16, and
+ * the backward's dG, dU (a_to_bf16) where they meet bf16 weights or X.
+ * That is the rounding of an intermediate to the GEMM operand's dtype
+ * that docs/numerics.md allows and the CUDA composition also makes; in
+ * fp32 these GEMMs ran at the fp32 FMA rate, half the bf16 GLU linear's. */
 static int gemm_use_dp(const sg_gemm *g) {
   const sg_src *a = &g->A, *b = &g->B;
   const int a_ok = (a->kind == SRC_PLAIN && (a->a.dt == SG_BF16 || (g->a_to_bf16 && a->a.dt == SG_F32))) ||
