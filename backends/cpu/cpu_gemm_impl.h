@@ -545,6 +545,31 @@ static inline uint32_t bf16_pair(const char *p, int64_t k, int64_t K) {
 /* A rows [m0, m0 + mr), K range [k0, k0 + kcl) as kcl/2 (rounded up) pairs. */
 static void pack_a_dp(const sg_src *s, int64_t m0, int mr, int64_t k0, int64_t kcl, uint32_t *dst) {
   const int64_t kp = (kcl + 1) / 2, K = k0 + kcl;
+  if (s->kind == SRC_PLAIN && s->a.rs == 1 && mr == SG_MR && (s->a.dt == SG_BF16 || s->a.dt == SG_F32)) {
+    /* transposed (the weight gradients' dG^T, dy^T): pair q of the panel's
+     * rows is SG_MR adjacent elements of two source rows; element by element
+     * through a_row_bf16 it cost as much as the products */
+    const size_t es = sg_dtype_size(s->a.dt);
+    for (int64_t q = 0; q < kp; ++q) {
+      const int64_t k = k0 + 2 * q;
+      const char *r0 = s->a.p + (m0 + k * s->a.cs) * (int64_t)es;
+      uint16_t lo[SG_MR], hi[SG_MR] = {0};
+      if (s->a.dt == SG_BF16) {
+        memcpy(lo, r0, sizeof lo);
+        if (k + 1 < K) memcpy(hi, r0 + s->a.cs * (int64_t)es, sizeof hi);
+      } else { /* an fp32 intermediate, rounded as a_row_bf16 rounds it */
+        SG_ALIGNED float t[2 * SG_MR] = {0};
+        memcpy(t, r0, SG_MR * 4);
+        if (k + 1 < K) memcpy(t + SG_MR, r0 + s->a.cs * (int64_t)es, SG_MR * 4);
+        SG_ALIGNED uint16_t b[2 * SG_MR];
+        v_store_bf16(b, v_load_f32(t)); /* 2 SG_MR = SG_W */
+        memcpy(lo, b, sizeof lo);
+        memcpy(hi, b + SG_MR, sizeof hi);
+      }
+      for (int i = 0; i < SG_MR; ++i) dst[q * SG_MR + i] = (uint32_t)lo[i] | (uint32_t)hi[i] << 16;
+    }
+    return;
+  }
   for (int i = 0; i < SG_MR; ++i) {
     if (i >= mr) {
       for (int64_t q = 0; q < kp; ++q) dst[q * SG_MR + i] = 0;
