@@ -189,12 +189,19 @@ typedef struct {
   int act, layout, bias, tx, tw, to;
   int64_t T, D, H;
   double alpha, limit;
+  int twu1; /* separate layout: w_up's (and its gradient's) dtype + 1; 0: tw */
 } lcase;
 
+/* The separate w_up need not share w's dtype. */
+static int twu(const lcase *c) { return c->twu1 ? c->twu1 - 1 : c->tw; }
+/* The coarser of the two weight dtypes (the dx tolerance's operand rounding). */
+static int tw_coarse(const lcase *c) { return uround(twu(c)) > uround(c->tw) ? twu(c) : c->tw; }
+
 static void case_name(const lcase *c, char *s, size_t n) {
-  snprintf(s, n, "%s %s%s T=%lld D=%lld H=%lld x=%s w=%s out=%s", k_act[c->act], k_lay[c->layout],
+  snprintf(s, n, "%s %s%s T=%lld D=%lld H=%lld x=%s w=%s%s%s out=%s", k_act[c->act], k_lay[c->layout],
            c->bias ? " +bias" : "", (long long)c->T, (long long)c->D, (long long)c->H,
-           t_dtype_name[c->tx], t_dtype_name[c->tw], t_dtype_name[c->to]);
+           t_dtype_name[c->tx], t_dtype_name[c->tw], c->twu1 ? " w_up=" : "", c->twu1 ? t_dtype_name[twu(c)] : "",
+           t_dtype_name[c->to]);
 }
 
 /* When set, the cases put a NaN into one input row: it must reach exactly
@@ -227,7 +234,7 @@ static void weights_make(lweights *lw, const lcase *c, t_rng *r) {
   tb_fill(&lw->w, r, ws);
   tb_up(&lw->w);
   if (lw->sep) {
-    tb_make(&lw->wu, c->tw, 2, 1, c->H, c->D, 1);
+    tb_make(&lw->wu, twu(c), 2, 1, c->H, c->D, 1);
     tb_fill(&lw->wu, r, ws);
     tb_up(&lw->wu);
   }
@@ -236,7 +243,7 @@ static void weights_make(lweights *lw, const lcase *c, t_rng *r) {
     tb_fill(&lw->b, r, 0.5);
     tb_up(&lw->b);
     if (lw->sep) {
-      tb_make(&lw->bu, c->tw, 1, 1, 1, c->H, 0);
+      tb_make(&lw->bu, twu(c), 1, 1, 1, c->H, 0);
       tb_fill(&lw->bu, r, 0.5);
       tb_up(&lw->bu);
     }
@@ -334,8 +341,8 @@ static void glu_linear_case(const lcase *c, t_rng *r, int save_pre, int accumula
   tb_make(&dw, c->tw, 2, 1, sep ? c->H : 2 * c->H, c->D, 1);
   tb_make(&db, c->tw, 1, 1, 1, sep ? c->H : 2 * c->H, 0);
   if (sep) {
-    tb_make(&dwu, c->tw, 2, 1, c->H, c->D, 0);
-    tb_make(&dbu, c->tw, 1, 1, 1, c->H, 0);
+    tb_make(&dwu, twu(c), 2, 1, c->H, c->D, 0);
+    tb_make(&dbu, twu(c), 1, 1, 1, c->H, 0);
   }
   tb *grads[4] = {&dw, &db, sep ? &dwu : NULL, sep ? &dbu : NULL};
   void *old[4] = {0};
@@ -390,30 +397,30 @@ static void glu_linear_case(const lcase *c, t_rng *r, int save_pre, int accumula
           double w = wget(&lw, c, f, up, k), v = dp[(t * H + f) * 2 + up];
           s += v * w, m += fabs(v * w), prop += fabs(w) * ep[(t * H + f) * 2 + up];
         }
-      check("glu_linear dx", cs, t, k, s, gemm_tol(2 * H, m, c->tw) + prop, tb_get(&dx, 0, t, k), c->tx);
+      check("glu_linear dx", cs, t, k, s, gemm_tol(2 * H, m, tw_coarse(c)) + prop, tb_get(&dx, 0, t, k), c->tx);
     }
   check_outside("glu_linear dx", cs, &dx);
   for (int64_t f = 0; f < H; ++f)
     for (int up = 0; up < 2; ++up) {
-      const int gi = sep && up ? 2 : 0, bi = sep && up ? 3 : 1;
+      const int gi = sep && up ? 2 : 0, bi = sep && up ? 3 : 1, gt = sep && up ? twu(c) : c->tw;
       const int64_t row = sep ? f : t_glu_col(c->layout, H, f, up);
-      double prev = accumulate ? t_read(old[bi], c->tw, tb_at(grads[bi], 0, 0, row)) : 0;
+      double prev = accumulate ? t_read(old[bi], gt, tb_at(grads[bi], 0, 0, row)) : 0;
       double s = prev, m = fabs(prev), prop = 0;
       for (int64_t t = 0; t < T; ++t) {
         double v = dp[(t * H + f) * 2 + up];
         s += v, m += fabs(v), prop += ep[(t * H + f) * 2 + up];
       }
       check("glu_linear dbias", cs, 0, row, s, gemm_tol(T + 1, m, T_F32) + prop,
-            tb_get(grads[bi], 0, 0, row), c->tw);
+            tb_get(grads[bi], 0, 0, row), gt);
       for (int64_t k = 0; k < D; ++k) {
-        prev = accumulate ? t_read(old[gi], c->tw, tb_at(grads[gi], 0, row, k)) : 0;
+        prev = accumulate ? t_read(old[gi], gt, tb_at(grads[gi], 0, row, k)) : 0;
         s = prev, m = fabs(prev), prop = 0;
         for (int64_t t = 0; t < T; ++t) {
           double xv = tb_get(&x, 0, t, k), v = dp[(t * H + f) * 2 + up];
           s += v * xv, m += fabs(v * xv), prop += fabs(xv) * ep[(t * H + f) * 2 + up];
         }
         check("glu_linear dw", cs, row, k, s, gemm_tol(T + 1, m, c->tx) + prop,
-              tb_get(grads[gi], 0, row, k), c->tw);
+              tb_get(grads[gi], 0, row, k), gt);
       }
     }
   for (int i = 0; i < 4; ++i) {
@@ -837,6 +844,17 @@ int main(int argc, char **argv) {
       glu_linear_case(&c, &r, i % 2, 0);
       c.tx = T_F32, c.tw = T_F16, c.to = T_F32, c.D = 37, c.layout = SWIGLU_LAYOUT_SEPARATE;
       glu_linear_case(&c, &r, 1, 0);
+    }
+  }
+  /* separate w and w_up of different dtypes, on the few-row and the GEMM
+   * forward: each half is read (and its gradients written) in its own */
+  {
+    const int64_t ts[] = {1, 3, 8, 30, 2, 40};
+    const int mix[][3] = {{T_BF16, T_BF16, T_F32}, {T_F32, T_F32, T_F16}, {T_BF16, T_F32, T_BF16}};
+    for (int i = 0; i < 6; ++i) {
+      const int *m = mix[i % 3];
+      lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_SEPARATE, i % 2, m[0], m[1], T_F32, ts[i], 69, 11, 0, 0, m[2] + 1};
+      glu_linear_case(&c, &r, i % 2, i == 3);
     }
   }
   /* an empty batch: the weight gradients are zeros (or unchanged) */

@@ -154,6 +154,18 @@ static void glu_run(int act, float alpha, float limit, const float *g, const flo
 
 /* Which matrix and column hold logical column j of a PLAIN or PAIRS
  * operand; -1 for a PAIRS padding column past the last feature (zero). */
+/* The matrix holding row k of a SRC_PLAIN or SRC_SPLIT operand and k's row
+ * in it. Each half keeps its own dtype: separate Wg and Wu need not share
+ * one, so callers take the element size from the matrix returned. */
+static inline const sg_mat *src_row(const sg_src *s, int64_t k, int64_t *r) {
+  if (s->kind == SRC_SPLIT && k >= s->split) {
+    *r = k - s->split;
+    return &s->b;
+  }
+  *r = k;
+  return &s->a;
+}
+
 static int64_t src_col(const sg_src *s, int64_t j, const sg_mat **m) {
   *m = &s->a;
   if (s->kind != SRC_PAIRS) return j;
@@ -203,10 +215,9 @@ static void src_seg(const sg_src *s, int64_t r, int64_t c, int along_c, int64_t 
     }
     case SRC_SPLIT: { /* split along rows */
       if (along_c) {
-        if (r < s->split)
-          mat_seg(&s->a, r, c, 1, n, out);
-        else
-          mat_seg(&s->b, r - s->split, c, 1, n, out);
+        int64_t rr;
+        const sg_mat *m = src_row(s, r, &rr);
+        mat_seg(m, rr, c, 1, n, out);
         return;
       }
       int64_t n1 = r < s->split ? (s->split - r < n ? s->split - r : n) : 0;
@@ -285,10 +296,14 @@ static const char *b_col_ptr(const sg_src *s, int64_t j) {
 static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
   if (!src_along_c(s) && (s->kind == SRC_PLAIN || s->kind == SRC_PAIRS) && s->a.rs == 1 &&
       (s->kind == SRC_PLAIN || s->b.rs == 1)) {
-    const int32_t dt = s->a.dt;
-    const size_t es = sg_dtype_size(dt);
     const int64_t kfull = K / SG_W * SG_W;
     for (int jb = 0; jb < SG_NR; jb += SG_W) {
+      /* one dtype per SG_W columns: all gate or all up (src_col), and
+       * separate Wg, Wu may differ in dtype */
+      const sg_mat *mj;
+      src_col(s, n0 + jb, &mj);
+      const int32_t dt = mj->dt;
+      const size_t es = sg_dtype_size(dt);
       const char *col[SG_W];
       for (int j = 0; j < SG_W; ++j) col[j] = jb + j < nr ? b_col_ptr(s, n0 + jb + j) : NULL;
       for (int64_t k = 0; k < kfull; k += SG_W) {
@@ -330,8 +345,8 @@ static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
      * vectors converted in place of a src_seg call chain per k, which took
      * the backward GEMMs' packing to a third of their time */
     for (int64_t k = 0; k < K; ++k) {
-      const sg_mat *m = s->kind == SRC_SPLIT && k >= s->split ? &s->b : &s->a;
-      const int64_t r = m == &s->b ? k - s->split : k;
+      int64_t r;
+      const sg_mat *m = src_row(s, k, &r);
       const char *p = m->p + (r * m->rs + n0) * (int64_t)sg_dtype_size(m->dt);
       v_store_f32(dst + k * SG_NR, v_load(p, m->dt));
       v_store_f32(dst + k * SG_NR + SG_W, v_load(p + SG_W * (int64_t)sg_dtype_size(m->dt), m->dt));
@@ -358,7 +373,9 @@ static void prefetch_b(const sg_src *s, int64_t n0, int nr, int64_t K, int64_t l
     const sg_mat *m;
     const int64_t c = src_col(s, n0 + l / lines, &m);
     if (c < 0) continue;
-    __builtin_prefetch(m->p + (k * m->rs + c * m->cs) * (int64_t)es, 0, 2);
+    /* the column's own element size: a separate Wu may differ from Wg
+     * (the lines then cover its column only approximately) */
+    __builtin_prefetch(m->p + (k * m->rs + c * m->cs) * (int64_t)sg_dtype_size(m->dt), 0, 2);
   }
 }
 
@@ -622,9 +639,9 @@ static void pack_b_dp(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *
  * its [D, H] orientation): pair q of column j is rows 2q and 2q + 1 at
  * column j, one 16-bit interleave (vpermt2w) per 16 columns. */
 static const char *b_row_bf16(const sg_src *s, int64_t k, int64_t n0) {
-  const int second = s->kind == SRC_SPLIT && k >= s->split;
-  const sg_mat *m = second ? &s->b : &s->a;
-  return m->p + ((second ? k - s->split : k) * m->rs + n0) * 2;
+  int64_t r;
+  const sg_mat *m = src_row(s, k, &r);
+  return m->p + (r * m->rs + n0) * 2;
 }
 static void a_row_bf16(const sg_src *s, int64_t r, int64_t c, int64_t n, uint16_t *out);
 static void pack_b_dp_rows(const sg_src *s, int64_t n0, int nr, int64_t K, uint32_t *dst) {
@@ -1196,7 +1213,11 @@ static int dot_pairs(const sg_linear_problem *p) {
 
 static int glu_fwd_dot_ok(const sg_linear_problem *p) {
   const int64_t tmax = dot_pairs(p) ? (sg_cpu_amx ? SG_DOT_T_AMX : SG_DOT_T_PAIRS) : SG_DOT_T;
-  return p->T <= tmax && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1;
+  /* one weight dtype: the dot kernel reads every weight row as p->wg's
+   * (separate Wg and Wu of two dtypes go to the packed GEMM, whose packers
+   * read each half as its own) */
+  return p->T <= tmax && p->x.col_step == 1 && p->wg.col_step == 1 && p->wu.col_step == 1 &&
+         p->wg.dtype == p->wu.dtype;
 }
 
 static inline float v_hsum(vf v) {
