@@ -190,18 +190,21 @@ typedef struct {
   int64_t T, D, H;
   double alpha, limit;
   int twu1; /* separate layout: w_up's (and its gradient's) dtype + 1; 0: tw */
+  int txu1; /* separate layout: the down projection's up (and dup) dtype + 1; 0: tx */
 } lcase;
 
 /* The separate w_up need not share w's dtype. */
 static int twu(const lcase *c) { return c->twu1 ? c->twu1 - 1 : c->tw; }
 /* The coarser of the two weight dtypes (the dx tolerance's operand rounding). */
 static int tw_coarse(const lcase *c) { return uround(twu(c)) > uround(c->tw) ? twu(c) : c->tw; }
+static int txu(const lcase *c) { return c->txu1 ? c->txu1 - 1 : c->tx; }
+static int tx_coarse(const lcase *c) { return uround(txu(c)) > uround(c->tx) ? txu(c) : c->tx; }
 
 static void case_name(const lcase *c, char *s, size_t n) {
-  snprintf(s, n, "%s %s%s T=%lld D=%lld H=%lld x=%s w=%s%s%s out=%s", k_act[c->act], k_lay[c->layout],
-           c->bias ? " +bias" : "", (long long)c->T, (long long)c->D, (long long)c->H,
-           t_dtype_name[c->tx], t_dtype_name[c->tw], c->twu1 ? " w_up=" : "", c->twu1 ? t_dtype_name[twu(c)] : "",
-           t_dtype_name[c->to]);
+  snprintf(s, n, "%s %s%s T=%lld D=%lld H=%lld x=%s%s%s w=%s%s%s out=%s", k_act[c->act], k_lay[c->layout],
+           c->bias ? " +bias" : "", (long long)c->T, (long long)c->D, (long long)c->H, t_dtype_name[c->tx],
+           c->txu1 ? " up=" : "", c->txu1 ? t_dtype_name[txu(c)] : "", t_dtype_name[c->tw],
+           c->twu1 ? " w_up=" : "", c->twu1 ? t_dtype_name[twu(c)] : "", t_dtype_name[c->to]);
 }
 
 /* When set, the cases put a NaN into one input row: it must reach exactly
@@ -456,7 +459,7 @@ static void down_case(const lcase *c, t_rng *r, int experts, int accumulate) {
   if (g_nan && T > 1) tb_set(&x, 0, T - 1, 0, NAN);
   tb_up(&x);
   if (sep) {
-    tb_make(&up, c->tx, 2, 1, T, H, 0);
+    tb_make(&up, txu(c), 2, 1, T, H, 0);
     tb_fill(&up, r, 1.5);
     tb_up(&up);
   }
@@ -510,7 +513,7 @@ static void down_case(const lcase *c, t_rng *r, int experts, int accumulate) {
   tb_poison(&dx);
   tb_up(&dx);
   if (sep) {
-    tb_make(&dup, c->tx, 2, 1, T, H, 2);
+    tb_make(&dup, txu(c), 2, 1, T, H, 2);
     tb_poison(&dup);
     tb_up(&dup);
   }
@@ -545,7 +548,7 @@ static void down_case(const lcase *c, t_rng *r, int experts, int accumulate) {
       double gg = sep ? tb_get(&dx, 0, t, f) : tb_get(&dx, 0, t, pcol(c->layout, H, f, 0));
       double gu = sep ? tb_get(&dup, 0, t, f) : tb_get(&dx, 0, t, pcol(c->layout, H, f, 1));
       check("down_proj dgate", cs, t, f, o.dg, o.tdg, gg, c->tx);
-      check("down_proj dup", cs, t, f, o.du, o.tdu, gu, c->tx);
+      check("down_proj dup", cs, t, f, o.du, o.tdu, gu, sep ? txu(c) : c->tx);
     }
   }
   check_outside("down_proj dx", cs, &dx);
@@ -560,7 +563,7 @@ static void down_case(const lcase *c, t_rng *r, int experts, int accumulate) {
           double dv = tb_get(&dy, 0, t, d);
           s += dv * hv[t * H + f], m += fabs(dv * hv[t * H + f]), prop += fabs(dv) * he[t * H + f];
         }
-        check("down_proj dw", cs, d, f, s, gemm_tol(r1 - r0 + 1, m, c->tx) + prop,
+        check("down_proj dw", cs, d, f, s, gemm_tol(r1 - r0 + 1, m, tx_coarse(c)) + prop,
               tb_get(&dw, ee, d, f), c->tw);
       }
   }
@@ -847,14 +850,18 @@ int main(int argc, char **argv) {
     }
   }
   /* separate w and w_up of different dtypes, on the few-row and the GEMM
-   * forward: each half is read (and its gradients written) in its own */
+   * forward, and a down projection's separate gate and up of different
+   * dtypes (few-row dot and GEMM, dense and MoE): each half is read (and
+   * its gradients written) in its own */
   {
     const int64_t ts[] = {1, 3, 8, 30, 2, 40};
     const int mix[][3] = {{T_BF16, T_BF16, T_F32}, {T_F32, T_F32, T_F16}, {T_BF16, T_F32, T_BF16}};
     for (int i = 0; i < 6; ++i) {
       const int *m = mix[i % 3];
-      lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_SEPARATE, i % 2, m[0], m[1], T_F32, ts[i], 69, 11, 0, 0, m[2] + 1};
+      lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_SEPARATE, i % 2, m[0], m[1], T_F32, ts[i], 69, 11, 0, 0, m[2] + 1, 0};
       glu_linear_case(&c, &r, i % 2, i == 3);
+      c.twu1 = 0, c.txu1 = m[2] + 1; /* the down projection's separate gate and up */
+      down_case(&c, &r, i % 2 ? 3 : 0, i == 2);
     }
   }
   /* an empty batch: the weight gradients are zeros (or unchanged) */
