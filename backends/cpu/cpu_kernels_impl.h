@@ -69,20 +69,31 @@ static inline vf v_max_keepnan(vf x, vf lo) { return v_sel(x < lo, lo, x); }
 
 /* ------------------------------------------------------------ conversions */
 
-static inline vf v_load_f32(const void *p) {
-  vf v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void v_store_f32(void *p, vf v) { memcpy(p, &v, sizeof v); }
+/* Unaligned, aliasing-safe vector accesses through a may_alias type of
+ * alignment 1 (the form the compilers' own intrinsic headers use for
+ * _mm256_loadu_ps). Through memcpy, GCC 12's generic tuning copied a
+ * 256-bit vector in two 128-bit pieces into a stack slot and reloaded it
+ * whole, a store-forwarding stall per load: the AVX2 GEMM's B vectors
+ * took that route, its accumulators were spilled around it each K step,
+ * and the GLU linear ran at 0.29 of the FMA peak on a Zen 1 EPYC. */
+typedef float vf_mem __attribute__((vector_size(SG_W * 4), aligned(1), may_alias));
+static inline vf v_load_f32(const void *p) { return *(const vf_mem *)p; }
+static inline void v_store_f32(void *p, vf v) { *(vf_mem *)p = v; }
 
 #ifdef sg_load_bf16
 static inline vf v_load_bf16(const void *p) { return (vf)sg_load_bf16(p); }
 #else
 static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
 #endif
-/* Round to nearest even; NaN stays NaN (quiet bit set). */
+/* Round to nearest even; NaN stays NaN (quiet bit set). Out of line only
+ * where it is the rare path beside the native instruction: without one
+ * (AVX2, generic) it is every bf16 store, and a call per vector there
+ * spilled the loops' constants around it. */
+#ifdef SG_BF16_NATIVE
 static __attribute__((noinline)) vh v_to_bf16_int(vf v) {
+#else
+static inline __attribute__((always_inline)) vh v_to_bf16_int(vf v) {
+#endif
   vu u = (vu)v;
   vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   vu q = (u >> 16) | 0x40u;
@@ -101,10 +112,8 @@ static inline __attribute__((always_inline)) vh v_to_bf16(vf v) {
 #endif
   return v_to_bf16_int(v);
 }
-static inline __attribute__((always_inline)) void v_store_bf16(void *p, vf v) {
-  vh h = v_to_bf16(v);
-  memcpy(p, &h, sizeof h);
-}
+typedef uint16_t vh_mem __attribute__((vector_size(SG_W * 2), aligned(1), may_alias));
+static inline __attribute__((always_inline)) void v_store_bf16(void *p, vf v) { *(vh_mem *)p = v_to_bf16(v); }
 
 static inline __attribute__((always_inline)) vf v_load(const char *p, int32_t dt) {
   if (dt == SG_BF16) return v_load_bf16(p);
@@ -705,15 +714,12 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
     gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL, fast);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
-      vf a0, a1;
-      memcpy(&a0, ab + i, sizeof a0);
-      memcpy(&a1, ab + i + SG_W, sizeof a1);
+      const vf a0 = v_load_f32(ab + i), a1 = v_load_f32(ab + i + SG_W);
       store_v2(q.h + i * hes, hd, a0 * v_up_mult(act, limit, v_load(q.u + i * ues, ud)),
                a1 * v_up_mult(act, limit, v_load(q.u + (i + SG_W) * ues, ud)), nt);
     }
     for (; i < nv; i += SG_W) {
-      vf a;
-      memcpy(&a, ab + i, sizeof a);
+      const vf a = v_load_f32(ab + i);
       store_v(q.h + i * hes, hd, a * v_up_mult(act, limit, v_load(q.u + i * ues, ud)), nt);
     }
     return;
@@ -878,8 +884,8 @@ static inline __attribute__((always_inline)) sg_bwd_out bwd_from_buf(int act, fl
                                                                     const float *da, const char *up, int32_t ud,
                                                                     const char *dh, int32_t dhd) {
   sg_act o;
-  memcpy(&o.a, a, sizeof(vf));
-  memcpy(&o.da, da, sizeof(vf));
+  o.a = v_load_f32(a);
+  o.da = v_load_f32(da);
   const vf u = v_load(up, ud);
   o.m = v_up_mult(act, limit, u);
   o.dm = v_up_dmult(act, limit, u);
