@@ -836,9 +836,11 @@ int main(int argc, char **argv) {
     }
   }
   /* the CPU's few-row forward (dot products, T <= 16; bf16 pairs T <= 8,
-   * or 5 with AMX, where T = 8 and 16 go to the AMX GEMM):
-   * every block height 1..4 with a remainder, feature groups of 3 and 4
-   * with a partial last one, D past two vectors of pairs with an odd tail */
+   * or 5 with AMX, where T = 8 and 16 go to the AMX GEMM; 16-bit weights
+   * on AVX2 T <= 8): every block height (1..4 with AVX-512, 1..3 with 16
+   * vector registers) with a remainder, feature groups of each width (4 and
+   * 3, or 3 and 2) with a partial last one, D past two vectors of pairs
+   * with an odd tail */
   {
     const int64_t ts[] = {1, 2, 3, 5, 8, 16};
     for (int i = 0; i < 6; ++i) {

@@ -1179,8 +1179,18 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
  * more. X is converted to fp32 once, into the workspace (the GEMM's A-panel
  * area, at least T x D floats); the AVX512_BF16 build multiplies bf16 X and
  * weights in pairs (vdpbf16ps) straight from memory. */
+#if SG_W >= 16
 #define SG_DOT_TB 4
-#define SG_DOT_NF 4
+#define SG_DOT_NF 4      /* features a block for one or two rows */
+#define SG_DOT_NF_MORE 3 /* for more rows */
+#else
+/* 16 vector registers (AVX2, SSE): blocks of 12 accumulators. TB 4 with
+ * NF 3 had 24, spilled every K step; on a Zen 1 EPYC the fp32 GLU linear
+ * at T = 16 then ran at 0.42 of the FMA peak. */
+#define SG_DOT_TB 3
+#define SG_DOT_NF 3
+#define SG_DOT_NF_MORE 2
+#endif
 
 /* The most rows (per expert) that take this path: where it beat the packed
  * GEMM on the 2-core Zen 4 VM at D = 2048 (docs/benchmarks.md). GLU linear
@@ -1189,10 +1199,21 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
  * at 16. -DSG_DOT_MAX_T=0 turns the path off, for such A/B measurements. */
 #ifdef SG_DOT_MAX_T
 #define SG_DOT_T SG_DOT_MAX_T
+#define SG_DOT_T_16 SG_DOT_MAX_T
 #define SG_DOT_T_PAIRS SG_DOT_MAX_T
 #define SG_DOT_T_AMX SG_DOT_MAX_T
 #else
 #define SG_DOT_T 16
+#if SG_W >= 16
+#define SG_DOT_T_16 SG_DOT_T
+#else
+/* 16-bit weights without the pairs (AVX2): each weight vector is widened
+ * for only 2-3 rows' FMAs, while the GEMM widens it once into its panel.
+ * Zen 1 EPYC, bf16, D = 2048, H = 5632, GLU linear forward: dot 8.7-10.5
+ * ms at T = 8, 13.1 at 10, 18-22 at 16; the GEMM 12.7-13.6, 12.1-12.7,
+ * 16.0-16.2. (fp32 weights: the dot path led through 16, 13.5 to 16-17.6.) */
+#define SG_DOT_T_16 8
+#endif
 #define SG_DOT_T_PAIRS 8
 /* With AMX the packed GEMM takes over sooner: on the 2-core Xeon (bf16,
  * D = 2048, H = 5632) the pairs path took 0.86-0.97 ms at T = 1-2, 1.42-1.48
@@ -1200,6 +1221,9 @@ static void glu_fwd_gemm(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat
  * to 8 (and 11.0 against 14.5-14.9 ms at T = 8, D = 4096, H = 14336) */
 #define SG_DOT_T_AMX 5
 #endif
+
+/* The most rows for the dot path without the pairs, by weight dtype. */
+static int64_t dot_t_max(int32_t wdt) { return wdt == SG_F32 ? SG_DOT_T : SG_DOT_T_16; }
 
 /* bf16 X and weights: the vdpbf16ps pair path (AVX512_BF16 builds). */
 static int dot_pairs(const sg_linear_problem *p) {
@@ -1212,7 +1236,7 @@ static int dot_pairs(const sg_linear_problem *p) {
 }
 
 static int glu_fwd_dot_ok(const sg_linear_problem *p) {
-  const int64_t tmax = dot_pairs(p) ? (sg_cpu_amx ? SG_DOT_T_AMX : SG_DOT_T_PAIRS) : SG_DOT_T;
+  const int64_t tmax = dot_pairs(p) ? (sg_cpu_amx ? SG_DOT_T_AMX : SG_DOT_T_PAIRS) : dot_t_max(p->wg.dtype);
   /* one weight dtype: the dot kernel reads every weight row as p->wg's
    * (separate Wg and Wu of two dtypes go to the packed GEMM, whose packers
    * read each half as its own) */
@@ -1297,7 +1321,7 @@ static inline __attribute__((always_inline)) void dot_block(const sg_dot *d, int
 }
 
 /* Weight rows per block, 2 NF: as many accumulators as the registers hold. */
-static int dot_nf(int64_t T) { return T > 2 ? 3 : SG_DOT_NF; }
+static int dot_nf(int64_t T) { return T > 2 ? SG_DOT_NF_MORE : SG_DOT_NF; }
 
 /* One block of nt rows (any count up to SG_DOT_TB) against 2 NF weight
  * rows, NF as dot_nf gives it: each pair a constant in its instance. */
@@ -1313,7 +1337,7 @@ static inline __attribute__((always_inline)) void dot_block_nf(const sg_dot *d, 
 }
 static void dot_block_nt(const sg_dot *d, int64_t t0, int nt, int nf, const char *const *w,
                          float s[SG_DOT_TB][2 * SG_DOT_NF]) {
-  if (nf == 3) dot_block_nf(d, t0, nt, 3, w, s);
+  if (nf == SG_DOT_NF_MORE) dot_block_nf(d, t0, nt, SG_DOT_NF_MORE, w, s);
   else dot_block_nf(d, t0, nt, SG_DOT_NF, w, s);
 }
 
@@ -1494,7 +1518,7 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
   }
 }
 
-/* The down projection GEMM g (C = y, M <= SG_DOT_T rows) with weight w as
+/* The down projection GEMM g (C = y, M <= dot_t_max rows) with weight w as
  * dot products: g's A, h = act(G) * m(U), in fp32 into the workspace (the
  * prologue the GEMM runs while packing), then each output column is h's row
  * dot the weight row [D, H] holds for it -- read in place, like the GLU
@@ -1548,7 +1572,7 @@ static void down_forward(const sg_linear_problem *p, float *ws, int nth) {
     g.B.a = mat_t(&w);
     g.epi = EPI_STORE;
     g.c = mat_rows(mat_of(&p->y), r0);
-    if (g.M <= SG_DOT_T && w.col_step == 1) down_dot(&g, &w, ws, nth);
+    if (g.M <= dot_t_max(w.dtype) && w.col_step == 1) down_dot(&g, &w, ws, nth);
     else gemm_run(&g, ws, nth);
   }
 }
