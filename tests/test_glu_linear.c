@@ -597,7 +597,7 @@ static void expect_fail(swiglu_status got, swiglu_status want, const char *what,
 
 static void bad_inputs(t_rng *r) {
   const int64_t T = 5, D = 7, H = 4;
-  lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 0, T_F32, T_F32, T_F32, T, D, H, 0, 0};
+  lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 0, T_F32, T_F32, T_F32, T, D, H, 0, 0, 0, 0};
   lweights lw;
   weights_make(&lw, &c, r);
   tb x, xbad, h, wbad, pre, w3, y;
@@ -827,7 +827,7 @@ int main(int argc, char **argv) {
     const int64_t sh[][3] = {{75, 64, 70}, {150, 40, 200}, {200, 300, 24}, {40, 601, 40}, {40, 100, 530}};
     for (int i = 0; i < 5; ++i) {
       lcase c = {i == 1 ? SWIGLU_ACT_GELU_TANH : SWIGLU_ACT_SILU, i == 2 ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_GATE_UP,
-                 i != 1, T_F32, T_F32, T_F32, sh[i][0], sh[i][1], sh[i][2], 0, 0};
+                 i != 1, T_F32, T_F32, T_F32, sh[i][0], sh[i][1], sh[i][2], 0, 0, 0, 0};
       glu_linear_case(&c, &r, i == 0, 0);
       down_case(&c, &r, 0, i == 1);
       c.tx = c.tw = c.to = T_BF16; /* the bf16 pairs' kernel where the ISA has it */
@@ -845,7 +845,7 @@ int main(int argc, char **argv) {
     const int64_t ts[] = {1, 2, 3, 5, 8, 16};
     for (int i = 0; i < 6; ++i) {
       lcase c = {i % 2 ? SWIGLU_ACT_GELU_TANH : SWIGLU_ACT_SILU_GPTOSS, i % 2 ? SWIGLU_LAYOUT_INTERLEAVED : SWIGLU_LAYOUT_UP_GATE,
-                 1, T_BF16, T_BF16, T_BF16, ts[i], 71, 9 + i % 3, 0, 0};
+                 1, T_BF16, T_BF16, T_BF16, ts[i], 71, 9 + i % 3, 0, 0, 0, 0};
       glu_linear_case(&c, &r, i % 2, 0);
       c.tx = T_F32, c.tw = T_F16, c.to = T_F32, c.D = 37, c.layout = SWIGLU_LAYOUT_SEPARATE;
       glu_linear_case(&c, &r, 1, 0);
@@ -868,7 +868,7 @@ int main(int argc, char **argv) {
   }
   /* an empty batch: the weight gradients are zeros (or unchanged) */
   {
-    lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 1, T_F32, T_F32, T_F32, 0, 9, 6, 0, 0};
+    lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 1, T_F32, T_F32, T_F32, 0, 9, 6, 0, 0, 0, 0};
     glu_linear_case(&c, &r, 0, 0);
     c.layout = SWIGLU_LAYOUT_INTERLEAVED, c.T = 3;
     down_case(&c, &r, 4, 0);

@@ -490,6 +490,24 @@ static void epi_glu_bwd(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr
 }
 
 static void epi_store(const sg_gemm *g, int64_t m0, int mr, int64_t n0, int nr, vf acc[SG_MR][2]) {
+  if (nr == SG_NR && g->c.cs == 1) {
+    /* whole rows of unit stride, straight from the registers: through
+     * store_run, a memcpy call per row of 16 or 32 values took a quarter
+     * of the weight-gradient GEMMs, whose K (= T) is short at decode */
+    const int32_t dt = g->c.dt;
+    const int64_t hw = SG_W * (int64_t)sg_dtype_size(dt);
+    for (int i = 0; i < mr; ++i) {
+      char *p = (char *)mat_at(&g->c, m0 + i, n0).p;
+      vf v0 = acc[i][0], v1 = acc[i][1];
+      if (g->accumulate) {
+        v0 = v_load(p, dt) + v0; /* store_run's order: the old value plus the sum */
+        v1 = v_load(p + hw, dt) + v1;
+      }
+      v_store(p, dt, v0);
+      v_store(p + hw, dt, v1);
+    }
+    return;
+  }
   for (int i = 0; i < mr; ++i) {
     SG_ALIGNED float v[SG_NR];
     v_store_f32(v, acc[i][0]);
