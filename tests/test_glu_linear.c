@@ -866,6 +866,22 @@ int main(int argc, char **argv) {
       down_case(&c, &r, i % 2 ? 3 : 0, i == 2);
     }
   }
+  /* the CPU's few-row GEMM for a B given as rows (the backward's dX, the
+   * down projection's dh; T <= 16): K in several blocks of 64 rows with a
+   * partial last one, N past one thread's run of 1024 columns with a
+   * partial last panel, dense and MoE */
+  {
+    lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_INTERLEAVED, 1, T_F32, T_F32, T_F32, 5, 40, 100, 0, 0, 0, 0};
+    glu_linear_case(&c, &r, 1, 1);
+    c.tx = c.tw = c.to = T_BF16, c.layout = SWIGLU_LAYOUT_SEPARATE, c.twu1 = T_F16 + 1;
+    glu_linear_case(&c, &r, 0, 0);
+    lcase w = {SWIGLU_ACT_GELU_TANH, SWIGLU_LAYOUT_GATE_UP, 0, T_F32, T_BF16, T_F32, 2, 2100, 40, 0, 0, 0, 0};
+    glu_linear_case(&w, &r, 1, 0);
+    lcase d = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 0, T_F32, T_F32, T_BF16, 7, 150, 2100, 0, 0, 0, 0};
+    down_case(&d, &r, 0, 1);
+    d.T = 12, d.tx = T_BF16;
+    down_case(&d, &r, 3, 0);
+  }
   /* an empty batch: the weight gradients are zeros (or unchanged) */
   {
     lcase c = {SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP, 1, T_F32, T_F32, T_F32, 0, 9, 6, 0, 0, 0, 0};

@@ -937,6 +937,104 @@ static sg_gemm gemm_slice(const sg_gemm *g, int64_t k0, int64_t kc) {
   return s;
 }
 
+/* Few rows of A against a B given as rows of unit column stride (the
+ * backward's dX = dG|dU [Wg; Wu] and the down projection's dh = dy Wd at
+ * decode). gemm_run packs each column panel over all of K, reading one
+ * line of every B row (8 KiB apart at D = 2048) for each panel in turn, a
+ * new page at every row; with M this small the packed panel serves only
+ * one or two row panels, and that walk was the GEMM's time (dX of the
+ * fp32 GLU linear backward at T = 8, D = 2048, H = 5632 on the 2-core
+ * Zen 1: 23 ms for 92 MB of weights). Here each thread owns a range of
+ * columns and goes down K in blocks of SG_ROWS_KB rows: the block's rows
+ * of its columns are read row by row (runs of up to SG_ROWS_COLS columns,
+ * as they lie) into panels in L2, which then run against every row panel
+ * of A (packed once, whole K); the partial sums wait in a per-thread
+ * buffer between blocks. */
+#define SG_ROWS_T 16
+#define SG_ROWS_KB 64
+#define SG_ROWS_COLS 1024
+
+static int gemm_rows_ok(const sg_gemm *g) {
+  const sg_src *b = &g->B;
+  const int64_t mp = (g->M + SG_MR - 1) / SG_MR * SG_MR;
+  if (g->M > SG_ROWS_T || g->K <= 0 || gemm_mc(g->M, g->K) < mp) return 0;
+  if (g->epi != EPI_STORE && g->epi != EPI_GLU_BWD) return 0;
+#if SG_HAVE_DP
+  if (gemm_use_dp(g)) return 0; /* the bf16 pairs pack along K */
+#endif
+  return (b->kind == SRC_PLAIN || b->kind == SRC_SPLIT) && b->a.cs == 1 && (b->kind == SRC_PLAIN || b->b.cs == 1);
+}
+
+/* Within gemm_ws_floats(M, N, K, nth): A packed over all of K in the
+ * packed-A area, and per thread, in its gemm_thread_floats (at least
+ * (K + mp) x SG_NR), a block's panels and their partial sums. */
+static void gemm_rows(const sg_gemm *g, float *ws, int nth) {
+  const int64_t M = g->M, N = g->N, K = g->K;
+  const int64_t npa = (M + SG_MR - 1) / SG_MR, mp = npa * SG_MR;
+  const int64_t kb_max = K < SG_ROWS_KB ? K : SG_ROWS_KB;
+  float *apack = align64(ws);
+  float *thread_base = align64(apack + gemm_apack_floats(M, K));
+  const size_t tf = gemm_thread_floats(M, K);
+  const int64_t nch = (N + SG_NR - 1) / SG_NR;
+  int64_t subw = ((int64_t)tf - 32) / ((kb_max + mp) * SG_NR); /* panels a thread holds at once */
+  if (subw > SG_ROWS_COLS / SG_NR) subw = SG_ROWS_COLS / SG_NR;
+  if (subw < 1) subw = 1;
+  const int64_t nkc = (K + SG_KC - 1) / SG_KC;
+#pragma omp parallel num_threads(nth)
+  {
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t kb = 0; kb < nkc; ++kb)
+      for (int64_t pa = 0; pa < npa; ++pa) {
+        const int64_t k0 = kb * SG_KC, kcl = K - k0 < SG_KC ? K - k0 : SG_KC;
+        const int mr = (int)(M - pa * SG_MR < SG_MR ? M - pa * SG_MR : SG_MR);
+        pack_a(&g->A, pa * SG_MR, mr, k0, kcl, apack + (pa * K + k0) * SG_MR);
+      }
+    const int tid = omp_get_thread_num();
+    const int64_t c0 = nch * tid / nth, c1 = nch * (tid + 1) / nth;
+    float *slab = align64(thread_base + (size_t)tid * tf);
+    float *cb = slab + subw * kb_max * SG_NR; /* 64-byte aligned: SG_NR floats are */
+    for (int64_t sub = c0; sub < c1; sub += subw) {
+      const int64_t se = sub + subw < c1 ? sub + subw : c1;
+      for (int64_t k0 = 0; k0 < K; k0 += kb_max) {
+        const int64_t kcl = K - k0 < kb_max ? K - k0 : kb_max;
+        const int first = k0 == 0, last = k0 + kb_max >= K;
+        for (int64_t k = 0; k < kcl; ++k) {
+          int64_t r;
+          const sg_mat *m = src_row(&g->B, k0 + k, &r);
+          const int64_t es = (int64_t)sg_dtype_size(m->dt);
+          const char *row = m->p + r * m->rs * es;
+          for (int64_t c = sub; c < se; ++c) {
+            const int64_t n0 = c * SG_NR;
+            float *d = slab + ((c - sub) * kcl + k) * SG_NR;
+            if (N - n0 >= SG_NR) {
+              v_store_f32(d, v_load(row + n0 * es, m->dt));
+              v_store_f32(d + SG_W, v_load(row + (n0 + SG_W) * es, m->dt));
+            } else {
+              conv_run(row + n0 * es, m->dt, N - n0, d);
+              memset(d + (N - n0), 0, (size_t)(SG_NR - (N - n0)) * 4);
+            }
+          }
+        }
+        for (int64_t c = sub; c < se; ++c) {
+          const int64_t n0 = c * SG_NR;
+          const int nr = (int)(N - n0 < SG_NR ? N - n0 : SG_NR);
+          for (int64_t pa = 0; pa < npa; ++pa) {
+            const int64_t r0 = pa * SG_MR;
+            const int mr = (int)(M - r0 < SG_MR ? M - r0 : SG_MR);
+            float *ct = cb + ((c - sub) * mp + r0) * SG_NR;
+            vf acc[SG_MR][2];
+            ukernel(kcl, apack + (pa * K + k0) * SG_MR, slab + (c - sub) * kcl * SG_NR, acc, ct, first);
+            if (!last)
+              tile_save(ct, acc);
+            else
+              epi_tile(g, r0, mr, n0, nr, acc, NULL);
+          }
+        }
+      }
+    }
+  }
+}
+
 /* Loop order (GotoBLAS): M blocks of up to mc rows; K passes (above); A
  * packed once per block and pass in [K block][row panel][k][SG_MR] order;
  * then each thread takes groups of column panels (gemm_group), packs the
@@ -952,6 +1050,10 @@ static sg_gemm gemm_slice(const sg_gemm *g, int64_t k0, int64_t kc) {
 static void gemm_run(const sg_gemm *g, float *ws, int nth) {
   const int64_t M = g->M, N = g->N, K = g->K;
   if (M <= 0 || N <= 0) return;
+  if (gemm_rows_ok(g)) {
+    gemm_rows(g, ws, nth);
+    return;
+  }
   const int64_t mc_max = gemm_mc(M, K);
   float *apack = align64(ws);
   float *thread_base = align64(apack + gemm_apack_floats(M, K));
@@ -1475,7 +1577,11 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
     sg_mat none = {NULL, 0, 0, SG_F32};
     sg_mat g = {(const char *)dpre, 2 * H, 1, SG_F32};
     sg_mat u = {(const char *)(dpre + H), 2 * H, 1, SG_F32};
-    glu_fwd_gemm(p, none, g, u, gws, nth);
+    /* the forward's own path for this T, so that the pre-activations are
+     * the ones it computed (at decode the dot path: the GEMM packed all of
+     * the weights for a few rows) */
+    if (glu_fwd_dot_ok(p)) glu_fwd_dot(p, none, g, u, gws, nth);
+    else glu_fwd_gemm(p, none, g, u, gws, nth);
     pg = g;
     pu = u;
   }
