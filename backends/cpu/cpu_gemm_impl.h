@@ -992,7 +992,7 @@ static void gemm_rows(const sg_gemm *g, float *ws, int nth) {
     const int tid = omp_get_thread_num();
     const int64_t c0 = nch * tid / nth, c1 = nch * (tid + 1) / nth;
     float *slab = align64(thread_base + (size_t)tid * tf);
-    float *cb = slab + subw * kb_max * SG_NR; /* 64-byte aligned: SG_NR floats are */
+    float *cb = slab + subw * kb_max * SG_NR; /* whole panels after the slab; the tile accesses are unaligned-safe */
     for (int64_t sub = c0; sub < c1; sub += subw) {
       const int64_t se = sub + subw < c1 ? sub + subw : c1;
       for (int64_t k0 = 0; k0 < K; k0 += kb_max) {
