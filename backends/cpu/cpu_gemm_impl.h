@@ -289,6 +289,24 @@ static const char *b_col_ptr(const sg_src *s, int64_t j) {
   return c < 0 ? NULL : m->p + c * m->cs * (int64_t)sg_dtype_size(m->dt);
 }
 
+/* B given as rows of unit column stride (SRC_PLAIN or SRC_SPLIT read
+ * along c): a k row of a panel is adjacent elements of one source row. */
+static int src_rows_unit(const sg_src *s) {
+  return (s->kind == SRC_PLAIN || s->kind == SRC_SPLIT) && s->a.cs == 1 && (s->kind == SRC_PLAIN || s->b.cs == 1);
+}
+
+/* nr adjacent elements at p into one k row of a panel, zeros past nr: two
+ * vector conversions for a whole row. */
+static inline void row_seg_to_panel(const char *p, int32_t dt, int nr, float *d) {
+  if (nr == SG_NR) {
+    v_store_f32(d, v_load(p, dt));
+    v_store_f32(d + SG_W, v_load(p + SG_W * (int64_t)sg_dtype_size(dt), dt));
+  } else {
+    conv_run(p, dt, nr, d);
+    memset(d + nr, 0, (size_t)(SG_NR - nr) * sizeof(float));
+  }
+}
+
 /* B columns [n0, n0 + nr) into an SG_NR-column panel of K rows. Read
  * along K with unit stride (the weights of the forward ops), SG_W x SG_W
  * blocks are converted with vector loads and transposed in registers;
@@ -338,8 +356,7 @@ static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
       for (int64_t k = 0; k < n; ++k)
         for (int j = 0; j < SG_NR; ++j) d[k * SG_NR + j] = tile[j][k];
     }
-  } else if ((s->kind == SRC_PLAIN || s->kind == SRC_SPLIT) && s->a.cs == 1 &&
-             (s->kind == SRC_PLAIN || s->b.cs == 1) && nr == SG_NR) {
+  } else if (src_rows_unit(s)) {
     /* rows of unit column stride (the backward's [Wg; Wu] and X, Wd in
      * its [D, H] orientation): each k is SG_NR adjacent elements, two
      * vectors converted in place of a src_seg call chain per k, which took
@@ -347,9 +364,7 @@ static void pack_b(const sg_src *s, int64_t n0, int nr, int64_t K, float *dst) {
     for (int64_t k = 0; k < K; ++k) {
       int64_t r;
       const sg_mat *m = src_row(s, k, &r);
-      const char *p = m->p + (r * m->rs + n0) * (int64_t)sg_dtype_size(m->dt);
-      v_store_f32(dst + k * SG_NR, v_load(p, m->dt));
-      v_store_f32(dst + k * SG_NR + SG_W, v_load(p + SG_W * (int64_t)sg_dtype_size(m->dt), m->dt));
+      row_seg_to_panel(m->p + (r * m->rs + n0) * (int64_t)sg_dtype_size(m->dt), m->dt, nr, dst + k * SG_NR);
     }
   } else {
     SG_ALIGNED float buf[SG_SEG];
@@ -962,7 +977,7 @@ static int gemm_rows_ok(const sg_gemm *g) {
 #if SG_HAVE_DP
   if (gemm_use_dp(g)) return 0; /* the bf16 pairs pack along K */
 #endif
-  return (b->kind == SRC_PLAIN || b->kind == SRC_SPLIT) && b->a.cs == 1 && (b->kind == SRC_PLAIN || b->b.cs == 1);
+  return src_rows_unit(b);
 }
 
 /* Within gemm_ws_floats(M, N, K, nth): A packed over all of K in the
@@ -1005,14 +1020,8 @@ static void gemm_rows(const sg_gemm *g, float *ws, int nth) {
           const char *row = m->p + r * m->rs * es;
           for (int64_t c = sub; c < se; ++c) {
             const int64_t n0 = c * SG_NR;
-            float *d = slab + ((c - sub) * kcl + k) * SG_NR;
-            if (N - n0 >= SG_NR) {
-              v_store_f32(d, v_load(row + n0 * es, m->dt));
-              v_store_f32(d + SG_W, v_load(row + (n0 + SG_W) * es, m->dt));
-            } else {
-              conv_run(row + n0 * es, m->dt, N - n0, d);
-              memset(d + (N - n0), 0, (size_t)(SG_NR - (N - n0)) * 4);
-            }
+            row_seg_to_panel(row + n0 * es, m->dt, (int)(N - n0 < SG_NR ? N - n0 : SG_NR),
+                             slab + ((c - sub) * kcl + k) * SG_NR);
           }
         }
         for (int64_t c = sub; c < se; ++c) {
