@@ -32,7 +32,7 @@ typedef struct sg_cpu_isa {
 } sg_cpu_isa;
 
 static const sg_cpu_isa k_isas[] = {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(SWIGLU_NO_AVX512)
     /* the AVX512_BF16 build whose bf16 x bf16 GEMMs run on AMX tiles
      * (sg_cpu_amx): the same functions, the GEMM reads the flag */
     {"avx512amx", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
@@ -41,6 +41,8 @@ static const sg_cpu_isa k_isas[] = {
      sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
     {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512,
      sg_cpu_linear_ws_avx512, sg_cpu_linear_avx512},
+#endif
+#if defined(__x86_64__)
     {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2, sg_cpu_glu_quant_avx2,
      sg_cpu_linear_ws_avx2, sg_cpu_linear_avx2},
 #endif
@@ -129,8 +131,15 @@ static void choose_isa(void) {
     }
   }
   if (!g_isa) {
-    snprintf(g_isa_error, sizeof g_isa_error,
-             "SWIGLU_CPU_ISA=%s is not one of avx512amx, avx512bf16, avx512, avx2, generic", want ? want : "");
+    static const char *const all[] = {"avx512amx", "avx512bf16", "avx512", "avx2", "generic"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; ++i) known |= want && strcmp(want, all[i]) == 0;
+    if (known)
+      snprintf(g_isa_error, sizeof g_isa_error,
+               "SWIGLU_CPU_ISA=%s: not built into this library (SWIGLU_CPU_AVX512=OFF, or not x86-64)", want);
+    else
+      snprintf(g_isa_error, sizeof g_isa_error,
+               "SWIGLU_CPU_ISA=%s is not one of avx512amx, avx512bf16, avx512, avx2, generic", want ? want : "");
     return;
   }
   snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,
