@@ -1526,6 +1526,15 @@ static void glu_fwd_dot(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat 
   }
 }
 
+/* The GLU linear forward (h and/or the pre-activations) by the path for
+ * its T, for the op itself and for the backward's recompute: at decode the
+ * dot path, where the GEMM would pack all of the weights for a few rows,
+ * and the recompute then sums in the forward's order. */
+static void glu_fwd(const sg_linear_problem *p, sg_mat h, sg_mat pg, sg_mat pu, float *ws, int nth) {
+  if (glu_fwd_dot_ok(p)) glu_fwd_dot(p, h, pg, pu, ws, nth);
+  else glu_fwd_gemm(p, h, pg, pu, ws, nth);
+}
+
 /* The workspace of each op is the largest of its GEMMs' (M, N, K) below.
  * Where a GEMM's M varies (the MoE forms: an expert's rows) its K is fixed,
  * and gemm_ws_floats is monotone in M, so T rows bound every expert. */
@@ -1586,11 +1595,7 @@ static void glu_linear_backward(const sg_linear_problem *p, float *ws, int nth) 
     sg_mat none = {NULL, 0, 0, SG_F32};
     sg_mat g = {(const char *)dpre, 2 * H, 1, SG_F32};
     sg_mat u = {(const char *)(dpre + H), 2 * H, 1, SG_F32};
-    /* the forward's own path for this T, so that the pre-activations are
-     * the ones it computed (at decode the dot path: the GEMM packed all of
-     * the weights for a few rows) */
-    if (glu_fwd_dot_ok(p)) glu_fwd_dot(p, none, g, u, gws, nth);
-    else glu_fwd_gemm(p, none, g, u, gws, nth);
+    glu_fwd(p, none, g, u, gws, nth);
     pg = g;
     pu = u;
   }
@@ -1767,8 +1772,7 @@ void SG_NAME(sg_cpu_linear)(const sg_linear_problem *p, int nth) {
         pg = mat_of(&p->pg);
         pu = mat_of(&p->pu);
       }
-      if (glu_fwd_dot_ok(p)) glu_fwd_dot(p, mat_of(&p->h), pg, pu, ws, nth);
-      else glu_fwd_gemm(p, mat_of(&p->h), pg, pu, ws, nth);
+      glu_fwd(p, mat_of(&p->h), pg, pu, ws, nth);
       break;
     }
     case SG_LIN_GLU_BWD: glu_linear_backward(p, ws, nth); break;
