@@ -13,18 +13,19 @@ elapsed() { echo "$(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
 # Device code for the GPUs this machine has. Where it has none, nothing
 # runs that code: the modules only have to build, load and say "no
 # device", so the CUDA module is PTX for sm_90 alone (no ptxas: 60% of its
-# compile, twice over with sm_80) and the HIP module one wave64 and one
-# wave32 target (gfx940, gfx1030) of the four. hipcc compiles its targets
-# one after another on one core, the longest step of a 2-core build: about
-# 30 of the Release build's 34 minutes on a Zen 1 VM, where CUDA's two
-# architectures took 22 CPU-minutes (bench/NOTES.md, "CI time").
+# compile, twice over with sm_80) and the HIP module gfx940 (MI300) alone
+# of its four targets (the kernels have no wavefront-size branches for the
+# others to compile differently). hipcc compiles its targets one after
+# another on one core: about 30 of the Release build's 34 minutes on a
+# 2-core Zen 1 VM, where CUDA's two architectures took 22 CPU-minutes
+# (bench/NOTES.md, "CI time").
 # scripts/bench.sh and a plain cmake build keep every target.
 # (the compute capability from nvidia-smi rather than CMake's "native",
 # which needs CMake 3.24)
 cuda_arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '. ' || true)
 case "$cuda_arch" in [1-9][0-9] | [1-9][0-9][0-9]) ;; *) cuda_arch=90-virtual ;; esac
 hip_targets=()
-[ -e /dev/kfd ] || hip_targets=(-DSWIGLU_HIP_TARGETS="gfx940;gfx1030")
+[ -e /dev/kfd ] || hip_targets=(-DSWIGLU_HIP_TARGETS=gfx940)
 # The sanitizer and static-registry builds leave out the AVX-512 kernel
 # files where this CPU cannot run them (their tests would be skipped): 10 of
 # the sanitizer build's 21 CPU-minutes on the Zen 1 VM. The Release build
