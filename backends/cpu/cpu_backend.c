@@ -131,15 +131,19 @@ static void choose_isa(void) {
     }
   }
   if (!g_isa) {
+    /* every ISA any build knows, the table above holding those this one has */
     static const char *const all[] = {"avx512amx", "avx512bf16", "avx512", "avx2", "generic"};
+    char names[64] = "";
     int known = 0;
-    for (size_t i = 0; i < sizeof all / sizeof *all; ++i) known |= want && strcmp(want, all[i]) == 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all; ++i) {
+      known |= want && strcmp(want, all[i]) == 0;
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", all[i]);
+    }
     if (known)
       snprintf(g_isa_error, sizeof g_isa_error,
                "SWIGLU_CPU_ISA=%s: not built into this library (SWIGLU_CPU_AVX512=OFF, or not x86-64)", want);
     else
-      snprintf(g_isa_error, sizeof g_isa_error,
-               "SWIGLU_CPU_ISA=%s is not one of avx512amx, avx512bf16, avx512, avx2, generic", want ? want : "");
+      snprintf(g_isa_error, sizeof g_isa_error, "SWIGLU_CPU_ISA=%s is not one of %s", want ? want : "", names);
     return;
   }
   snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,
