@@ -361,6 +361,96 @@ static void run_case(swiglu_context *ctx, const glu_case *k, t_rng *rng) {
   if (sep) tb_free(&up), tb_free(&dup);
 }
 
+/* Rows [r0, r0 + n) of a [1, R, W] buffer as a 2-D view. */
+static swiglu_tensor tb_rows(const tbuf *b, int64_t r0, int64_t n, int64_t shape[2], int64_t strides[2]) {
+  swiglu_tensor v = b->d;
+  shape[0] = n, shape[1] = b->shape[2];
+  strides[0] = b->strides[1], strides[1] = 1;
+  v.ndim = 2, v.shape = shape, v.strides = strides;
+  v.byte_offset = (uint64_t)(r0 * b->strides[1]) * t_size(b->t);
+  return v;
+}
+
+/* Outputs of 32 MiB and more are written past the caches on the CPU
+ * (SG_STREAM_MIN_BYTES in cpu_backend.c), and no case above is that large.
+ * Forward and backward (with h recomputed) over such tensors must write
+ * every element (the outputs start poisoned) and give the bits of the same
+ * ops called on blocks of rows small enough to take ordinary stores. bf16
+ * rows of 8200 values (16400 bytes) begin 32-byte aligned and 16-byte
+ * aligned in turn; rows of 2040 take the CPU's two-pass loops
+ * (SG_NARROW_COLS). */
+static void streaming_cases(swiglu_context *ctx, t_rng *rng) {
+  static const int64_t widths[] = {8200, 2040};
+  swiglu_glu_desc desc;
+  swiglu_glu_desc_init(&desc, SWIGLU_ACT_SILU, SWIGLU_LAYOUT_SEPARATE);
+  for (int s = 0; s < 2; ++s) {
+    /* just past 32 MiB of forward output */
+    const int64_t W = widths[s], R = ((int64_t)32 << 20) / (2 * W) + 1;
+    const int64_t B = 512; /* rows a block: at most 25 MB of backward outputs */
+    enum { G, U, DH, H, DG, DU, H2, HB, DGB, DUB, H2B, NBUF };
+    tbuf b[NBUF];
+    for (int i = 0; i < NBUF; ++i) {
+      tb_make(&b[i], T_BF16, 1, R, W, 0, 0);
+      const size_t es = t_size(T_BF16), n = b[i].bytes / es, k = 65537; /* odd: no row repeats another */
+      if (i <= DH) { /* k sampled values (specials too) tiled: sampling them all took seconds */
+        for (size_t j = 0; j < k; ++j) t_write(b[i].buf, T_BF16, (int64_t)j, t_sample(rng, T_BF16, i == DH ? 1.0 : desc.limit));
+        for (size_t j = k; j < n; j += k) memcpy((char *)b[i].buf + j * es, b[i].buf, (n - j < k ? n - j : k) * es);
+      } else { /* tb_poison, without its per-element calls */
+        const uint16_t pb = (uint16_t)poison_bits(T_BF16);
+        for (size_t j = 0; j < n; ++j) ((uint16_t *)b[i].buf)[j] = pb;
+      }
+      tb_up(&b[i]);
+    }
+    /* the backward writes 6 bytes an element: its first Rb rows suffice */
+    const int64_t Rb = ((int64_t)32 << 20) / (6 * W) + 1;
+    swiglu_status st = swiglu_glu_forward(ctx, &desc, &b[G].d, &b[U].d, &b[H].d);
+    if (!st) {
+      int64_t sh[NBUF][2], sd[NBUF][2];
+      swiglu_tensor v[NBUF];
+      for (int i = 0; i < NBUF; ++i) v[i] = tb_rows(&b[i], 0, Rb, sh[i], sd[i]);
+      st = swiglu_glu_backward(ctx, &desc, &v[DH], &v[G], &v[U], &v[DG], &v[DU], &v[H2], 0);
+    }
+    for (int64_t r0 = 0; r0 < R && !st; r0 += B) {
+      const int64_t n = R - r0 < B ? R - r0 : B;
+      int64_t sh[NBUF][2], sd[NBUF][2];
+      swiglu_tensor v[NBUF];
+      for (int i = 0; i < NBUF; ++i) v[i] = tb_rows(&b[i], r0, n, sh[i], sd[i]);
+      st = swiglu_glu_forward(ctx, &desc, &v[G], &v[U], &v[HB]);
+      if (r0 >= Rb || st) continue;
+      for (int i = 0; i < NBUF; ++i) v[i] = tb_rows(&b[i], r0, Rb - r0 < n ? Rb - r0 : n, sh[i], sd[i]);
+      st = swiglu_glu_backward(ctx, &desc, &v[DH], &v[G], &v[U], &v[DGB], &v[DUB], &v[H2B], 0);
+    }
+    char cd[80];
+    snprintf(cd, sizeof cd, "streaming stores, silu bf16 %lldx%lld", (long long)R, (long long)W);
+    if (st) {
+      fprintf(stderr, "FAIL [%s]: status %s: %s\n", cd, swiglu_status_string(st), swiglu_context_last_error(ctx));
+      ++g_failed;
+    } else {
+      static const int pairs[][2] = {{H, HB}, {DG, DGB}, {DU, DUB}, {H2, H2B}};
+      static const char *const what[] = {"forward h", "backward dgate", "backward dup", "backward h"};
+      for (int i = 0; i < 4; ++i) {
+        tb_down(&b[pairs[i][0]]), tb_down(&b[pairs[i][1]]);
+        int64_t fr = -1, fc = -1;
+        double want = 0, got = 0;
+        char w[80];
+        snprintf(w, sizeof w, "%s of the whole call (got) against blocks of rows (want)", what[i]);
+        /* whole buffers first (the same layout, no padding); element by element,
+         * NaN payloads aside, only where they differ */
+        const int64_t rows = i ? Rb : R;
+        const int same = !memcmp(b[pairs[i][1]].buf, b[pairs[i][0]].buf, (size_t)(rows * W) * t_size(T_BF16)) ||
+                         tb_same_bits(&b[pairs[i][1]], &b[pairs[i][0]], rows, W, 0, &fr, &fc, &want, &got);
+        report(same, w, cd, fr, fc, 0, 0, want, got);
+        int64_t unwritten = 0;
+        const uint16_t *o = b[pairs[i][0]].buf, pb = (uint16_t)poison_bits(T_BF16);
+        for (int64_t j = 0; j < rows * W; ++j) unwritten += o[j] == pb;
+        snprintf(w, sizeof w, "%s of the whole call: %lld elements left unwritten", what[i], (long long)unwritten);
+        report(!unwritten, w, cd, -1, -1, 0, 0, 0, 0);
+      }
+    }
+    for (int i = 0; i < NBUF; ++i) tb_free(&b[i]);
+  }
+}
+
 /* Exhaustive dtype conversion through the op itself: relu(g) * 1 == g for
  * g > 0, so every positive fp16/bf16 input must come back exactly in fp32,
  * and fp32 inputs must come back correctly rounded in fp16/bf16. */
@@ -432,6 +522,7 @@ int main(int argc, char **argv) {
          swiglu_context_device_name(ctx), (unsigned long long)seed);
   t_rng rng = {seed};
   conversion_cases(ctx, &rng);
+  streaming_cases(ctx, &rng);
   static const int64_t shapes[][5] = {
       /* d0, d1, H, pad1, pad0 */
       {1, 1, 1, 0, 0},   {1, 3, 7, 0, 0},  {2, 3, 33, 5, 0}, {3, 2, 100, 0, 7},

@@ -85,7 +85,20 @@ static inline vf v_load_bf16(const void *p) { return (vf)sg_load_bf16(p); }
 #else
 static inline vf v_load_bf16(const void *p) { return (vf)(sg_widen_u16(p) << 16); }
 #endif
-/* Round to nearest even; NaN stays NaN (quiet bit set). Out of line only
+/* bf16 bits of each lane, in the low half: rounded to nearest even; NaN
+ * stays NaN (quiet bit set). v_bf16_rne: the rounding alone, right for
+ * every value but NaN. */
+static inline __attribute__((always_inline)) vu v_bf16_rne(vf v) {
+  const vu u = (vu)v;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+static inline __attribute__((always_inline)) vu v_bf16_bits(vf v) {
+  vu r = v_bf16_rne(v);
+  vu q = ((vu)v >> 16) | 0x40u;
+  vi nan = v != v;
+  return (vu)(((vi)q & nan) | ((vi)r & ~nan));
+}
+/* v_bf16_bits narrowed to 16 bits a lane. Out of line only
  * where it is the rare path beside the native instruction: without one
  * (AVX2, generic) it is every bf16 store, and a call per vector there
  * spilled the loops' constants around it. */
@@ -94,12 +107,7 @@ static __attribute__((noinline)) vh v_to_bf16_int(vf v) {
 #else
 static inline __attribute__((always_inline)) vh v_to_bf16_int(vf v) {
 #endif
-  vu u = (vu)v;
-  vu r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  vu q = (u >> 16) | 0x40u;
-  vi nan = v != v;
-  r = (vu)(((vi)q & nan) | ((vi)r & ~nan));
-  return sg_narrow_u16(r);
+  return sg_narrow_u16(v_bf16_bits(v));
 }
 /* Inlined by force: GCC kept this as a call in the backward loops (three
  * stores a vector), which cost as much as the rest of the loop. */
@@ -560,8 +568,51 @@ static inline __attribute__((always_inline)) void store_v(char *p, int32_t dt, v
   }
 }
 
-/* Two consecutive vectors (p aligned to both when nt). */
-static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, vf v0, vf v1, int nt) {
+/* Pair order: where the ISA defines SG_PAIR_BF16 (AVX2), two consecutive
+ * bf16 vectors are loaded together with their lanes in an order of the
+ * ISA's choosing (sg_bf16_unzip) and stored together through its inverse
+ * (sg_bf16_zip), for fewer shuffles and shifts. Lane-wise arithmetic does
+ * not care about the order, so a loop may take it (po) when every stream it
+ * reads and writes is bf16 and goes in the same pairs: 0 elsewhere. */
+#ifndef SG_PAIR_BF16
+#define SG_PAIR_BF16 0
+#endif
+static inline __attribute__((always_inline)) void load_v2(const char *p, int32_t dt, const int po, vf *v0,
+                                                          vf *v1) {
+#if SG_PAIR_BF16
+  if (po) {
+    sg_bf16_unzip(p, v0, v1);
+    return;
+  }
+#else
+  (void)po;
+#endif
+  *v0 = v_load(p, dt);
+  *v1 = v_load(p + SG_W * sg_dtype_size(dt), dt);
+}
+
+/* Two consecutive vectors (p aligned to both when nt); po: as load_v2. */
+static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, vf v0, vf v1, int nt, const int po) {
+#if SG_PAIR_BF16
+  if (po) {
+    /* NaN's quieting (v_bf16_bits) only on the rare pair that holds one */
+    const vh2 h = __builtin_expect(sg_v_any_nan2(v0, v1), 0) ? sg_bf16_zip(v_bf16_bits(v0), v_bf16_bits(v1))
+                                                             : sg_bf16_zip(v_bf16_rne(v0), v_bf16_rne(v1));
+    if (!nt) {
+      memcpy(p, &h, sizeof h);
+    } else if (((uintptr_t)p & (4 * SG_W - 1)) == 0) {
+      sg_stream_f32(p, (vf)h);
+    } else { /* nt promises vector alignment only */
+      const vh lo = __builtin_shufflevector(h, h, 0, 1, 2, 3, 4, 5, 6, 7);
+      const vh hi = __builtin_shufflevector(h, h, 8, 9, 10, 11, 12, 13, 14, 15);
+      sg_stream_half(p, lo);
+      sg_stream_half(p + 2 * SG_W, hi);
+    }
+    return;
+  }
+#else
+  (void)po;
+#endif
 #ifdef SG_BF16_NATIVE2
   if (dt == SG_BF16 && (!nt || ((uintptr_t)p & (4 * SG_W - 1)) == 0) && __builtin_expect(!sg_v_any_subnormal2(v0, v1), 1)) {
     const vh2 h = SG_BF16_NATIVE2(v0, v1);
@@ -574,6 +625,18 @@ static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, 
 #endif
   store_v(p, dt, v0, nt);
   store_v(p + SG_W * sg_dtype_size(dt), dt, v1, nt);
+}
+
+/* load_gu of two consecutive vectors; po (not interleaved): as load_v2 */
+static inline __attribute__((always_inline)) void load_gu2(const char *gp, const char *up, int32_t gd, int32_t ud,
+                                                           int il, const int po, vf *g0, vf *u0, vf *g1, vf *u1) {
+  if (po) {
+    load_v2(gp, gd, 1, g0, g1);
+    load_v2(up, ud, 1, u0, u1);
+    return;
+  }
+  load_gu(gp, up, gd, ud, il, g0, u0);
+  load_gu(gp + SG_W * (il ? 2 : 1) * sg_dtype_size(gd), up + SG_W * sg_dtype_size(ud), gd, ud, il, g1, u1);
 }
 
 typedef struct {
@@ -637,9 +700,10 @@ static inline __attribute__((always_inline)) void sg_prefetch_span(const char *p
 static inline __attribute__((always_inline)) void gate_pass(const int act, const int32_t gd, const int32_t ud,
                                                             const int32_t dhd, const int want_grad, float alpha,
                                                             float limit, sg_rowptrs q, int64_t nv, float *a,
-                                                            float *da, const int fast) {
+                                                            float *da, const int fast, const int po) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), dhes = sg_dtype_size(dhd);
   int64_t i = 0;
+  vf g0, g1;
   if (act_is_logistic(act) && nv >= 2 * SG_W) { /* pipelined as in fwd_vecs */
     /* the first pair's lines ahead too: at 131072 x 1024 they are the next
      * row's head, which the loop below does not reach */
@@ -647,8 +711,9 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
     sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     if (want_grad) sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
     const int efast = fast && !want_grad; /* the backward's exp stays exact */
-    sg_act_half s0 = act_first(act, alpha, limit, v_load(q.g, gd), v_set(0.0f), efast);
-    sg_act_half s1 = act_first(act, alpha, limit, v_load(q.g + SG_W * ges, gd), v_set(0.0f), efast);
+    load_v2(q.g, gd, po, &g0, &g1);
+    sg_act_half s0 = act_first(act, alpha, limit, g0, v_set(0.0f), efast);
+    sg_act_half s1 = act_first(act, alpha, limit, g1, v_set(0.0f), efast);
     for (i = 2 * SG_W;; i += 2 * SG_W) {
       const int more = i + 2 * SG_W <= nv;
       sg_act_half n0 = s0, n1 = s1;
@@ -656,8 +721,9 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
         sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
         sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
         if (want_grad) sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-        n0 = act_first(act, alpha, limit, v_load(q.g + i * ges, gd), v_set(0.0f), efast);
-        n1 = act_first(act, alpha, limit, v_load(q.g + (i + SG_W) * ges, gd), v_set(0.0f), efast);
+        load_v2(q.g + i * ges, gd, po, &g0, &g1);
+        n0 = act_first(act, alpha, limit, g0, v_set(0.0f), efast);
+        n1 = act_first(act, alpha, limit, g1, v_set(0.0f), efast);
       }
       if (want_grad) {
         const sg_act a0 = act_second(act, alpha, limit, s0, 1, fast), a1 = act_second(act, alpha, limit, s1, 1, fast);
@@ -680,7 +746,7 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
     sg_prefetch_span(q.g + i * ges + SG_PREFETCH_BYTES, 2 * SG_W * ges);
     sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     if (want_grad) sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-    const vf g0 = v_load(q.g + i * ges, gd), g1 = v_load(q.g + (i + SG_W) * ges, gd);
+    load_v2(q.g + i * ges, gd, po, &g0, &g1);
     const sg_act a0 = v_activation(act, alpha, limit, g0, g0, want_grad);
     const sg_act a1 = v_activation(act, alpha, limit, g1, g1, want_grad);
     memcpy(a + i, &a0.a, sizeof(vf));
@@ -707,16 +773,18 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
   const int fast = hd != SG_F32; /* a 16-bit h: see v_exp_negz16 */
+  const int po = SG_PAIR_BF16 && !il && gd == SG_BF16 && ud == SG_BF16 && hd == SG_BF16;
   int64_t i = 0;
   if (!il && ges == 2 && narrow) {
     /* act(gate) over the span first, then h = a * m over up: the same
      * product as below, with a waiting in an L1 buffer (see SG_NARROW_COLS). */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
-    gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL, fast);
+    gate_pass(act, gd, ud, ud, 0, alpha, limit, q, nv, ab, NULL, fast, po);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
-      const vf a0 = v_load_f32(ab + i), a1 = v_load_f32(ab + i + SG_W);
-      store_v2(q.h + i * hes, hd, a0 * v_up_mult(act, limit, v_load(q.u + i * ues, ud)),
-               a1 * v_up_mult(act, limit, v_load(q.u + (i + SG_W) * ues, ud)), nt);
+      const vf a0 = v_load_f32(ab + i), a1 = v_load_f32(ab + i + SG_W); /* in gate_pass's pair order */
+      vf u0, u1;
+      load_v2(q.u + i * ues, ud, po, &u0, &u1);
+      store_v2(q.h + i * hes, hd, a0 * v_up_mult(act, limit, u0), a1 * v_up_mult(act, limit, u1), nt, po);
     }
     for (; i < nv; i += SG_W) {
       const vf a = v_load_f32(ab + i);
@@ -732,25 +800,23 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     vf g0, u0, g1, u1;
     sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
     if (!il) sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
-    load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
-    load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
+    load_gu2(q.g, q.u, gd, ud, il, po, &g0, &u0, &g1, &u1);
     sg_act_half s0 = act_first(act, alpha, limit, g0, u0, fast), s1 = act_first(act, alpha, limit, g1, u1, fast);
     for (i = 2 * SG_W; i + 2 * SG_W <= nv; i += 2 * SG_W) {
       sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
       if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
-      load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
-      load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+      load_gu2(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, po, &g0, &u0, &g1, &u1);
       const sg_act_half n0 = act_first(act, alpha, limit, g0, u0, fast),
                         n1 = act_first(act, alpha, limit, g1, u1, fast);
       vf a0, a1;
       fwd_second2(s0, s1, &a0, &a1, fast);
-      store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
+      store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt, po);
       s0 = n0;
       s1 = n1;
     }
     vf a0, a1;
     fwd_second2(s0, s1, &a0, &a1, fast);
-    store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt);
+    store_v2(q.h + (i - 2 * SG_W) * hes, hd, a0 * s0.m, a1 * s1.m, nt, po);
   }
   /* GELU erf and ReLU (the pipeline above leaves the others less than a
    * pair; the test, a constant in each instance, keeps this loop out of
@@ -761,11 +827,10 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
     vf g0, u0, g1, u1;
     sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
     if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
-    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
-    load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+    load_gu2(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, po, &g0, &u0, &g1, &u1);
     const sg_act a0 = v_activation(act, alpha, limit, g0, u0, 0);
     const sg_act a1 = v_activation(act, alpha, limit, g1, u1, 0);
-    store_v2(q.h + i * hes, hd, a0.a * a0.m, a1.a * a1.m, nt);
+    store_v2(q.h + i * hes, hd, a0.a * a0.m, a1.a * a1.m, nt, po);
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
@@ -881,28 +946,26 @@ static inline __attribute__((always_inline)) void store_bwd(const sg_bwd_fmt f, 
 /* The second pass of the two-pass backward (SG_NARROW_COLS): one vector
  * from act(gate) and its derivative at a and da, and the up and dh streams. */
 static inline __attribute__((always_inline)) sg_bwd_out bwd_from_buf(int act, float limit, const float *a,
-                                                                    const float *da, const char *up, int32_t ud,
-                                                                    const char *dh, int32_t dhd) {
+                                                                    const float *da, vf u, vf dh) {
   sg_act o;
   o.a = v_load_f32(a);
   o.da = v_load_f32(da);
-  const vf u = v_load(up, ud);
   o.m = v_up_mult(act, limit, u);
   o.dm = v_up_dmult(act, limit, u);
-  return bwd_from_act(o, v_load(dh, dhd));
+  return bwd_from_act(o, dh);
 }
 
 /* store_bwd of two consecutive vectors */
 static inline __attribute__((always_inline)) void store_bwd2(const sg_bwd_fmt f, char *dgp, char *dup, char *hp,
-                                                             sg_bwd_out o0, sg_bwd_out o1, int nt) {
+                                                             sg_bwd_out o0, sg_bwd_out o1, int nt, const int po) {
   if (f.oil) {
     store_bwd(f, dgp, dup, NULL, o0, nt);
     store_bwd(f, dgp + 2 * SG_W * sg_dtype_size(f.dg), dup, NULL, o1, nt);
   } else {
-    store_v2(dgp, f.dg, o0.dg, o1.dg, nt);
-    store_v2(dup, f.du, o0.du, o1.du, nt);
+    store_v2(dgp, f.dg, o0.dg, o1.dg, nt, po);
+    store_v2(dup, f.du, o0.du, o1.du, nt, po);
   }
-  if (hp) store_v2(hp, f.h, o0.h, o1.h, nt);
+  if (hp) store_v2(hp, f.h, o0.h, o1.h, nt, po);
 }
 
 /* The backward's whole vectors, columns [0, nv) of the row at q (with_h:
@@ -916,6 +979,8 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
   const int64_t gstep = il ? 2 : 1, ostep = f.oil ? 2 : 1;
   const int gfast = sg_grad_fast(f.dg, f.du);
   const int hmode = sg_h_mode(act, with_h, f.h, gfast);
+  const int po = SG_PAIR_BF16 && !il && !f.oil && gd == SG_BF16 && ud == SG_BF16 && dhd == SG_BF16 &&
+                 f.dg == SG_BF16 && f.du == SG_BF16 && (!with_h || f.h == SG_BF16);
   int64_t i = 0;
   if (!il && ges == 2 && narrow && hmode == SG_H_PLAIN) {
     /* As in fwd_vecs: act(gate) and its derivative over the span first,
@@ -923,15 +988,18 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
      * store, so in place stays safe. (The other h modes would need the
      * forward's act(gate) in a third buffer: those rows take one pass.) */
     SG_ALIGNED float ab[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1], db[SG_NARROW_COLS > 0 ? SG_NARROW_COLS : 1];
-    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db, gfast);
+    gate_pass(act, gd, ud, dhd, 1, alpha, limit, q, nv, ab, db, gfast, po);
     for (i = 0; i + 2 * SG_W <= nv; i += 2 * SG_W) {
-      const sg_bwd_out o0 = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
-      const sg_bwd_out o1 = bwd_from_buf(act, limit, ab + i + SG_W, db + i + SG_W, q.u + (i + SG_W) * ues, ud,
-                                         q.dh + (i + SG_W) * dhes, dhd);
-      store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
+      vf u0, u1, d0, d1;
+      load_v2(q.u + i * ues, ud, po, &u0, &u1);
+      load_v2(q.dh + i * dhes, dhd, po, &d0, &d1);
+      const sg_bwd_out o0 = bwd_from_buf(act, limit, ab + i, db + i, u0, d0);
+      const sg_bwd_out o1 = bwd_from_buf(act, limit, ab + i + SG_W, db + i + SG_W, u1, d1);
+      store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt, po);
     }
     for (; i < nv; i += SG_W) {
-      const sg_bwd_out o = bwd_from_buf(act, limit, ab + i, db + i, q.u + i * ues, ud, q.dh + i * dhes, dhd);
+      const sg_bwd_out o =
+          bwd_from_buf(act, limit, ab + i, db + i, v_load(q.u + i * ues, ud), v_load(q.dh + i * dhes, dhd));
       store_bwd(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o, nt);
     }
     return;
@@ -943,8 +1011,7 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     sg_prefetch_span(q.g + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
     if (!il) sg_prefetch_span(q.u + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     sg_prefetch_span(q.dh + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-    load_gu(q.g, q.u, gd, ud, il, &g0, &u0);
-    load_gu(q.g + SG_W * gstep * ges, q.u + SG_W * ues, gd, ud, il, &g1, &u1);
+    load_gu2(q.g, q.u, gd, ud, il, po, &g0, &u0, &g1, &u1);
     sg_act_half s0 = act_first(act, alpha, limit, g0, u0, 0), s1 = act_first(act, alpha, limit, g1, u1, 0);
     for (i = 2 * SG_W;; i += 2 * SG_W) {
       const int more = i + 2 * SG_W <= nv;
@@ -953,16 +1020,16 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
         sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
         if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
         sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-        load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
-        load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
+        load_gu2(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, po, &g0, &u0, &g1, &u1);
         n0 = act_first(act, alpha, limit, g0, u0, 0);
         n1 = act_first(act, alpha, limit, g1, u1, 0);
       }
       const int64_t j = i - 2 * SG_W;
-      const sg_bwd_out o0 = bwd_from_half(act, alpha, limit, s0, v_load(q.dh + j * dhes, dhd), hmode, gfast);
-      const sg_bwd_out o1 =
-          bwd_from_half(act, alpha, limit, s1, v_load(q.dh + (j + SG_W) * dhes, dhd), hmode, gfast);
-      store_bwd2(f, q.dg + j * ostep * dges, q.du + j * dues, with_h ? q.h + j * hes : NULL, o0, o1, nt);
+      vf d0, d1;
+      load_v2(q.dh + j * dhes, dhd, po, &d0, &d1);
+      const sg_bwd_out o0 = bwd_from_half(act, alpha, limit, s0, d0, hmode, gfast);
+      const sg_bwd_out o1 = bwd_from_half(act, alpha, limit, s1, d1, hmode, gfast);
+      store_bwd2(f, q.dg + j * ostep * dges, q.du + j * dues, with_h ? q.h + j * hes : NULL, o0, o1, nt, po);
       if (!more) break;
       s0 = n0;
       s1 = n1;
@@ -976,11 +1043,12 @@ static inline __attribute__((always_inline)) void bwd_vecs(const int act, const 
     sg_prefetch_span(q.g + i * gstep * ges + SG_PREFETCH_BYTES, 2 * SG_W * gstep * ges);
     if (!il) sg_prefetch_span(q.u + i * ues + SG_PREFETCH_BYTES, 2 * SG_W * ues);
     sg_prefetch_span(q.dh + i * dhes + SG_PREFETCH_BYTES, 2 * SG_W * dhes);
-    load_gu(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, &g0, &u0);
-    load_gu(q.g + (i + SG_W) * gstep * ges, q.u + (i + SG_W) * ues, gd, ud, il, &g1, &u1);
-    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, v_load(q.dh + i * dhes, dhd), hmode, gfast);
-    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, v_load(q.dh + (i + SG_W) * dhes, dhd), hmode, gfast);
-    store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt);
+    vf d0, d1;
+    load_gu2(q.g + i * gstep * ges, q.u + i * ues, gd, ud, il, po, &g0, &u0, &g1, &u1);
+    load_v2(q.dh + i * dhes, dhd, po, &d0, &d1);
+    const sg_bwd_out o0 = bwd_vec(act, alpha, limit, g0, u0, d0, hmode, gfast);
+    const sg_bwd_out o1 = bwd_vec(act, alpha, limit, g1, u1, d1, hmode, gfast);
+    store_bwd2(f, q.dg + i * ostep * dges, q.du + i * dues, with_h ? q.h + i * hes : NULL, o0, o1, nt, po);
   }
   for (; i < nv; i += SG_W) {
     vf g, u;
