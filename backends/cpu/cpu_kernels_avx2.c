@@ -76,6 +76,16 @@ static inline __attribute__((always_inline)) uint64_t sg_narrow_u8_bits(__m128i 
   return (uint64_t)_mm_cvtsi128_si64(b);
 }
 #define sg_narrow_u8_vb(b) ((vb)sg_narrow_u8_bits(b))
+/* four vectors of codes (< 256) into 32 bytes in order: two packs to 16
+ * bits and one to 8 leave dwords a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7
+ * d4-7, and one permute puts them back; four shuffles where one vector at a
+ * time took three each */
+static inline __m256i sg_narrow_u8x4_raw(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i w = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
+  return _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+#define sg_narrow_u8x4(a, b, c, d) \
+  sg_narrow_u8x4_raw((__m256i)(a), (__m256i)(b), (__m256i)(c), (__m256i)(d))
 
 /* Largest lane (lanes >= 0, Inf allowed, no NaN) through shuffles, in registers. */
 static inline float sg_v_hmax_raw(__m256 v) {

@@ -1399,12 +1399,21 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   /* !fast: the quotient is IEEE's and carries the sign and NaN itself, which
    * differ from h's for the scales only this form takes (negative, zero,
    * NaN, infinite: a static scale is the caller's data) */
-#define SG_CODES(x)                                                                          \
+#define SG_CODES32(x)                                                                        \
   ({                                                                                         \
     const vf q_ = v_quotient(clean ? v_abs(x) : (x), d, vy, fast);                            \
-    sg_narrow_u8(v_encode_fmt(fast ? (x) : q_, q_, format, clean));                          \
+    v_encode_fmt(fast ? (x) : q_, q_, format, clean);                                        \
   })
+#define SG_CODES(x) sg_narrow_u8(SG_CODES32(x))
   if (format != SWIGLU_QUANT_NVFP4) {
+#ifdef sg_narrow_u8x4
+    for (; i + 4 * SG_W <= n; i += 4 * SG_W) {
+      const vu c0 = SG_CODES32(v_load_f32(h + i)), c1 = SG_CODES32(v_load_f32(h + i + SG_W));
+      const vu c2 = SG_CODES32(v_load_f32(h + i + 2 * SG_W)), c3 = SG_CODES32(v_load_f32(h + i + 3 * SG_W));
+      const vu bytes = (vu)sg_narrow_u8x4(c0, c1, c2, c3);
+      memcpy(out + i, &bytes, sizeof bytes);
+    }
+#endif
     for (; i + SG_W <= n; i += SG_W) {
       const vf x = v_load_f32(h + i);
       const vb bytes = SG_CODES(x);
@@ -1418,6 +1427,7 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
     const vf x = v_load_f32(t);
     const vb bytes = SG_CODES(x);
 #undef SG_CODES
+#undef SG_CODES32
     uint8_t tmp[SG_W];
     memcpy(tmp, &bytes, sizeof bytes);
     if (format == SWIGLU_QUANT_NVFP4)
