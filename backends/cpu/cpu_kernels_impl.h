@@ -591,23 +591,32 @@ static inline __attribute__((always_inline)) void load_v2(const char *p, int32_t
   *v1 = v_load(p + SG_W * sg_dtype_size(dt), dt);
 }
 
+/* Two vectors' 16-bit values, streamed when nt (p then aligned to one
+ * vector of them, SG_W * 2 bytes, at least) */
+static inline __attribute__((always_inline)) void store_h2(char *p, vh2 h, int nt) {
+  if (!nt) {
+    memcpy(p, &h, sizeof h);
+  } else if (((uintptr_t)p & (4 * SG_W - 1)) == 0) {
+    const vf f = (vf)h;
+    sg_stream_f32(p, f);
+  } else {
+    vh lo, hi;
+    memcpy(&lo, &h, sizeof lo);
+    memcpy(&hi, (const char *)&h + sizeof lo, sizeof hi);
+    sg_stream_half(p, lo);
+    sg_stream_half(p + sizeof lo, hi);
+  }
+}
+
 /* Two consecutive vectors (p aligned to both when nt); po: as load_v2. */
 static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, vf v0, vf v1, int nt, const int po) {
 #if SG_PAIR_BF16
   if (po) {
     /* NaN's quieting (v_bf16_bits) only on the rare pair that holds one */
-    const vh2 h = __builtin_expect(sg_v_any_nan2(v0, v1), 0) ? sg_bf16_zip(v_bf16_bits(v0), v_bf16_bits(v1))
-                                                             : sg_bf16_zip(v_bf16_rne(v0), v_bf16_rne(v1));
-    if (!nt) {
-      memcpy(p, &h, sizeof h);
-    } else if (((uintptr_t)p & (4 * SG_W - 1)) == 0) {
-      sg_stream_f32(p, (vf)h);
-    } else { /* nt promises vector alignment only */
-      const vh lo = __builtin_shufflevector(h, h, 0, 1, 2, 3, 4, 5, 6, 7);
-      const vh hi = __builtin_shufflevector(h, h, 8, 9, 10, 11, 12, 13, 14, 15);
-      sg_stream_half(p, lo);
-      sg_stream_half(p + 2 * SG_W, hi);
-    }
+    store_h2(p,
+             __builtin_expect(sg_v_any_nan2(v0, v1), 0) ? sg_bf16_zip(v_bf16_bits(v0), v_bf16_bits(v1))
+                                                        : sg_bf16_zip(v_bf16_rne(v0), v_bf16_rne(v1)),
+             nt);
     return;
   }
 #else
@@ -615,11 +624,7 @@ static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, 
 #endif
 #ifdef SG_BF16_NATIVE2
   if (dt == SG_BF16 && (!nt || ((uintptr_t)p & (4 * SG_W - 1)) == 0) && __builtin_expect(!sg_v_any_subnormal2(v0, v1), 1)) {
-    const vh2 h = SG_BF16_NATIVE2(v0, v1);
-    if (nt)
-      sg_stream_f32(p, (vf)h);
-    else
-      memcpy(p, &h, sizeof h);
+    store_h2(p, SG_BF16_NATIVE2(v0, v1), nt);
     return;
   }
 #endif
