@@ -606,7 +606,10 @@ int main(int argc, char **argv) {
     printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
     return 77;
   }
-  if (st) return 1;
+  if (st) {
+    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
+    return 1;
+  }
   printf("backend %s on %s\n", swiglu_context_backend(ctx), swiglu_context_device_name(ctx));
   t_rng rng = {424242};
   long cases = 0;

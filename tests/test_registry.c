@@ -78,7 +78,16 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* run by CTest with SWIGLU_CPU_ISA set to a name no build has: the CPU
+   * backend refuses as a caller's error, naming the valid ISAs, so that a
+   * misspelt name fails a test run instead of skipping it */
+  if (argc > 1 && !strcmp(argv[1], "--cpu-isa-invalid")) {
+    expect_create("cpu", SWIGLU_ERROR_INVALID_ARGUMENT, "is not one of avx512amx, avx512bf16, avx512, avx2, generic",
+                  NULL);
+    printf("%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed ? 1 : 0;
+  }
   /* pinned values and layouts */
   check(swiglu_version() == SWIGLU_VERSION, "swiglu_version() matches the header", swiglu_version_string());
   check(SWIGLU_SUCCESS == 0 && SWIGLU_ERROR_NULL_POINTER == 1 && SWIGLU_ERROR_OVERLAP == 6 &&

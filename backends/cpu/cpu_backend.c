@@ -99,6 +99,10 @@ static int isa_supported(const char *name) {
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 static const sg_cpu_isa *g_isa;
 static char g_isa_error[SG_MSG_CAP];
+/* why g_isa is NULL: an ISA this CPU or build lacks is the backend being
+ * unavailable (a test of that ISA skips); a name no build knows is the
+ * caller's mistake, which must not read as a skip */
+static swiglu_status g_isa_status = SWIGLU_ERROR_BACKEND_UNAVAILABLE;
 static char g_device_name[128];
 
 int64_t sg_cpu_l2_bytes = (int64_t)1 << 20;
@@ -142,8 +146,10 @@ static void choose_isa(void) {
     if (known)
       snprintf(g_isa_error, sizeof g_isa_error,
                "SWIGLU_CPU_ISA=%s: not built into this library (SWIGLU_CPU_AVX512=OFF, or not x86-64)", want);
-    else
+    else {
       snprintf(g_isa_error, sizeof g_isa_error, "SWIGLU_CPU_ISA=%s is not one of %s", want ? want : "", names);
+      g_isa_status = SWIGLU_ERROR_INVALID_ARGUMENT;
+    }
     return;
   }
   snprintf(g_device_name, sizeof g_device_name, "CPU (%s, %d OpenMP threads)", g_isa->name,
@@ -173,7 +179,7 @@ static swiglu_status cpu_create(void **state, int device, char *msg, size_t cap)
   pthread_once(&g_isa_once, choose_isa);
   if (!g_isa) {
     snprintf(msg, cap, "%s", g_isa_error);
-    return SWIGLU_ERROR_BACKEND_UNAVAILABLE;
+    return g_isa_status;
   }
   sg_cpu_ctx *c = calloc(1, sizeof *c);
   if (!c) {
