@@ -78,14 +78,21 @@ static inline __attribute__((always_inline)) uint64_t sg_narrow_u8_bits(__m128i 
 #define sg_narrow_u8_vb(b) ((vb)sg_narrow_u8_bits(b))
 /* four vectors of codes (< 256) into 32 bytes in order: two packs to 16
  * bits and one to 8 leave dwords a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7
- * d4-7, and one permute puts them back; four shuffles where one vector at a
- * time took three each */
-static inline __m256i sg_narrow_u8x4_raw(__m256i a, __m256i b, __m256i c, __m256i d) {
+ * d4-7, and one permute (perm: sg_narrow_u8x4_perm) puts them back; four
+ * shuffles where one vector at a time took three each. From vectors in
+ * pair order (a, b and c, d each a pair, as sg_bf16_unzip leaves them) the
+ * first packs already give 0-15 and 16-31 in order, and only the permute's
+ * indices differ. */
+static inline __m256i sg_narrow_u8x4_raw(__m256i a, __m256i b, __m256i c, __m256i d, __m256i perm) {
   const __m256i w = _mm256_packus_epi16(_mm256_packus_epi32(a, b), _mm256_packus_epi32(c, d));
-  return _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return _mm256_permutevar8x32_epi32(w, perm);
 }
-#define sg_narrow_u8x4(a, b, c, d) \
-  sg_narrow_u8x4_raw((__m256i)(a), (__m256i)(b), (__m256i)(c), (__m256i)(d))
+#define sg_narrow_u8x4(a, b, c, d, perm) \
+  sg_narrow_u8x4_raw((__m256i)(a), (__m256i)(b), (__m256i)(c), (__m256i)(d), (__m256i)(perm))
+static inline __m256i sg_narrow_u8x4_perm_raw(int po) {
+  return po ? _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7) : _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+}
+#define sg_narrow_u8x4_perm(po) ((vu)sg_narrow_u8x4_perm_raw(po))
 
 /* Largest lane (lanes >= 0, Inf allowed, no NaN) through shuffles, in registers. */
 static inline float sg_v_hmax_raw(__m256 v) {

@@ -608,10 +608,12 @@ static inline __attribute__((always_inline)) void store_h2(char *p, vh2 h, int n
   }
 }
 
-/* Two consecutive vectors (p aligned to both when nt); po: as load_v2. */
+/* Two consecutive vectors (p aligned to both when nt); po: as load_v2. An
+ * fp32 dt keeps the pair order (quant_rows' h, which its encoder reads in
+ * that order). */
 static inline __attribute__((always_inline)) void store_v2(char *p, int32_t dt, vf v0, vf v1, int nt, const int po) {
 #if SG_PAIR_BF16
-  if (po) {
+  if (po && dt == SG_BF16) {
     /* NaN's quieting (v_bf16_bits) only on the rare pair that holds one */
     store_h2(p,
              __builtin_expect(sg_v_any_nan2(v0, v1), 0) ? sg_bf16_zip(v_bf16_bits(v0), v_bf16_bits(v1))
@@ -770,15 +772,16 @@ static inline __attribute__((always_inline)) void gate_pass(const int act, const
   }
 }
 
-/* The forward's whole vectors, columns [0, nv) of the row at q. */
+/* The forward's whole vectors, columns [0, nv) of the row at q. hpo: an
+ * fp32 h may be left in pair order (see fwd_cols). */
 static inline __attribute__((always_inline)) void fwd_vecs(const int act, const int32_t gd, const int32_t ud,
                                                            const int32_t hd, const int il, const int nt,
                                                            float alpha, float limit, sg_rowptrs q, int64_t nv,
-                                                           const int narrow) {
+                                                           const int narrow, const int hpo) {
   const size_t ges = sg_dtype_size(gd), ues = sg_dtype_size(ud), hes = sg_dtype_size(hd);
   const int64_t gstep = il ? 2 : 1;
   const int fast = hd != SG_F32; /* a 16-bit h: see v_exp_negz16 */
-  const int po = SG_PAIR_BF16 && !il && gd == SG_BF16 && ud == SG_BF16 && hd == SG_BF16;
+  const int po = SG_PAIR_BF16 && !il && gd == SG_BF16 && ud == SG_BF16 && (hd == SG_BF16 || (hpo && hd == SG_F32));
   int64_t i = 0;
   if (!il && ges == 2 && narrow) {
     /* act(gate) over the span first, then h = a * m over up: the same
@@ -848,14 +851,17 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
 }
 
 /* Forward over n columns starting at q. The last partial vector goes through
- * the same code on zero-padded copies. The layout and the streaming choice
+ * the same code on zero-padded copies. hpo (a constant): the caller takes an
+ * fp32 h from bf16 gate and up (not interleaved) in pair order, where
+ * SG_PAIR_BF16 is defined: each block of 2 SG_W columns from the first up to
+ * the last whole one in sg_bf16_unzip's order, the rest in order. The layout and the streaming choice
  * are fixed for a row, so the common case (one dtype throughout) has a loop
  * for each of them without their tests (and the streaming store's alignment
  * test) in it: four compares and branches a vector fewer in the bf16 SiLU
  * loop, 2-3% on the Sapphire Rapids VM (bench/NOTES.md). */
 static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem *p, const int act,
                                                            const int32_t gd, const int32_t ud,
-                                                           sg_rowptrs q, int64_t n, int nt) {
+                                                           sg_rowptrs q, int64_t n, int nt, const int hpo) {
   const int32_t hd = p->h.dtype;
   const int il = p->gate.col_step == 2;
   const size_t ues = sg_dtype_size(ud), ges = sg_dtype_size(gd), hes = sg_dtype_size(hd);
@@ -866,14 +872,16 @@ static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem 
   nt = nt && sg_vec_aligned(q.h, hes);
   if (hd == gd && ud == gd) {
     if (il) {
-      if (nt) fwd_vecs(act, gd, gd, gd, 1, 1, alpha, limit, q, i, narrow);
-      else fwd_vecs(act, gd, gd, gd, 1, 0, alpha, limit, q, i, narrow);
+      if (nt) fwd_vecs(act, gd, gd, gd, 1, 1, alpha, limit, q, i, narrow, 0);
+      else fwd_vecs(act, gd, gd, gd, 1, 0, alpha, limit, q, i, narrow, 0);
     } else {
-      if (nt) fwd_vecs(act, gd, gd, gd, 0, 1, alpha, limit, q, i, narrow);
-      else fwd_vecs(act, gd, gd, gd, 0, 0, alpha, limit, q, i, narrow);
+      if (nt) fwd_vecs(act, gd, gd, gd, 0, 1, alpha, limit, q, i, narrow, 0);
+      else fwd_vecs(act, gd, gd, gd, 0, 0, alpha, limit, q, i, narrow, 0);
     }
+  } else if (hpo && !il && gd == SG_BF16 && ud == SG_BF16 && hd == SG_F32) {
+    fwd_vecs(act, gd, ud, hd, 0, nt, alpha, limit, q, i, narrow, 1);
   } else {
-    fwd_vecs(act, gd, ud, hd, il, nt, alpha, limit, q, i, narrow);
+    fwd_vecs(act, gd, ud, hd, il, nt, alpha, limit, q, i, narrow, 0);
   }
   if (i < n) {
     const int64_t rem = n - i;
@@ -1160,7 +1168,7 @@ static inline void prefetch_row_head(const sg_glu_problem *p, int64_t r, int bac
 
 static SG_AI void fwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
                             int64_t item0, int64_t item1, int nt) {
-  SG_ITEMS_LOOP(0, row_ptrs(p, r, c0, 0, &q); fwd_cols(p, act, in_dt, in_dt, q, n, nt);)
+  SG_ITEMS_LOOP(0, row_ptrs(p, r, c0, 0, &q); fwd_cols(p, act, in_dt, in_dt, q, n, nt, 0);)
 }
 static SG_AI void bwd_items(const sg_glu_problem *p, const int act, const int32_t in_dt,
                             int64_t item0, int64_t item1, int nt) {
@@ -1168,7 +1176,7 @@ static SG_AI void bwd_items(const sg_glu_problem *p, const int act, const int32_
 }
 static void fwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
   SG_ITEMS_LOOP(0, row_ptrs(p, r, c0, 0, &q);
-                fwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt);)
+                fwd_cols(p, p->activation, p->gate.dtype, p->up.dtype, q, n, nt, 0);)
 }
 static void bwd_items_mixed(const sg_glu_problem *p, int64_t item0, int64_t item1, int nt) {
   SG_ITEMS_LOOP(1, row_ptrs(p, r, c0, 1, &q);
@@ -1393,11 +1401,13 @@ static inline __attribute__((always_inline)) vf v_quotient(vf x, vf d, vf y, int
 
 /* Codes for h[0, n) / div, written to out (NVFP4: n / 2 bytes, low nibble
  * first). The loop over whole vectors is kept free of the tail and of the
- * per-group choices, which are hoisted into separate instances. */
+ * per-group choices, which are hoisted into separate instances. po: h is in
+ * pair order (fwd_cols' hpo) and n a multiple of 4 SG_W, so that only the
+ * four-vector loop runs, whose narrowing then restores the order. */
 static inline __attribute__((always_inline)) void encode_group_as(const float *h, int64_t n,
                                                                   float div, float y, const int format,
                                                                   const int fast, const int clean,
-                                                                  uint8_t *out) {
+                                                                  const int po, uint8_t *out) {
   const vf d = v_set(div), vy = v_set(y); /* y = RN(1 / div) */
   int64_t i = 0;
   /* clean: the quotient of |x| (v_encode), RN being symmetric */
@@ -1412,12 +1422,15 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
 #define SG_CODES(x) sg_narrow_u8(SG_CODES32(x))
   if (format != SWIGLU_QUANT_NVFP4) {
 #ifdef sg_narrow_u8x4
+    const vu perm = sg_narrow_u8x4_perm(po);
     for (; i + 4 * SG_W <= n; i += 4 * SG_W) {
       const vu c0 = SG_CODES32(v_load_f32(h + i)), c1 = SG_CODES32(v_load_f32(h + i + SG_W));
       const vu c2 = SG_CODES32(v_load_f32(h + i + 2 * SG_W)), c3 = SG_CODES32(v_load_f32(h + i + 3 * SG_W));
-      const vu bytes = (vu)sg_narrow_u8x4(c0, c1, c2, c3);
+      const vu bytes = (vu)sg_narrow_u8x4(c0, c1, c2, c3, perm);
       memcpy(out + i, &bytes, sizeof bytes);
     }
+#else
+    (void)po;
 #endif
     for (; i + SG_W <= n; i += SG_W) {
       const vf x = v_load_f32(h + i);
@@ -1448,7 +1461,8 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
  * of its groups. */
 static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const float *div,
                                    const uint8_t *zero, const float *amax, const uint8_t *finite,
-                                   const float *ys, const uint8_t *cleans, const int format, uint8_t *out) {
+                                   const float *ys, const uint8_t *cleans, const int format, const int po,
+                                   uint8_t *out) {
   const int64_t ob = format == SWIGLU_QUANT_NVFP4 ? G / 2 : G; /* output bytes per group */
   for (int64_t j = 0; j < k; ++j) {
     const float d = div[j], y = ys ? ys[j] : 1.0f / d;
@@ -1459,14 +1473,14 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
     } else if (d >= 0x1p-86f && d <= 0x1p126f) { /* false for NaN; y is normal */
       const int clean = cleans ? cleans[j] : sg_clean_group(format, finite[j], amax[j], d);
       if ((sg_f2u(d) & 0x7fffffu) == 0) { /* a power of two (d is normal here) */
-        if (clean) encode_group_as(hj, G, d, y, format, 2, 1, oj);
-        else encode_group_as(hj, G, d, y, format, 2, 0, oj);
+        if (clean) encode_group_as(hj, G, d, y, format, 2, 1, po, oj);
+        else encode_group_as(hj, G, d, y, format, 2, 0, po, oj);
       } else {
-        if (clean) encode_group_as(hj, G, d, y, format, 1, 1, oj);
-        else encode_group_as(hj, G, d, y, format, 1, 0, oj);
+        if (clean) encode_group_as(hj, G, d, y, format, 1, 1, po, oj);
+        else encode_group_as(hj, G, d, y, format, 1, 0, po, oj);
       }
     } else {
-      encode_group_as(hj, G, d, y, format, 0, 0, oj);
+      encode_group_as(hj, G, d, y, format, 0, 0, po, oj);
     }
   }
 }
@@ -1475,8 +1489,8 @@ static SG_AI void encode_groups_as(const float *h, int64_t k, int64_t G, const f
  * has them (chunk_scales), else NULL */
 static void encode_groups(const float *h, int64_t k, int64_t G, const float *div, const uint8_t *zero,
                           const float *amax, const uint8_t *finite, const float *ys, const uint8_t *cleans,
-                          int format, uint8_t *out) {
-#define SG_ENC(fmt) encode_groups_as(h, k, G, div, zero, amax, finite, ys, cleans, fmt, out)
+                          int format, int po, uint8_t *out) {
+#define SG_ENC(fmt) encode_groups_as(h, k, G, div, zero, amax, finite, ys, cleans, fmt, po, out)
   switch (format) {
     case SWIGLU_QUANT_FP8_E4M3FNUZ: SG_ENC(SWIGLU_QUANT_FP8_E4M3FNUZ); break;
     case SWIGLU_QUANT_FP8_E5M2: SG_ENC(SWIGLU_QUANT_FP8_E5M2); break;
@@ -1578,6 +1592,13 @@ static SG_AI void chunk_scales(const sg_quant_problem *p, const float *h, int64_
  * would not). */
 
 /* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
+/* fwd_cols' hpo and encode_group_as' po for the quantizer's h */
+#if SG_PAIR_BF16 && defined(sg_narrow_u8x4)
+#define SG_QUANT_PAIRS 1
+#else
+#define SG_QUANT_PAIRS 0
+#endif
+
 static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
                              const int32_t ud, int64_t row0, int64_t row1, float *h) {
   const int64_t H = p->glu.width, G = p->group, M = p->rows_per_expert;
@@ -1612,11 +1633,17 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
     uint8_t *qrow = (uint8_t *)p->q.base + sg_row_offset(&p->q, r);
     for (int64_t c0 = 0; c0 < H; c0 += C) {
       const int64_t n = H - c0 < C ? H - c0 : C;
+      const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
+      /* h in pair order where every group is whole blocks of four vectors
+       * (encode_group_as); the maxima do not care about the order */
+      const int po = SG_QUANT_PAIRS && gd == SG_BF16 && ud == SG_BF16 && hd == SG_F32 &&
+                     fp.gate.col_step != 2 && fmt != SWIGLU_QUANT_NVFP4 && Gc % (4 * SG_W) == 0;
       if (hd == SG_F32) {
         sg_rowptrs q;
         row_ptrs(&fp, r, c0, 0, &q);
         q.h = (char *)h;
-        fwd_cols(&fp, act, gd, ud, q, n, 0);
+        if (po) fwd_cols(&fp, act, gd, ud, q, n, 0, 1);
+        else fwd_cols(&fp, act, gd, ud, q, n, 0, 0);
       } else {
         /* The forward op itself, whose bits the rounding flag promises, on
          * a one-row view of row r (its width, so the same narrow-row choice)
@@ -1645,7 +1672,6 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
        * scales of different groups do not wait on each other, where one
        * group's maximum -> division -> scale -> codes was a chain of ~60
        * cycles of latency per group */
-      const int64_t Gc = per_tensor ? n : G, g0 = c0 / Gc, k = n / Gc;
       /* (per-tensor scales too: there the maximum only picks the encoder);
        * one group a chunk (per-row scales) gains nothing from chunk_scales */
       const int vec = vec_scales && k > 1; /* Gc = G here */
@@ -1672,7 +1698,7 @@ static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int
         else if (p->scales)
           sg_write_scale(p, e, m, g0 + j, sg_u2f(sbits[j]), sbits[j]);
       }
-      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, vec ? ys : NULL, vec ? cleans : NULL, p->format,
+      encode_groups(h, k, Gc, divs, zeros, amaxs, finites, vec ? ys : NULL, vec ? cleans : NULL, p->format, po,
                     qrow + (p->format == SWIGLU_QUANT_NVFP4 ? c0 / 2 : c0));
     }
     if (buffered) ++sblk.n;
