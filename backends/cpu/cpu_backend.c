@@ -29,6 +29,7 @@ typedef struct sg_cpu_isa {
   sg_cpu_quant_fn quant;
   sg_cpu_linear_ws_fn linear_ws;
   sg_cpu_linear_fn linear;
+  int amx; /* its bf16 x bf16 GEMMs take AMX tiles (sg_cpu_amx); a flag, not a name compare, which GCC warned of in builds without the entry */
 } sg_cpu_isa;
 
 static const sg_cpu_isa k_isas[] = {
@@ -36,18 +37,18 @@ static const sg_cpu_isa k_isas[] = {
     /* the AVX512_BF16 build whose bf16 x bf16 GEMMs run on AMX tiles
      * (sg_cpu_amx): the same functions, the GEMM reads the flag */
     {"avx512amx", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
-     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
+     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16, 1},
     {"avx512bf16", sg_cpu_glu_forward_avx512bf16, sg_cpu_glu_backward_avx512bf16, sg_cpu_glu_quant_avx512bf16,
-     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16},
+     sg_cpu_linear_ws_avx512bf16, sg_cpu_linear_avx512bf16, 0},
     {"avx512", sg_cpu_glu_forward_avx512, sg_cpu_glu_backward_avx512, sg_cpu_glu_quant_avx512,
-     sg_cpu_linear_ws_avx512, sg_cpu_linear_avx512},
+     sg_cpu_linear_ws_avx512, sg_cpu_linear_avx512, 0},
 #endif
 #if defined(__x86_64__)
     {"avx2", sg_cpu_glu_forward_avx2, sg_cpu_glu_backward_avx2, sg_cpu_glu_quant_avx2,
-     sg_cpu_linear_ws_avx2, sg_cpu_linear_avx2},
+     sg_cpu_linear_ws_avx2, sg_cpu_linear_avx2, 0},
 #endif
     {"generic", sg_cpu_glu_forward_generic, sg_cpu_glu_backward_generic, sg_cpu_glu_quant_generic,
-     sg_cpu_linear_ws_generic, sg_cpu_linear_generic},
+     sg_cpu_linear_ws_generic, sg_cpu_linear_generic, 0},
 };
 
 #if defined(__x86_64__)
@@ -125,7 +126,7 @@ static void choose_isa(void) {
     if (want && *want && strcmp(want, k_isas[i].name) != 0) continue;
     if (isa_supported(k_isas[i].name)) {
       g_isa = &k_isas[i];
-      sg_cpu_amx = strcmp(g_isa->name, "avx512amx") == 0;
+      sg_cpu_amx = g_isa->amx;
       break;
     }
     if (want && *want) {
