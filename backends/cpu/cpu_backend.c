@@ -29,7 +29,9 @@ typedef struct sg_cpu_isa {
   sg_cpu_quant_fn quant;
   sg_cpu_linear_ws_fn linear_ws;
   sg_cpu_linear_fn linear;
-  int amx; /* its bf16 x bf16 GEMMs take AMX tiles (sg_cpu_amx); a flag, not a name compare, which GCC warned of in builds without the entry */
+  /* its bf16 x bf16 GEMMs take AMX tiles (sg_cpu_amx); a flag, not a name
+   * compare, which GCC warned of in builds without this entry */
+  int amx;
 } sg_cpu_isa;
 
 static const sg_cpu_isa k_isas[] = {
