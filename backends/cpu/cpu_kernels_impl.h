@@ -853,9 +853,9 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
 /* Forward over n columns starting at q. The last partial vector goes through
  * the same code on zero-padded copies. hpo (a constant): the caller takes an
  * fp32 h from bf16 gate and up (not interleaved) in pair order, where
- * SG_PAIR_BF16 is defined: each block of 2 SG_W columns from the first up to
- * the last whole one in sg_bf16_unzip's order, the rest in order. The layout and the streaming choice
- * are fixed for a row, so the common case (one dtype throughout) has a loop
+ * SG_PAIR_BF16 is defined: each block of 2 SG_W columns from the first up
+ * to the last whole one in sg_bf16_unzip's order, the rest in order. The
+ * layout and the streaming choice are fixed for a row, so the common case (one dtype throughout) has a loop
  * for each of them without their tests (and the streaming store's alignment
  * test) in it: four compares and branches a vector fewer in the bf16 SiLU
  * loop, 2-3% on the Sapphire Rapids VM (bench/NOTES.md). */
@@ -1424,16 +1424,20 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
   if (format != SWIGLU_QUANT_NVFP4) {
 #ifdef sg_narrow_u8x4
     const vu perm = sg_narrow_u8x4_perm(po);
-    if (clean && format != SWIGLU_QUANT_INT8) {
-      /* one subnormal test for the four quotients (their minimum), where
-       * v_encode's own test took a compare, a mask move and a branch each */
-      const float mn = sg_fmt_of(format).min_normal;
-      for (; i + 4 * SG_W <= n; i += 4 * SG_W) {
-        const vf x0 = v_load_f32(h + i), x1 = v_load_f32(h + i + SG_W);
-        const vf x2 = v_load_f32(h + i + 2 * SG_W), x3 = v_load_f32(h + i + 3 * SG_W);
+    /* clean FP8: one subnormal test for the four quotients (their minimum),
+     * where v_encode's own test took a compare, a mask move and a branch
+     * for each; a block with a lane below the smallest normal takes those */
+    const int sub4 = clean && format != SWIGLU_QUANT_INT8;
+    const float mn = sub4 ? sg_fmt_of(format).min_normal : 0.0f;
+    for (; i + 4 * SG_W <= n; i += 4 * SG_W) {
+      const vf x0 = v_load_f32(h + i), x1 = v_load_f32(h + i + SG_W);
+      const vf x2 = v_load_f32(h + i + 2 * SG_W), x3 = v_load_f32(h + i + 3 * SG_W);
+      vu c0, c1, c2, c3;
+      if (sub4) {
         const vf q0 = v_quotient(v_abs(x0), d, vy, fast), q1 = v_quotient(v_abs(x1), d, vy, fast);
         const vf q2 = v_quotient(v_abs(x2), d, vy, fast), q3 = v_quotient(v_abs(x3), d, vy, fast);
-        vu c0, c1, c2, c3;
+        /* each branch with v_encode's clean as a constant (a variable one
+         * cost the gain) */
         if (__builtin_expect(!sg_v_any_lt(sg_v_min(sg_v_min(q0, q1), sg_v_min(q2, q3)), mn), 1)) {
           c0 = v_encode_fmt(x0, q0, format, 2), c1 = v_encode_fmt(x1, q1, format, 2);
           c2 = v_encode_fmt(x2, q2, format, 2), c3 = v_encode_fmt(x3, q3, format, 2);
@@ -1441,13 +1445,9 @@ static inline __attribute__((always_inline)) void encode_group_as(const float *h
           c0 = v_encode_fmt(x0, q0, format, 1), c1 = v_encode_fmt(x1, q1, format, 1);
           c2 = v_encode_fmt(x2, q2, format, 1), c3 = v_encode_fmt(x3, q3, format, 1);
         }
-        const vu bytes = (vu)sg_narrow_u8x4(c0, c1, c2, c3, perm);
-        memcpy(out + i, &bytes, sizeof bytes);
+      } else {
+        c0 = SG_CODES32(x0), c1 = SG_CODES32(x1), c2 = SG_CODES32(x2), c3 = SG_CODES32(x3);
       }
-    }
-    for (; i + 4 * SG_W <= n; i += 4 * SG_W) {
-      const vu c0 = SG_CODES32(v_load_f32(h + i)), c1 = SG_CODES32(v_load_f32(h + i + SG_W));
-      const vu c2 = SG_CODES32(v_load_f32(h + i + 2 * SG_W)), c3 = SG_CODES32(v_load_f32(h + i + 3 * SG_W));
       const vu bytes = (vu)sg_narrow_u8x4(c0, c1, c2, c3, perm);
       memcpy(out + i, &bytes, sizeof bytes);
     }
@@ -1613,7 +1613,6 @@ static SG_AI void chunk_scales(const sg_quant_problem *p, const float *h, int64_
  * between being written and being read twice (a row of 14336 fp32 values
  * would not). */
 
-/* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
 /* fwd_cols' hpo and encode_group_as' po for the quantizer's h */
 #if SG_PAIR_BF16 && defined(sg_narrow_u8x4)
 #define SG_QUANT_PAIRS 1
@@ -1621,6 +1620,7 @@ static SG_AI void chunk_scales(const sg_quant_problem *p, const float *h, int64_
 #define SG_QUANT_PAIRS 0
 #endif
 
+/* Quantizes rows [row0, row1). h is per-thread scratch of SG_QUANT_SCRATCH(width) floats. */
 static SG_AI void quant_rows(const sg_quant_problem *p, const int act, const int32_t gd,
                              const int32_t ud, int64_t row0, int64_t row1, float *h) {
   const int64_t H = p->glu.width, G = p->group, M = p->rows_per_expert;
