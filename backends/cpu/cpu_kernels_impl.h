@@ -855,10 +855,11 @@ static inline __attribute__((always_inline)) void fwd_vecs(const int act, const 
  * fp32 h from bf16 gate and up (not interleaved) in pair order, where
  * SG_PAIR_BF16 is defined: each block of 2 SG_W columns from the first up
  * to the last whole one in sg_bf16_unzip's order, the rest in order. The
- * layout and the streaming choice are fixed for a row, so the common case (one dtype throughout) has a loop
- * for each of them without their tests (and the streaming store's alignment
- * test) in it: four compares and branches a vector fewer in the bf16 SiLU
- * loop, 2-3% on the Sapphire Rapids VM (bench/NOTES.md). */
+ * layout and the streaming choice are fixed for a row, so the common case
+ * (one dtype throughout) has a loop for each of them without their tests
+ * (and the streaming store's alignment test) in it: four compares and
+ * branches a vector fewer in the bf16 SiLU loop, 2-3% on the Sapphire
+ * Rapids VM (bench/NOTES.md). */
 static inline __attribute__((always_inline)) void fwd_cols(const sg_glu_problem *p, const int act,
                                                            const int32_t gd, const int32_t ud,
                                                            sg_rowptrs q, int64_t n, int nt, const int hpo) {
