@@ -88,6 +88,15 @@ swiglu_status sg_check_tensor_as(swiglu_context *ctx, const swiglu_tensor *t, co
   c->last = t->shape[nd - 1];
   c->rows = 1;
   for (int i = 0; i < nd - 1; ++i) c->rows *= t->shape[i];
+  /* No element, so no stride can misplace one: NumPy's compact strides of
+   * an empty array are 0 in front of its zero extent ([3, 0, 4]: 0, 4, 1),
+   * and an output with them was refused as self-overlapping. */
+  if (numel == 0) {
+    c->op.dtype = dt;
+    c->op.base = (char *)t->data;
+    c->compact = 1; /* no element is out of place (the quantizer's scales of no rows) */
+    return SWIGLU_SUCCESS;
+  }
   if (c->last > 1 && strides[nd - 1] != 1)
     return sg_fail(ctx, SWIGLU_ERROR_BAD_STRIDE,
                    "%s: the last dimension must have stride 1, it has %lld", name,
@@ -100,12 +109,6 @@ swiglu_status sg_check_tensor_as(swiglu_context *ctx, const swiglu_tensor *t, co
                      is_output ? "output strides must be positive" : "strides must be >= 0");
   }
   const size_t es = sg_dtype_size(dt);
-  if (numel == 0) {
-    c->op.dtype = dt;
-    c->op.base = (char *)t->data;
-    c->compact = 1; /* no element is out of place (the quantizer's scales of no rows) */
-    return SWIGLU_SUCCESS;
-  }
   if (!t->data) return sg_fail(ctx, SWIGLU_ERROR_NULL_POINTER, "%s: data is NULL", name);
 
   if (is_output) {

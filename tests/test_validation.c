@@ -263,6 +263,22 @@ int main(void) {
   X.shape[0] = 0, Hh.shape[0] = 0, X.t.data = NULL;
   expect("zero rows (NULL data allowed) does nothing", fwd(), SWIGLU_SUCCESS);
   if (!unchanged()) ++g_failed, printf("FAIL zero rows wrote\n");
+  /* NumPy's compact strides of an empty array are 0 in front of the zero
+   * extent (shape [2, 0, H]: strides 0, H, 1): no element, nothing to
+   * overlap, so accepted (it had been refused as "output strides must be
+   * positive") */
+  reset(SWIGLU_ACT_SILU, SWIGLU_LAYOUT_GATE_UP);
+  {
+    desc3 ex, eh;
+    mk(&ex, gx, 3, 2, 0, 2 * H);
+    mk(&eh, gh, 3, 2, 0, H);
+    ex.shape[2] = 2 * H, eh.shape[2] = H;
+    ex.strides[0] = 0, ex.strides[1] = 2 * H, ex.strides[2] = 1;
+    eh.strides[0] = 0, eh.strides[1] = H, eh.strides[2] = 1;
+    take_snapshot();
+    expect("empty output with NumPy's zero stride", swiglu_glu_forward(ctx, &d, &ex.t, NULL, &eh.t), SWIGLU_SUCCESS);
+    if (!unchanged()) ++g_failed, printf("FAIL the empty output's call wrote\n");
+  }
 
   /* allocations no host can make: an error and a NULL pointer, never a
    * smaller block (sizes within 63 of SIZE_MAX had wrapped to 0 when rounded

@@ -113,7 +113,10 @@ typedef struct swiglu_tensor {
   int32_t ndim;
   swiglu_dtype dtype;
   int64_t *shape;        /* ndim extents */
-  int64_t *strides;      /* ndim strides in elements; NULL means compact row-major */
+  int64_t *strides;      /* ndim strides in elements; NULL means compact row-major.
+                            A tensor with no elements is accepted whatever its
+                            strides and data (NumPy gives an empty array zero
+                            strides in front of its zero extent) */
   uint64_t byte_offset;
 } swiglu_tensor;
 
