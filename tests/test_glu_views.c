@@ -1,0 +1,684 @@
+/*
+ * Random views: a randomized check of the validator and of the kernels'
+ * addressing, for the forward, backward and quantizing GLU ops on one
+ * backend. Each case draws the shapes (0 to 3 leading dimensions, extents
+ * 0 to 4, any width), strides (padded, permuted, zero for inputs, sometimes
+ * overlapping or negative), dtypes, layout, activation and quantizer
+ * settings, and places every tensor somewhere in one arena of the backend's
+ * memory (by data pointer or by byte_offset; sometimes on top of another
+ * tensor, sometimes misaligned). Then:
+ *  - a refused call must leave every byte of the arena as it was and say
+ *    why; and it must be refused where the views break a rule this test
+ *    decides on its own: output elements sharing bytes, an output's byte
+ *    span meeting another operand's (in-place pairs aside), a misaligned
+ *    element, a negative stride, a non-unit feature stride, expert counts
+ *    past M. A call breaking none must be accepted, except that the
+ *    validator's test for self-overlapping outputs is a sufficient one, so
+ *    outputs whose strides do not nest may be refused (as overlapping);
+ *  - an accepted call must write each output element with the bits the
+ *    same backend writes for compact copies of the same inputs (NaN as any
+ *    NaN: its sign and payload are unspecified), and nothing else: every
+ *    arena byte outside the output elements keeps its value.
+ * The numerics themselves are the oracle and quant suites' business; this
+ * checks that no view changes them. Exits 77 where the backend is
+ * unavailable.
+ *
+ *   test_glu_views [--backend NAME] [--cases N] [--seed S]
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swiglu/swiglu.h"
+
+/* ------------------------------------------------------------- utilities */
+
+static uint64_t g_state;
+static uint64_t rnd(void) { /* splitmix64 */
+  uint64_t z = (g_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static int64_t rint_(int64_t n) { return n > 0 ? (int64_t)(rnd() % (uint64_t)n) : 0; } /* [0, n) */
+static int chance(int percent) { return rint_(100) < percent; }
+
+enum { D_F32, D_F16, D_BF16, D_U8, D_I8, D_I32, D_E4M3, D_E4M3FNUZ, D_E5M2, D_E8M0, D_COUNT };
+static const swiglu_dtype k_dtype[D_COUNT] = {
+    {SWIGLU_DTYPE_FLOAT, 32, 1}, {SWIGLU_DTYPE_FLOAT, 16, 1},  {SWIGLU_DTYPE_BFLOAT, 16, 1},
+    {SWIGLU_DTYPE_UINT, 8, 1},   {SWIGLU_DTYPE_INT, 8, 1},     {SWIGLU_DTYPE_INT, 32, 1},
+    {SWIGLU_DTYPE_FLOAT8_E4M3FN, 8, 1}, {SWIGLU_DTYPE_FLOAT8_E4M3FNUZ, 8, 1},
+    {SWIGLU_DTYPE_FLOAT8_E5M2, 8, 1},   {SWIGLU_DTYPE_FLOAT8_E8M0FNU, 8, 1}};
+static const char *const k_dname[D_COUNT] = {"f32", "f16", "bf16", "u8", "i8", "i32", "e4m3", "e4m3fnuz", "e5m2", "e8m0"};
+static size_t dsize(int d) { return k_dtype[d].bits / 8; }
+static int is_float(int d) { return d <= D_BF16; }
+
+static swiglu_context *g_ctx;
+static long g_failed, g_cases, g_accepted, g_refused, g_checks;
+static char g_case[512]; /* what the current case is, for the failure lines */
+
+#define FAIL(...)                                          \
+  do {                                                     \
+    if (++g_failed <= 30) {                                \
+      fprintf(stderr, "FAIL [%s]: ", g_case);              \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fputc('\n', stderr);                                 \
+    }                                                      \
+  } while (0)
+
+static void must(swiglu_status st, const char *what) {
+  if (st) {
+    fprintf(stderr, "%s: %s: %s\n", what, swiglu_status_string(st), swiglu_context_last_error(g_ctx));
+    exit(1);
+  }
+}
+
+/* ----------------------------------------------------------------- views */
+
+#define ARENA ((size_t)1 << 17)
+#define MAXD 4
+
+typedef struct {
+  int used, dt, nd, out;
+  int64_t shape[MAXD], strides[MAXD];
+  int64_t pos;    /* byte position of the element at offset 0 in the arena */
+  int by_offset;  /* placed through byte_offset rather than the data pointer */
+  int nests;      /* an output whose strides nest (the validator's sufficient test holds) */
+  swiglu_tensor t;
+} view;
+
+static int64_t v_numel(const view *v) {
+  int64_t n = 1;
+  for (int i = 0; i < v->nd; ++i) n *= v->shape[i];
+  return n;
+}
+static int64_t v_rows(const view *v) {
+  int64_t n = 1;
+  for (int i = 0; i < v->nd - 1; ++i) n *= v->shape[i];
+  return n;
+}
+/* element offset of element (row, c), rows in row-major order of the leading dims */
+static int64_t v_off(const view *v, int64_t row, int64_t c) {
+  int64_t off = c * v->strides[v->nd - 1];
+  for (int i = v->nd - 2; i >= 0; --i) {
+    off += (row % v->shape[i]) * v->strides[i];
+    row /= v->shape[i];
+  }
+  return off;
+}
+static int64_t v_max_off(const view *v) {
+  int64_t m = 0;
+  for (int i = 0; i < v->nd; ++i)
+    if (v->shape[i] > 1 && v->strides[i] > 0) m += (v->shape[i] - 1) * v->strides[i];
+  return m;
+}
+/* [lo, hi) bytes in the arena; empty where the view has no element */
+static void v_span(const view *v, int64_t *lo, int64_t *hi) {
+  if (!v->used || v_numel(v) == 0) {
+    *lo = *hi = 0;
+    return;
+  }
+  *lo = v->pos;
+  *hi = v->pos + (v_max_off(v) + 1) * (int64_t)dsize(v->dt);
+}
+static int spans_meet(const view *a, const view *b) {
+  int64_t al, ah, bl, bh;
+  v_span(a, &al, &ah);
+  v_span(b, &bl, &bh);
+  return al < ah && bl < bh && al < bh && bl < ah;
+}
+
+/* Leading shape lead[0..nl) plus a last extent; strides drawn for an input
+ * (non-negative, maybe zero or overlapping) or an output (nesting in a
+ * random order, or with some chance drawn freely). */
+static void v_make(view *v, int dt, int nl, const int64_t *lead, int64_t last, int out) {
+  memset(v, 0, sizeof *v);
+  v->used = 1, v->dt = dt, v->nd = nl + 1, v->out = out, v->nests = 1;
+  for (int i = 0; i < nl; ++i) v->shape[i] = lead[i];
+  v->shape[nl] = last;
+  v->strides[nl] = 1;
+  if (last <= 1 && chance(30)) v->strides[nl] = rint_(5); /* ignored where the extent is 0 or 1 */
+  const int mode = chance(out ? 80 : 60) ? 0 : out ? 1 : 2;
+  if (mode == 0) { /* nesting, in a random order of the leading dims */
+    int order[MAXD];
+    for (int i = 0; i < nl; ++i) order[i] = i;
+    for (int i = nl - 1; i > 0; --i) {
+      const int j = (int)rint_(i + 1), t = order[i];
+      order[i] = order[j], order[j] = t;
+    }
+    if (chance(60)) /* row-major order, the common case */
+      for (int i = 0; i < nl; ++i) order[i] = nl - 1 - i;
+    int64_t span = last > 0 ? last : 1;
+    for (int k = 0; k < nl; ++k) {
+      const int i = order[k];
+      v->strides[i] = span + (chance(50) ? 0 : rint_(9));
+      span = v->strides[i] * (v->shape[i] > 0 ? v->shape[i] - 1 : 0) + span;
+    }
+  } else {
+    v->nests = 0;
+    for (int i = 0; i < nl; ++i) /* outputs: positive; inputs: zero allowed */
+      v->strides[i] = out ? 1 + rint_(2 * (last > 0 ? last : 1) + 3) : rint_(2 * (last > 0 ? last : 1) + 3);
+  }
+}
+
+static int64_t v_bytes(const view *v) {
+  return v_numel(v) ? (v_max_off(v) + 1) * (int64_t)dsize(v->dt) : 0;
+}
+
+/* The arena's layout of one case: tensors one after another with gaps, some
+ * thrown anywhere (onto others) and some misaligned. Returns 0 where they do
+ * not fit. */
+static unsigned char *g_dev;
+static int64_t g_cursor;
+static int place(view *v, int pile_percent) {
+  const int64_t es = (int64_t)dsize(v->dt), n = v_bytes(v);
+  if (n > (int64_t)ARENA / 2) return 0;
+  int64_t pos;
+  if (chance(pile_percent)) { /* somewhere over the tensors placed so far */
+    pos = rint_(g_cursor + 1) / es * es;
+    if (pos + n > (int64_t)ARENA) return 0;
+  } else {
+    pos = (g_cursor + es - 1) / es * es + es * rint_(16);
+    if (pos + n > (int64_t)ARENA) return 0;
+    g_cursor = pos + n;
+  }
+  if (es > 1 && chance(2) && pos + n + 1 <= (int64_t)ARENA) pos += 1 + rint_(es - 1);
+  v->pos = pos;
+  v->by_offset = chance(50);
+  memset(&v->t, 0, sizeof v->t);
+  v->t.data = v->by_offset ? (void *)g_dev : (void *)(g_dev + pos);
+  v->t.byte_offset = v->by_offset ? (uint64_t)pos : 0;
+  v->t.device.device_type = swiglu_context_device_type(g_ctx);
+  v->t.device.device_id = swiglu_context_device(g_ctx);
+  v->t.ndim = v->nd;
+  v->t.dtype = k_dtype[v->dt];
+  v->t.shape = v->shape;
+  v->t.strides = v->strides;
+  return 1;
+}
+static int misaligned(const view *v) { return v->used && v_numel(v) && v->pos % (int64_t)dsize(v->dt); }
+
+/* bytes of an output's elements that another of its elements also covers */
+static unsigned char g_mark[ARENA];
+static int self_overlaps(const view *v) {
+  if (!v->used || !v_numel(v)) return 0;
+  const int64_t es = (int64_t)dsize(v->dt), rows = v_rows(v), last = v->shape[v->nd - 1];
+  int hit = 0;
+  memset(g_mark, 0, sizeof g_mark);
+  for (int64_t r = 0; r < rows && !hit; ++r)
+    for (int64_t c = 0; c < last && !hit; ++c) {
+      const int64_t b = v->pos + v_off(v, r, c) * es;
+      for (int64_t k = 0; k < es; ++k) hit |= g_mark[b + k]++ != 0;
+    }
+  return hit;
+}
+/* a rule about strides: negative, or a non-unit feature stride */
+static int bad_strides(const view *v) {
+  if (!v->used || !v_numel(v)) return 0; /* no element to misplace: any strides */
+  for (int i = 0; i < v->nd - 1; ++i)
+    if (v->shape[i] > 1 && v->strides[i] < 0) return 1;
+  return v->shape[v->nd - 1] > 1 && v->strides[v->nd - 1] != 1;
+}
+
+/* -------------------------------------------------------------- contents */
+
+/* A value of dtype d, as bits: mostly moderate magnitudes, with zeros,
+ * subnormals, huge values, infinities and NaNs mixed in. */
+static uint32_t draw_bits(int d) {
+  const uint32_t s = (uint32_t)(rnd() & 1), m = (uint32_t)rnd();
+  const int k = (int)rint_(100);
+  if (d == D_F16) {
+    uint32_t e = 12 + (uint32_t)rint_(7);                 /* 2^-3 .. 2^3 */
+    if (k < 3) e = 0;                                     /* zero or subnormal */
+    else if (k < 5) e = 31;                               /* inf or NaN */
+    else if (k < 8) e = 27 + (uint32_t)rint_(4);          /* huge */
+    return s << 15 | e << 10 | (e == 31 && chance(50) ? 0 : m & 0x3ff);
+  }
+  uint32_t e = 124 + (uint32_t)rint_(7);
+  if (k < 3) e = 0;
+  else if (k < 5) e = 255;
+  else if (k < 8) e = chance(50) ? 1 + (uint32_t)rint_(20) : 133 + (uint32_t)rint_(121); /* tiny, huge (z < -87) */
+  const uint32_t f = s << 31 | e << 23 | (e == 255 && chance(50) ? 0 : m & 0x7fffff);
+  return d == D_BF16 ? f >> 16 : f;
+}
+static void put(unsigned char *a, int d, uint32_t bits) { memcpy(a, &bits, dsize(d)); }
+
+/* every element of an input view in the host arena */
+static void fill_input(unsigned char *host, const view *v) {
+  if (!v->used) return;
+  const int64_t rows = v_rows(v), last = v->shape[v->nd - 1], es = (int64_t)dsize(v->dt);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < last; ++c) put(host + v->pos + v_off(v, r, c) * es, v->dt, draw_bits(v->dt));
+}
+
+/* the view's elements, gathered in row-major order */
+static void gather(const unsigned char *host, const view *v, unsigned char *dst) {
+  const int64_t rows = v_rows(v), last = v->shape[v->nd - 1], es = (int64_t)dsize(v->dt);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < last; ++c) memcpy(dst + (r * last + c) * es, host + v->pos + v_off(v, r, c) * es, (size_t)es);
+}
+
+static int same_value(const unsigned char *a, const unsigned char *b, int d) {
+  if (!memcmp(a, b, dsize(d))) return 1;
+  if (!is_float(d)) return 0;
+  uint32_t x = 0, y = 0;
+  memcpy(&x, a, dsize(d));
+  memcpy(&y, b, dsize(d));
+  const uint32_t em = d == D_F32 ? 0x7f800000u : d == D_F16 ? 0x7c00u : 0x7f80u;
+  const uint32_t mm = d == D_F32 ? 0x007fffffu : d == D_F16 ? 0x03ffu : 0x007fu;
+  return (x & em) == em && (x & mm) && (y & em) == em && (y & mm); /* both NaN */
+}
+
+/* ------------------------------------------------------------------ cases */
+
+typedef struct {
+  const char *name;
+  view *v[8];  /* the operands, inputs first, NULL where absent */
+  int nout;    /* v[0 .. nin) are inputs, v[nin .. nin + nout) outputs */
+  int nin;
+  int in_place_pairs[2][2]; /* (output, input) indices allowed to coincide; -1: none */
+} operands;
+
+/* the compact twin of a view: same dtype and shape, compact, in ref memory */
+typedef struct {
+  int64_t shape[MAXD];
+  swiglu_tensor t;
+  void *dev;
+  unsigned char *host;
+  size_t bytes;
+} twin;
+static void twin_make(twin *w, const view *v, const unsigned char *before) {
+  memset(w, 0, sizeof *w);
+  memcpy(w->shape, v->shape, sizeof w->shape);
+  w->bytes = (size_t)v_numel(v) * dsize(v->dt);
+  w->host = malloc(w->bytes + 1);
+  gather(before, v, w->host);
+  must(swiglu_context_malloc(g_ctx, w->bytes, &w->dev), "malloc");
+  if (w->bytes)
+    must(swiglu_context_copy(g_ctx, w->dev, w->host, w->bytes, SWIGLU_COPY_HOST_TO_DEVICE), "upload");
+  w->t.data = w->dev;
+  w->t.device = v->t.device;
+  w->t.ndim = v->nd;
+  w->t.dtype = v->t.dtype;
+  w->t.shape = w->shape;
+}
+static void twin_free(twin *w) {
+  free(w->host);
+  swiglu_context_free(g_ctx, w->dev);
+}
+
+typedef swiglu_status (*op_fn)(const swiglu_tensor *const *t, void *extra);
+
+static unsigned char g_before[ARENA], g_after[ARENA], g_outmask[ARENA];
+static int g_twin; /* the call on compact twins: separate buffers, so never in place */
+
+/* One drawn call: run it on the views, decide, compare. must_refuse and
+ * may_refuse come from the case's own rules (the quantizer's settings). */
+static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int may_refuse) {
+  const int n = o->nin + o->nout;
+  char why[128] = "the case's own settings";
+  /* the views' own rules */
+  for (int i = 0; i < n; ++i) {
+    view *v = o->v[i];
+    if (!v) continue;
+    if (misaligned(v)) must_refuse = 1, snprintf(why, sizeof why, "operand %d misaligned", i);
+    if (bad_strides(v)) must_refuse = 1, snprintf(why, sizeof why, "operand %d's strides", i);
+    if (v->out && self_overlaps(v)) must_refuse = 1, snprintf(why, sizeof why, "operand %d overlaps itself", i);
+    if (v->out && !v->nests) may_refuse = 1;
+  }
+  for (int a = o->nin; a < n; ++a) {
+    if (!o->v[a]) continue;
+    for (int b = 0; b < n; ++b) {
+      if (b == a || !o->v[b]) continue;
+      int pair = 0;
+      for (int k = 0; k < 2; ++k)
+        pair |= (o->in_place_pairs[k][0] == a && o->in_place_pairs[k][1] == b) ||
+                (o->in_place_pairs[k][0] == b && o->in_place_pairs[k][1] == a);
+      if (!pair && spans_meet(o->v[a], o->v[b]))
+        must_refuse = 1, snprintf(why, sizeof why, "operands %d and %d overlap", a, b);
+    }
+  }
+  const swiglu_tensor *t[8] = {0};
+  for (int i = 0; i < n; ++i) t[i] = o->v[i] ? &o->v[i]->t : NULL;
+  must(swiglu_context_copy(g_ctx, g_dev, g_before, ARENA, SWIGLU_COPY_HOST_TO_DEVICE), "upload");
+  const swiglu_status st = fn(t, extra);
+  const char *msg = swiglu_context_last_error(g_ctx);
+  char msg_copy[256];
+  snprintf(msg_copy, sizeof msg_copy, "%s", msg ? msg : "");
+  must(swiglu_context_synchronize(g_ctx), "synchronize");
+  must(swiglu_context_copy(g_ctx, g_after, g_dev, ARENA, SWIGLU_COPY_DEVICE_TO_HOST), "download");
+  ++g_cases;
+  if (st != SWIGLU_SUCCESS) {
+    ++g_refused;
+    ++g_checks;
+    if (!must_refuse && !(may_refuse && st == SWIGLU_ERROR_OVERLAP))
+      FAIL("refused a call this test holds valid: %s: %s", swiglu_status_string(st), msg_copy);
+    if (!msg_copy[0]) FAIL("refused (%s) without a message", swiglu_status_string(st));
+    if (memcmp(g_before, g_after, ARENA)) FAIL("refused (%s: %s), but the arena changed", swiglu_status_string(st), msg_copy);
+    return;
+  }
+  ++g_accepted;
+  if (must_refuse) {
+    FAIL("accepted a call that breaks a rule: %s", why);
+    return;
+  }
+  /* the same op on compact twins */
+  twin w[8];
+  const swiglu_tensor *tt[8] = {0};
+  for (int i = 0; i < n; ++i)
+    if (o->v[i]) {
+      twin_make(&w[i], o->v[i], g_before);
+      tt[i] = &w[i].t;
+    }
+  g_twin = 1;
+  const swiglu_status rst = fn(tt, extra);
+  g_twin = 0;
+  if (rst) {
+    FAIL("the compact twin call failed: %s: %s", swiglu_status_string(rst), swiglu_context_last_error(g_ctx));
+  } else {
+    must(swiglu_context_synchronize(g_ctx), "synchronize");
+    memset(g_outmask, 0, sizeof g_outmask);
+    for (int i = o->nin; i < n; ++i) {
+      const view *v = o->v[i];
+      if (!v) continue;
+      if (w[i].bytes)
+        must(swiglu_context_copy(g_ctx, w[i].host, w[i].dev, w[i].bytes, SWIGLU_COPY_DEVICE_TO_HOST), "download");
+      const int64_t rows = v_rows(v), last = v->shape[v->nd - 1], es = (int64_t)dsize(v->dt);
+      long bad = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < last; ++c) {
+          const int64_t b = v->pos + v_off(v, r, c) * es;
+          memset(g_outmask + b, 1, (size_t)es);
+          ++g_checks;
+          if (!same_value(g_after + b, w[i].host + (r * last + c) * es, v->dt) && ++bad <= 3)
+            FAIL("output %d (%s) row %" PRId64 " col %" PRId64 ": differs from the compact call's", i - o->nin,
+                 k_dname[v->dt], r, c);
+        }
+    }
+    long stray = 0;
+    for (size_t b = 0; b < ARENA; ++b)
+      if (!g_outmask[b] && g_before[b] != g_after[b]) ++stray;
+    ++g_checks;
+    if (stray) FAIL("%ld arena bytes outside the outputs changed", stray);
+  }
+  for (int i = 0; i < n; ++i)
+    if (o->v[i]) twin_free(&w[i]);
+}
+
+/* ----------------------------------------------------------- the three ops */
+
+typedef struct {
+  swiglu_glu_desc d;
+  int sep;
+  unsigned flags;
+  int with_h;
+  swiglu_quant_desc q;
+  int with_scales, with_ts, with_w, with_counts;
+} op_extra;
+
+/* forward: t = {x, up | NULL, h} */
+static swiglu_status call_fwd(const swiglu_tensor *const *t, void *e) {
+  const op_extra *x = e;
+  return swiglu_glu_forward(g_ctx, &x->d, t[0], x->sep ? t[1] : NULL, t[2]);
+}
+/* backward: t = {dh, x, up | NULL, dx, dup | NULL, h | NULL} */
+static swiglu_status call_bwd(const swiglu_tensor *const *t, void *e) {
+  const op_extra *x = e;
+  /* in place: dx and dup are the inputs' own descriptors' memory */
+  return swiglu_glu_backward(g_ctx, &x->d, t[0], t[1], x->sep ? t[2] : NULL, t[3], x->sep ? t[4] : NULL,
+                             x->with_h ? t[5] : NULL, g_twin ? 0u : x->flags);
+}
+/* quant: t = {x, up | NULL, tensor_scale, row_weight, counts, q, scales} */
+static swiglu_status call_quant(const swiglu_tensor *const *t, void *e) {
+  const op_extra *x = e;
+  swiglu_quant_args a = {t[0], x->sep ? t[1] : NULL, t[5], x->with_scales ? t[6] : NULL,
+                         x->with_ts ? t[2] : NULL, x->with_w ? t[3] : NULL, x->with_counts ? t[4] : NULL};
+  return swiglu_glu_quant(g_ctx, &x->d, &x->q, &a);
+}
+
+static int draw_lead(int64_t *lead) {
+  const int nl = (int)rint_(4);
+  for (int i = 0; i < nl; ++i) lead[i] = chance(5) ? 0 : 1 + rint_(4);
+  return nl;
+}
+static int64_t draw_width(void) {
+  static const int64_t common[] = {1, 8, 16, 31, 32, 64, 96, 128, 256};
+  return chance(40) ? common[rint_(9)] : 1 + rint_(80);
+}
+static void draw_desc(op_extra *x) {
+  swiglu_glu_desc_init(&x->d, (swiglu_activation)rint_(6), (swiglu_layout)rint_(4));
+  if (chance(30)) x->d.limit = chance(50) ? 0.5f : 100.0f;
+  x->sep = x->d.layout == SWIGLU_LAYOUT_SEPARATE;
+}
+
+static void case_forward(void) {
+  op_extra x;
+  memset(&x, 0, sizeof x);
+  draw_desc(&x);
+  int64_t lead[MAXD];
+  const int nl = draw_lead(lead);
+  const int64_t H = draw_width();
+  const int din = (int)rint_(3), dout = (int)rint_(3);
+  view vx, vu, vh;
+  v_make(&vx, din, nl, lead, x.sep ? H : 2 * H, 0);
+  if (x.sep) v_make(&vu, din, nl, lead, H, 0);
+  else memset(&vu, 0, sizeof vu);
+  v_make(&vh, dout, nl, lead, H, 1);
+  if (chance(2) && nl && lead[0] > 1) vx.strides[0] = -1 - rint_(3);
+  g_cursor = 0;
+  if (!place(&vx, 0) || (x.sep && !place(&vu, 0)) || !place(&vh, 15)) return;
+  memset(g_before, 0xa5, sizeof g_before);
+  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  if (!bad_strides(&vx)) fill_input(g_before, &vx);
+  fill_input(g_before, &vu);
+  snprintf(g_case, sizeof g_case, "forward act %d layout %d H %" PRId64 " nd %d %s -> %s", x.d.activation,
+           x.d.layout, H, nl + 1, k_dname[din], k_dname[dout]);
+  operands o = {"forward", {&vx, x.sep ? &vu : NULL, &vh}, 1, 2, {{-1, -1}, {-1, -1}}};
+  run_case(&o, call_fwd, &x, 0, 0);
+}
+
+static void case_backward(void) {
+  op_extra x;
+  memset(&x, 0, sizeof x);
+  draw_desc(&x);
+  int64_t lead[MAXD];
+  const int nl = draw_lead(lead);
+  const int64_t H = draw_width();
+  const int din = (int)rint_(3), ddh = (int)rint_(3), dg = (int)rint_(3), dhh = (int)rint_(3);
+  const int in_place = chance(20);
+  x.with_h = chance(40);
+  view vdh, vx, vu, vdx, vdu, vh;
+  memset(&vu, 0, sizeof vu), memset(&vdu, 0, sizeof vdu), memset(&vh, 0, sizeof vh);
+  v_make(&vdh, ddh, nl, lead, H, 0);
+  v_make(&vx, din, nl, lead, x.sep ? H : 2 * H, in_place);
+  if (x.sep) v_make(&vu, din, nl, lead, H, in_place);
+  if (!in_place) {
+    v_make(&vdx, dg, nl, lead, x.sep ? H : 2 * H, 1);
+    if (x.sep) v_make(&vdu, dg, nl, lead, H, 1);
+  }
+  if (x.with_h) v_make(&vh, dhh, nl, lead, H, 1);
+  g_cursor = 0;
+  if (!place(&vdh, 0) || !place(&vx, 0) || (x.sep && !place(&vu, in_place ? 10 : 0))) return;
+  if (in_place) {
+    vdx = vx, vdx.t.shape = vdx.shape, vdx.t.strides = vdx.strides;
+    if (x.sep) vdu = vu, vdu.t.shape = vdu.shape, vdu.t.strides = vdu.strides;
+    x.flags = SWIGLU_BACKWARD_IN_PLACE;
+  } else if (!place(&vdx, 15) || (x.sep && !place(&vdu, 15))) {
+    return;
+  }
+  if (x.with_h && !place(&vh, 15)) return;
+  memset(g_before, 0x5a, sizeof g_before);
+  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  fill_input(g_before, &vdh);
+  fill_input(g_before, &vx);
+  fill_input(g_before, &vu);
+  snprintf(g_case, sizeof g_case, "backward act %d layout %d H %" PRId64 " nd %d in %s dh %s grads %s h %s%s",
+           x.d.activation, x.d.layout, H, nl + 1, k_dname[din], k_dname[ddh], in_place ? k_dname[din] : k_dname[dg],
+           x.with_h ? k_dname[dhh] : "-", in_place ? " in place" : "");
+  operands o = {"backward",
+                {&vdh, &vx, x.sep ? &vu : NULL, &vdx, x.sep ? &vdu : NULL, x.with_h ? &vh : NULL},
+                3, 3, {{3, 1}, {4, 2}}};
+  /* in place, dgate and dup are gate and up (the pairs' allowance covers
+   * only each with itself: dgate meeting up is still refused) */
+  if (!in_place) o.in_place_pairs[0][0] = o.in_place_pairs[1][0] = -1;
+  run_case(&o, call_bwd, &x, 0, 0);
+}
+
+static void case_quant(void) {
+  op_extra x;
+  memset(&x, 0, sizeof x);
+  draw_desc(&x);
+  int must_refuse = 0;
+  const int fmt = (int)rint_(6);
+  const int gran = fmt >= SWIGLU_QUANT_MXFP8 ? SWIGLU_SCALE_PER_GROUP : (int)rint_(3);
+  static const int32_t groups[] = {8, 16, 24, 32, 64, 128};
+  int32_t G = fmt == SWIGLU_QUANT_MXFP8 ? 32 : fmt == SWIGLU_QUANT_NVFP4 ? 16 : groups[rint_(6)];
+  swiglu_quant_desc_init(&x.q, (swiglu_quant_format)fmt, (swiglu_scale_granularity)gran, G);
+  int64_t H = gran == SWIGLU_SCALE_PER_GROUP ? G * (1 + rint_(chance(50) ? 4 : 12)) : draw_width();
+  if (fmt == SWIGLU_QUANT_NVFP4 && H % 2) ++H;
+  if (chance(3)) H += 8, must_refuse |= gran == SWIGLU_SCALE_PER_GROUP && H % G; /* a width the groups may not divide */
+  if (fmt < SWIGLU_QUANT_MXFP8 && gran != SWIGLU_SCALE_PER_TENSOR) {
+    static const int enc[] = {SWIGLU_SCALE_FP32, SWIGLU_SCALE_FP32_UE8M0, SWIGLU_SCALE_UE8M0_PACKED, SWIGLU_SCALE_E8M0};
+    x.q.scale_encoding = (swiglu_scale_encoding)enc[rint_(4)];
+  }
+  x.q.scale_layout = (swiglu_scale_layout)rint_(3);
+  if (chance(30)) x.q.flags |= SWIGLU_QUANT_ROUND_H;
+  if (fmt == SWIGLU_QUANT_MXFP8 && chance(30)) x.q.flags |= SWIGLU_QUANT_MX_SCALE_ROUND_UP;
+  if (chance(20)) x.q.amax_floor = chance(50) ? 1.0f : 0x1p-126f;
+  x.with_counts = chance(25);
+  int64_t lead[MAXD];
+  int nl = draw_lead(lead);
+  if (x.with_counts) nl = 2, lead[0] = 1 + rint_(3), lead[1] = rint_(6);
+  const int64_t E = x.with_counts ? lead[0] : 1;
+  int64_t rows = 1;
+  for (int i = 0; i < nl; ++i) rows *= lead[i];
+  const int64_t M = x.with_counts ? lead[1] : rows;
+  const int din = (int)rint_(3);
+  int dq = D_U8;
+  if (fmt == SWIGLU_QUANT_INT8) dq = D_I8;
+  else if (fmt != SWIGLU_QUANT_NVFP4 && chance(50))
+    dq = fmt == SWIGLU_QUANT_FP8_E4M3FNUZ ? D_E4M3FNUZ : fmt == SWIGLU_QUANT_FP8_E5M2 ? D_E5M2 : D_E4M3;
+  view vx, vu, vts, vw, vc, vq, vs;
+  memset(&vu, 0, sizeof vu), memset(&vts, 0, sizeof vts), memset(&vw, 0, sizeof vw);
+  memset(&vc, 0, sizeof vc), memset(&vs, 0, sizeof vs);
+  v_make(&vx, din, nl, lead, x.sep ? H : 2 * H, 0);
+  if (x.sep) v_make(&vu, din, nl, lead, H, 0);
+  v_make(&vq, dq, nl, lead, fmt == SWIGLU_QUANT_NVFP4 ? H / 2 : H, 1);
+  /* the small compact tensors */
+  x.with_ts = gran == SWIGLU_SCALE_PER_TENSOR || fmt == SWIGLU_QUANT_NVFP4;
+  if (x.with_ts) v_make(&vts, D_F32, 0, NULL, 1, 0), vts.strides[0] = 1;
+  x.with_w = chance(30);
+  if (x.with_w) {
+    const int64_t n = E * M;
+    v_make(&vw, D_F32, 0, NULL, n, 0);
+  }
+  if (x.with_counts) v_make(&vc, D_I32, 0, NULL, E, 0);
+  x.with_scales = gran != SWIGLU_SCALE_PER_TENSOR;
+  if (x.with_scales) {
+    const int64_t ngroups = gran == SWIGLU_SCALE_PER_GROUP ? (H % G ? 1 : H / G) : 1;
+    const int packed = x.q.scale_encoding == SWIGLU_SCALE_UE8M0_PACKED;
+    const int64_t cols = packed ? (ngroups + 3) / 4 : ngroups;
+    int ds = D_F32;
+    if (packed) ds = D_I32;
+    else if (x.q.scale_encoding == SWIGLU_SCALE_E8M0) ds = chance(50) ? D_U8 : D_E8M0;
+    else if (x.q.scale_encoding == SWIGLU_SCALE_E4M3) ds = chance(50) ? D_U8 : D_E4M3;
+    int64_t sl[2];
+    if (x.q.scale_layout == SWIGLU_SCALE_ROW_MAJOR) sl[0] = M, sl[1] = cols;
+    else sl[0] = cols, sl[1] = x.q.scale_layout == SWIGLU_SCALE_COL_MAJOR_TMA ? (M + 3) / 4 * 4 : M;
+    if (chance(3)) sl[1] += 1, must_refuse = 1; /* a wrong shape */
+    if (x.with_counts) {
+      const int64_t sh[2] = {E, sl[0]};
+      v_make(&vs, ds, 2, sh, sl[1], 1);
+    } else {
+      v_make(&vs, ds, 1, sl, sl[1], 1);
+    }
+    /* compact */
+    int64_t s = 1;
+    for (int i = vs.nd - 1; i >= 0; --i) vs.strides[i] = s, s *= vs.shape[i];
+    vs.nests = 1;
+  }
+  g_cursor = 0;
+  if (!place(&vx, 0) || (x.sep && !place(&vu, 0)) || (x.with_ts && !place(&vts, 0)) ||
+      (x.with_w && !place(&vw, 0)) || (x.with_counts && !place(&vc, 0)) || !place(&vq, 15) ||
+      (x.with_scales && !place(&vs, 10)))
+    return;
+  memset(g_before, 0xc3, sizeof g_before);
+  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  fill_input(g_before, &vx);
+  fill_input(g_before, &vu);
+  if (x.with_ts && !misaligned(&vts)) {
+    const float s = chance(80) ? 0.05f : chance(50) ? 1.5f : 0.0f;
+    memcpy(g_before + vts.pos, &s, 4);
+  }
+  if (x.with_w && !misaligned(&vw))
+    for (int64_t i = 0; i < vw.shape[0]; ++i) {
+      const float w = chance(90) ? (float)(rint_(1000) + 1) / 1000.0f : chance(50) ? 0.0f : 3.0f;
+      memcpy(g_before + vw.pos + 4 * i, &w, 4);
+    }
+  if (x.with_counts && !misaligned(&vc))
+    for (int64_t e = 0; e < E; ++e) {
+      int32_t c = (int32_t)rint_(M + 1);
+      /* past M or negative: refused where there are rows to mask */
+      if (M > 0 && chance(4)) c = chance(50) ? (int32_t)M + 1 : -1, must_refuse = 1;
+      memcpy(g_before + vc.pos + 4 * e, &c, 4);
+    }
+  snprintf(g_case, sizeof g_case,
+           "quant fmt %d gran %d G %d enc %d layout %d flags %u H %" PRId64 " nd %d in %s act %d layout %d%s%s",
+           fmt, gran, G, x.q.scale_encoding, x.q.scale_layout, x.q.flags, H, nl + 1, k_dname[din], x.d.activation,
+           x.d.layout, x.with_counts ? " masked" : "", x.with_w ? " weighted" : "");
+  operands o = {"quant", {&vx, x.sep ? &vu : NULL, x.with_ts ? &vts : NULL, x.with_w ? &vw : NULL,
+                          x.with_counts ? &vc : NULL, &vq, x.with_scales ? &vs : NULL},
+                2, 5, {{-1, -1}, {-1, -1}}};
+  run_case(&o, call_quant, &x, must_refuse, 0);
+}
+
+int main(int argc, char **argv) {
+  const char *backend = "cpu";
+  long cases = 3000;
+  g_state = 20261208;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+    else if (!strcmp(argv[i], "--cases") && i + 1 < argc) cases = strtol(argv[++i], NULL, 0);
+    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) g_state = strtoull(argv[++i], NULL, 0);
+  }
+  const uint64_t seed = g_state;
+  const swiglu_status st = swiglu_context_create(&g_ctx, backend, 0);
+  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
+    printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
+    return 77;
+  }
+  if (st) {
+    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
+    return 1;
+  }
+  printf("backend %s on %s, seed %llu\n", swiglu_context_backend(g_ctx), swiglu_context_device_name(g_ctx),
+         (unsigned long long)seed);
+  void *dev;
+  must(swiglu_context_malloc(g_ctx, ARENA, &dev), "malloc");
+  g_dev = dev;
+  long per_op[3][2] = {{0}};
+  for (long i = 0; i < cases; ++i) {
+    const int op = (int)(i % 3);
+    const long a = g_accepted, r = g_refused;
+    if (op == 0) case_forward();
+    else if (op == 1) case_backward();
+    else case_quant();
+    per_op[op][0] += g_accepted - a;
+    per_op[op][1] += g_refused - r;
+  }
+  static const char *const names[3] = {"forward", "backward", "quant"};
+  for (int op = 0; op < 3; ++op) {
+    printf("%-9s %4ld accepted, %4ld refused\n", names[op], per_op[op][0], per_op[op][1]);
+    /* a run that accepts (or refuses) next to nothing checks next to nothing */
+    if (per_op[op][0] < cases / 12 || per_op[op][1] < cases / 200) {
+      fprintf(stderr, "FAIL: %s: too few accepted or refused calls to mean anything\n", names[op]);
+      ++g_failed;
+    }
+  }
+  swiglu_context_free(g_ctx, dev);
+  swiglu_context_destroy(g_ctx);
+  printf("%ld cases, %ld checks, %ld failed\n", g_cases, g_checks, g_failed);
+  return g_failed ? 1 : 0;
+}
