@@ -83,6 +83,7 @@ static void must(swiglu_status st, const char *what) {
 #define ARENA_ELT ((size_t)1 << 17)
 static size_t ARENA = ARENA_ELT, ARENA_MAX;
 #define MAXD 4
+#define MAXOPS 14
 
 typedef struct {
   int used, dt, nd, out;
@@ -293,7 +294,7 @@ static int same_value(const unsigned char *a, const unsigned char *b, int d) {
 
 typedef struct {
   const char *name;
-  view *v[8];  /* the operands, inputs first, NULL where absent */
+  view *v[MAXOPS]; /* the operands, inputs first, NULL where absent */
   int nout;    /* v[0 .. nin) are inputs, v[nin .. nin + nout) outputs */
   int nin;
   int in_place_pairs[2][2]; /* (output, input) indices allowed to coincide; -1: none */
@@ -359,7 +360,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
         must_refuse = 1, snprintf(why, sizeof why, "operands %d and %d overlap", a, b);
     }
   }
-  const swiglu_tensor *t[8] = {0};
+  const swiglu_tensor *t[MAXOPS] = {0};
   for (int i = 0; i < n; ++i) t[i] = o->v[i] ? &o->v[i]->t : NULL;
   must(swiglu_context_copy(g_ctx, g_dev, g_before, ARENA, SWIGLU_COPY_HOST_TO_DEVICE), "upload");
   const swiglu_status st = fn(t, extra);
@@ -384,8 +385,8 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
     return;
   }
   /* the same op on compact twins */
-  twin w[8];
-  const swiglu_tensor *tt[8] = {0};
+  twin w[MAXOPS];
+  const swiglu_tensor *tt[MAXOPS] = {0};
   for (int i = 0; i < n; ++i)
     if (o->v[i]) {
       twin_make(&w[i], o->v[i], g_before);
@@ -443,6 +444,8 @@ typedef struct {
   swiglu_quant_desc q;
   int with_scales, with_ts, with_w, with_counts;
   int with_bias, with_pre, experts; /* the GEMM-fused ops */
+  int with_dx, with_dw, with_db;
+  uint32_t lin_flags;
   int64_t offsets[8];
   size_t ws_bytes;
 } op_extra;
@@ -719,6 +722,53 @@ static void case_quant(void) {
   run_case(&o, call_quant, &x, must_refuse, 0);
 }
 
+static void bwd_lin_args(const swiglu_tensor *const *t, const op_extra *x, swiglu_glu_linear_backward_args *a) {
+  /* t = {dh, x, w, w_up, bias, bias_up, preact, dx, dw, dw_up, dbias, dbias_up, workspace} */
+  const int s = x->sep;
+  const swiglu_glu_linear_backward_args v = {t[0], t[1], t[2], s ? t[3] : NULL,
+                                             x->with_bias ? t[4] : NULL, x->with_bias && s ? t[5] : NULL,
+                                             x->with_pre ? t[6] : NULL, x->with_dx ? t[7] : NULL,
+                                             x->with_dw ? t[8] : NULL, x->with_dw && s ? t[9] : NULL,
+                                             x->with_db ? t[10] : NULL, x->with_db && s ? t[11] : NULL,
+                                             x->lin_flags, NULL, 0};
+  *a = v;
+}
+static void down_bwd_args(const swiglu_tensor *const *t, const op_extra *x, swiglu_down_proj_backward_args *a) {
+  /* t = {dy, x, up, w, dx, dup, dw, workspace} */
+  const swiglu_down_proj_backward_args v = {t[0], t[1], x->sep ? t[2] : NULL, t[3],
+                                            x->experts ? x->offsets : NULL, x->experts, t[4],
+                                            x->sep ? t[5] : NULL, x->with_dw ? t[6] : NULL, x->lin_flags, NULL, 0};
+  *a = v;
+}
+static swiglu_status q_glu_bwd(const void *a, size_t *n) {
+  return swiglu_glu_linear_backward_workspace_size(g_ctx, g_lin_desc, a, n);
+}
+static swiglu_status q_down_bwd(const void *a, size_t *n) {
+  return swiglu_down_proj_backward_workspace_size(g_ctx, g_lin_desc, a, n);
+}
+static swiglu_status call_glu_linear_bwd(const swiglu_tensor *const *t, void *e) {
+  const op_extra *x = e;
+  swiglu_glu_linear_backward_args a;
+  bwd_lin_args(t, x, &a);
+  g_lin_desc = &x->d;
+  swiglu_status st = with_workspace(t[12], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_glu_bwd, &a);
+  if (st) return st;
+  st = swiglu_glu_linear_backward(g_ctx, &x->d, &a);
+  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
+  return st;
+}
+static swiglu_status call_down_bwd(const swiglu_tensor *const *t, void *e) {
+  const op_extra *x = e;
+  swiglu_down_proj_backward_args a;
+  down_bwd_args(t, x, &a);
+  g_lin_desc = &x->d;
+  swiglu_status st = with_workspace(t[7], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_down_bwd, &a);
+  if (st) return st;
+  st = swiglu_down_proj_backward(g_ctx, &x->d, &a);
+  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
+  return st;
+}
+
 /* The workspace view, after the operands: the size the op asks for, now and
  * then one byte short (must be refused) or more; any alignment. */
 static int place_workspace(view *ws, size_t need, int queried, int *must_refuse) {
@@ -786,6 +836,30 @@ static void case_glu_linear(void) {
   run_case(&o, call_glu_linear, &x, must_refuse, 0);
 }
 
+/* MoE expert offsets over T rows (or none); returns whether they are bad */
+static int draw_offsets(op_extra *x, int64_t T) {
+  int bad = 0;
+  x->experts = chance(40) ? 1 + (int)rint_(4) : 0;
+  if (x->experts) {
+    x->offsets[0] = 0;
+    for (int e = 1; e < x->experts; ++e) x->offsets[e] = rint_(T + 1);
+    x->offsets[x->experts] = T;
+    for (int e = 1; e < x->experts; ++e) /* sorted */
+      for (int f = e; f > 1 && x->offsets[f] < x->offsets[f - 1]; --f) {
+        const int64_t k = x->offsets[f];
+        x->offsets[f] = x->offsets[f - 1], x->offsets[f - 1] = k;
+      }
+    if (chance(5)) {
+      const int k = (int)rint_(3);
+      if (k == 0) x->offsets[0] = 1;
+      else if (k == 1) x->offsets[x->experts] = T + 1;
+      else x->offsets[1] = T + 1; /* a decrease after it, or (one expert) past the row count */
+      bad = 1;
+    }
+  }
+  return bad;
+}
+
 static void case_down(void) {
   op_extra x;
   memset(&x, 0, sizeof x);
@@ -796,24 +870,7 @@ static void case_down(void) {
   int64_t T = 1;
   for (int i = 0; i < nl; ++i) T *= lead[i];
   const int64_t D = 1 + rint_(40), H = 1 + rint_(40);
-  x.experts = chance(40) ? 1 + (int)rint_(4) : 0;
-  if (x.experts) {
-    x.offsets[0] = 0;
-    for (int e = 1; e < x.experts; ++e) x.offsets[e] = rint_(T + 1);
-    x.offsets[x.experts] = T;
-    for (int e = 1; e < x.experts; ++e) /* sorted */
-      for (int f = e; f > 1 && x.offsets[f] < x.offsets[f - 1]; --f) {
-        const int64_t k = x.offsets[f];
-        x.offsets[f] = x.offsets[f - 1], x.offsets[f - 1] = k;
-      }
-    if (chance(5)) {
-      const int k = (int)rint_(3);
-      if (k == 0) x.offsets[0] = 1;
-      else if (k == 1) x.offsets[x.experts] = T + 1;
-      else x.offsets[1] = T + 1; /* a decrease after it, or (one expert) past the row count */
-      must_refuse = 1;
-    }
-  }
+  must_refuse |= draw_offsets(&x, T);
   view vx, vu, vw, vy, vws;
   memset(&vu, 0, sizeof vu), memset(&vws, 0, sizeof vws);
   const int din = (int)rint_(3);
@@ -844,9 +901,116 @@ static void case_down(void) {
   run_case(&o, call_down, &x, must_refuse, 0);
 }
 
+static void case_glu_linear_bwd(void) {
+  op_extra x;
+  memset(&x, 0, sizeof x);
+  draw_desc(&x);
+  int must_refuse = 0;
+  int64_t lead[MAXD];
+  const int nl = draw_lead(lead);
+  const int64_t D = 1 + rint_(40), H = 1 + rint_(40);
+  x.with_bias = chance(50), x.with_pre = chance(50);
+  do {
+    x.with_dx = chance(60), x.with_dw = chance(60), x.with_db = chance(40);
+  } while (!x.with_dx && !x.with_dw && !x.with_db);
+  x.lin_flags = chance(30) ? SWIGLU_LINEAR_ACCUMULATE : 0;
+  const int s = x.sep;
+  const int64_t rows2 = s ? H : 2 * H;
+  view v[13];
+  memset(v, 0, sizeof v);
+  v_make(&v[0], (int)rint_(3), nl, lead, H, 0);                       /* dh */
+  v_make(&v[1], (int)rint_(3), nl, lead, D, 0);                       /* x */
+  v_make(&v[2], (int)rint_(3), 1, &rows2, D, 0);                      /* w */
+  if (s) v_make(&v[3], (int)rint_(3), 1, &H, D, 0);                   /* w_up */
+  if (x.with_bias) v_make(&v[4], (int)rint_(3), 0, NULL, rows2, 0);   /* bias */
+  if (x.with_bias && s) v_make(&v[5], (int)rint_(3), 0, NULL, H, 0);  /* bias_up */
+  if (x.with_pre) v_make(&v[6], (int)rint_(3), nl, lead, 2 * H, 0);   /* preact */
+  if (x.with_dx) v_make(&v[7], (int)rint_(3), nl, lead, D, 1);        /* dx */
+  if (x.with_dw) v_make(&v[8], (int)rint_(3), 1, &rows2, D, 1);       /* dw */
+  if (x.with_dw && s) v_make(&v[9], (int)rint_(3), 1, &H, D, 1);      /* dw_up */
+  if (x.with_db) v_make(&v[10], (int)rint_(3), 0, NULL, rows2, 1);    /* dbias */
+  if (x.with_db && s) v_make(&v[11], (int)rint_(3), 0, NULL, H, 1);   /* dbias_up */
+  g_cursor = 0;
+  for (int i = 0; i < 12; ++i)
+    if (v[i].used && !place(&v[i], v[i].out ? 15 : 0)) return;
+  const swiglu_tensor *t[13];
+  for (int i = 0; i < 13; ++i) t[i] = &v[i].t;
+  swiglu_glu_linear_backward_args a;
+  bwd_lin_args(t, &x, &a);
+  size_t need = 0;
+  const int queried = swiglu_glu_linear_backward_workspace_size(g_ctx, &x.d, &a, &need) == SWIGLU_SUCCESS;
+  if (!place_workspace(&v[12], need, queried, &must_refuse)) return;
+  x.ws_bytes = (size_t)v[12].shape[0];
+  if (!collapses(&v[0]) || !collapses(&v[1]) || !collapses(&v[6]) || !collapses(&v[7])) must_refuse = 1;
+  const view *all[13];
+  for (int i = 0; i < 13; ++i) all[i] = v[i].used ? &v[i] : NULL;
+  lin_fill(all, 13);
+  snprintf(g_case, sizeof g_case,
+           "glu linear backward act %d layout %d D %" PRId64 " H %" PRId64 " nd %d%s%s%s%s%s%s ws %zu/%zu",
+           x.d.activation, x.d.layout, D, H, nl + 1, x.with_bias ? " bias" : "", x.with_pre ? " preact" : "",
+           x.with_dx ? " dx" : "", x.with_dw ? " dw" : "", x.with_db ? " dbias" : "",
+           x.lin_flags ? " accumulate" : "", x.ws_bytes, need);
+  operands o = {"glu linear backward", {0}, 6, 7, {{-1, -1}, {-1, -1}}};
+  for (int i = 0; i < 13; ++i) o.v[i] = v[i].used ? &v[i] : NULL;
+  run_case(&o, call_glu_linear_bwd, &x, must_refuse, 0);
+}
+
+static void case_down_bwd(void) {
+  op_extra x;
+  memset(&x, 0, sizeof x);
+  draw_desc(&x);
+  int must_refuse = 0;
+  int64_t lead[MAXD];
+  const int nl = draw_lead(lead);
+  int64_t T = 1;
+  for (int i = 0; i < nl; ++i) T *= lead[i];
+  const int64_t D = 1 + rint_(40), H = 1 + rint_(40);
+  must_refuse |= draw_offsets(&x, T);
+  x.with_dw = chance(60);
+  x.lin_flags = chance(30) ? SWIGLU_LINEAR_ACCUMULATE : 0;
+  const int s = x.sep, din = (int)rint_(3), dgr = (int)rint_(3), dwt = (int)rint_(3);
+  view v[8];
+  memset(v, 0, sizeof v);
+  const int64_t wl[2] = {x.experts, D};
+  v_make(&v[0], (int)rint_(3), nl, lead, D, 0); /* dy */
+  v_make(&v[1], din, nl, lead, s ? H : 2 * H, 0);
+  if (s) v_make(&v[2], din, nl, lead, H, 0);
+  if (x.experts) v_make(&v[3], dwt, 2, wl, H, 0);
+  else v_make(&v[3], dwt, 1, &D, H, 0);
+  v_make(&v[4], dgr, nl, lead, s ? H : 2 * H, 1); /* dx */
+  if (s) v_make(&v[5], dgr, nl, lead, H, 1);      /* dup */
+  if (x.with_dw) {
+    if (x.experts) v_make(&v[6], (int)rint_(3), 2, wl, H, 1);
+    else v_make(&v[6], (int)rint_(3), 1, &D, H, 1);
+  }
+  g_cursor = 0;
+  for (int i = 0; i < 7; ++i)
+    if (v[i].used && !place(&v[i], v[i].out ? 15 : 0)) return;
+  const swiglu_tensor *t[8];
+  for (int i = 0; i < 8; ++i) t[i] = &v[i].t;
+  swiglu_down_proj_backward_args a;
+  down_bwd_args(t, &x, &a);
+  size_t need = 0;
+  const int queried = swiglu_down_proj_backward_workspace_size(g_ctx, &x.d, &a, &need) == SWIGLU_SUCCESS;
+  if (!place_workspace(&v[7], need, queried, &must_refuse)) return;
+  x.ws_bytes = (size_t)v[7].shape[0];
+  if (!collapses(&v[0]) || !collapses(&v[1]) || !collapses(&v[2]) || !collapses(&v[4]) || !collapses(&v[5]))
+    must_refuse = 1;
+  const view *all[8];
+  for (int i = 0; i < 8; ++i) all[i] = v[i].used ? &v[i] : NULL;
+  lin_fill(all, 8);
+  snprintf(g_case, sizeof g_case,
+           "down proj backward act %d layout %d D %" PRId64 " H %" PRId64 " nd %d experts %d%s%s ws %zu/%zu",
+           x.d.activation, x.d.layout, D, H, nl + 1, x.experts, x.with_dw ? " dw" : "",
+           x.lin_flags ? " accumulate" : "", x.ws_bytes, need);
+  operands o = {"down proj backward", {0}, 4, 4, {{-1, -1}, {-1, -1}}};
+  for (int i = 0; i < 8; ++i) o.v[i] = v[i].used ? &v[i] : NULL;
+  run_case(&o, call_down_bwd, &x, must_refuse, 0);
+}
+
 int main(int argc, char **argv) {
   const char *backend = "cpu";
-  long cases = 4000;
+  long cases = 5600;
   g_state = 20261208;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
@@ -894,7 +1058,7 @@ int main(int argc, char **argv) {
   /* the GEMM-fused ops' values are compared on the CPU only: a GPU's
    * cuBLASLt may pick another algorithm for another leading dimension */
   const int lin_values = !strcmp(swiglu_context_backend(g_ctx), "cpu");
-  enum { NOPS = 5 };
+  enum { NOPS = 7 };
   long per_op[NOPS][3] = {{0}};
   for (long i = 0; i < cases; ++i) {
     const int op = (int)(i % NOPS);
@@ -907,16 +1071,19 @@ int main(int argc, char **argv) {
     else if (op == 1) case_backward();
     else if (op == 2) case_quant();
     else if (op == 3) case_glu_linear();
-    else case_down();
+    else if (op == 4) case_down();
+    else if (op == 5) case_glu_linear_bwd();
+    else case_down_bwd();
     per_op[op][0] += g_accepted - a;
     per_op[op][1] += g_refused - r;
   }
-  static const char *const names[NOPS] = {"forward", "backward", "quant", "glu linear", "down proj"};
+  static const char *const names[NOPS] = {"forward", "backward", "quant", "glu linear", "down proj",
+                                          "glu linear bwd", "down proj bwd"};
   if (!lin_values)
     printf("GEMM-fused ops: refusals and untouched memory checked; values not compared on '%s'\n",
            swiglu_context_backend(g_ctx));
   for (int op = 0; op < NOPS; ++op) {
-    printf("%-10s %4ld accepted, %4ld refused\n", names[op], per_op[op][0], per_op[op][1]);
+    printf("%-14s %4ld accepted, %4ld refused\n", names[op], per_op[op][0], per_op[op][1]);
     /* a run that accepts (or refuses) next to nothing checks next to nothing */
     if (per_op[op][0] < per_op[op][2] / 4 || per_op[op][1] < per_op[op][2] / 60) {
       fprintf(stderr, "FAIL: %s: too few accepted or refused calls to mean anything\n", names[op]);
