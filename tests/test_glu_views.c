@@ -1,24 +1,29 @@
 /*
  * Random views: a randomized check of the validator and of the kernels'
- * addressing, for the forward, backward and quantizing GLU ops on one
- * backend. Each case draws the shapes (0 to 3 leading dimensions, extents
- * 0 to 4, any width), strides (padded, permuted, zero for inputs, sometimes
- * overlapping or negative), dtypes, layout, activation and quantizer
- * settings, and places every tensor somewhere in one arena of the backend's
+ * addressing, for every op (GLU forward, backward and quantization; GLU
+ * linear and down projection, forward and backward) on one backend. Each
+ * case draws the shapes (0 to 3 leading dimensions, extents 0 to 4, any
+ * width), strides (padded, permuted, zero for inputs, sometimes overlapping
+ * or negative), dtypes, layout, activation and op settings, and places
+ * every tensor and the workspace somewhere in one arena of the backend's
  * memory (by data pointer or by byte_offset; sometimes on top of another
  * tensor, sometimes misaligned). Then:
  *  - a refused call must leave every byte of the arena as it was and say
  *    why; and it must be refused where the views break a rule this test
- *    decides on its own: output elements sharing bytes, an output's byte
- *    span meeting another operand's (in-place pairs aside), a misaligned
- *    element, a negative stride, a non-unit feature stride, expert counts
- *    past M. A call breaking none must be accepted, except that the
- *    validator's test for self-overlapping outputs is a sufficient one, so
- *    outputs whose strides do not nest may be refused (as overlapping);
+ *    decides on its own: output elements sharing bytes, an output's or the
+ *    workspace's byte span meeting another operand's (in-place pairs
+ *    aside), a misaligned element, a negative stride, a non-unit feature
+ *    stride, a GEMM operand whose leading dimensions do not collapse,
+ *    expert counts past M, bad expert offsets, a short workspace. A call
+ *    breaking none must be accepted, except that the validator's test for
+ *    self-overlapping outputs is a sufficient one, so outputs whose strides
+ *    do not nest may be refused (as overlapping). A GPU's refusal of bad
+ *    expert counts comes from the synchronize after the call;
  *  - an accepted call must write each output element with the bits the
  *    same backend writes for compact copies of the same inputs (NaN as any
  *    NaN: its sign and payload are unspecified), and nothing else: every
- *    arena byte outside the output elements keeps its value.
+ *    arena byte outside the output elements and the workspace keeps its
+ *    value.
  * The numerics themselves are the oracle and quant suites' business; this
  * checks that no view changes them. Exits 77 where the backend is
  * unavailable.
@@ -79,9 +84,9 @@ static void must(swiglu_status st, const char *what) {
 
 /* the bytes a case uses: 128 KiB, more for the GEMM-fused ops, whose
  * workspace is 10-90 KiB on the CPU at these sizes and over 8 MiB on CUDA
- * (cuBLASLt's scratch): ARENA_MAX, sized at startup */
+ * (cuBLASLt's scratch): g_arena_max, sized at startup */
 #define ARENA_ELT ((size_t)1 << 17)
-static size_t ARENA = ARENA_ELT, ARENA_MAX;
+static size_t g_arena = ARENA_ELT, g_arena_max;
 #define MAXD 4
 #define MAXOPS 14
 
@@ -180,17 +185,17 @@ static unsigned char *g_dev;
 static int64_t g_cursor;
 static int place(view *v, int pile_percent) {
   const int64_t es = (int64_t)dsize(v->dt), n = v_bytes(v);
-  if (n > (int64_t)ARENA / 2 && !v->scratch) return 0;
+  if (n > (int64_t)g_arena / 2 && !v->scratch) return 0;
   int64_t pos;
   if (chance(pile_percent)) { /* somewhere over the tensors placed so far */
     pos = rint_(g_cursor + 1) / es * es;
-    if (pos + n > (int64_t)ARENA) return 0;
+    if (pos + n > (int64_t)g_arena) return 0;
   } else {
     pos = (g_cursor + es - 1) / es * es + es * rint_(16);
-    if (pos + n > (int64_t)ARENA) return 0;
+    if (pos + n > (int64_t)g_arena) return 0;
     g_cursor = pos + n;
   }
-  if (es > 1 && chance(2) && pos + n + 1 <= (int64_t)ARENA) pos += 1 + rint_(es - 1);
+  if (es > 1 && chance(2) && pos + n + 1 <= (int64_t)g_arena) pos += 1 + rint_(es - 1);
   v->pos = pos;
   v->by_offset = chance(50);
   memset(&v->t, 0, sizeof v->t);
@@ -212,7 +217,7 @@ static int self_overlaps(const view *v) {
   if (!v->used || !v_numel(v)) return 0;
   const int64_t es = (int64_t)dsize(v->dt), rows = v_rows(v), last = v->shape[v->nd - 1];
   int hit = 0;
-  memset(g_mark, 0, ARENA);
+  memset(g_mark, 0, g_arena);
   for (int64_t r = 0; r < rows && !hit; ++r)
     for (int64_t c = 0; c < last && !hit; ++c) {
       const int64_t b = v->pos + v_off(v, r, c) * es;
@@ -362,7 +367,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
   }
   const swiglu_tensor *t[MAXOPS] = {0};
   for (int i = 0; i < n; ++i) t[i] = o->v[i] ? &o->v[i]->t : NULL;
-  must(swiglu_context_copy(g_ctx, g_dev, g_before, ARENA, SWIGLU_COPY_HOST_TO_DEVICE), "upload");
+  must(swiglu_context_copy(g_ctx, g_dev, g_before, g_arena, SWIGLU_COPY_HOST_TO_DEVICE), "upload");
   swiglu_status st = fn(t, extra);
   const char *msg = swiglu_context_last_error(g_ctx);
   char msg_copy[256];
@@ -375,7 +380,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
     msg = swiglu_context_last_error(g_ctx);
     snprintf(msg_copy, sizeof msg_copy, "%s", msg ? msg : "");
   }
-  must(swiglu_context_copy(g_ctx, g_after, g_dev, ARENA, SWIGLU_COPY_DEVICE_TO_HOST), "download");
+  must(swiglu_context_copy(g_ctx, g_after, g_dev, g_arena, SWIGLU_COPY_DEVICE_TO_HOST), "download");
   ++g_cases;
   if (st != SWIGLU_SUCCESS) {
     ++g_refused;
@@ -383,7 +388,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
     if (!must_refuse && !(may_refuse && st == SWIGLU_ERROR_OVERLAP))
       FAIL("refused a call this test holds valid: %s: %s", swiglu_status_string(st), msg_copy);
     if (!msg_copy[0]) FAIL("refused (%s) without a message", swiglu_status_string(st));
-    if (memcmp(g_before, g_after, ARENA)) FAIL("refused (%s: %s), but the arena changed", swiglu_status_string(st), msg_copy);
+    if (memcmp(g_before, g_after, g_arena)) FAIL("refused (%s: %s), but the arena changed", swiglu_status_string(st), msg_copy);
     return;
   }
   ++g_accepted;
@@ -406,7 +411,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
     FAIL("the compact twin call failed: %s: %s", swiglu_status_string(rst), swiglu_context_last_error(g_ctx));
   } else {
     must(swiglu_context_synchronize(g_ctx), "synchronize");
-    memset(g_outmask, 0, ARENA);
+    memset(g_outmask, 0, g_arena);
     for (int i = o->nin; i < n; ++i) {
       const view *v = o->v[i];
       if (!v) continue;
@@ -432,7 +437,7 @@ static void run_case(operands *o, op_fn fn, void *extra, int must_refuse, int ma
         }
     }
     long stray = 0;
-    for (size_t b = 0; b < ARENA; ++b)
+    for (size_t b = 0; b < g_arena; ++b)
       if (!g_outmask[b] && g_before[b] != g_after[b]) ++stray;
     ++g_checks;
     if (stray) FAIL("%ld arena bytes outside the outputs changed", stray);
@@ -564,8 +569,8 @@ static void case_forward(void) {
   if (chance(2) && nl && lead[0] > 1) vx.strides[0] = -1 - rint_(3);
   g_cursor = 0;
   if (!place(&vx, 0) || (x.sep && !place(&vu, 0)) || !place(&vh, 15)) return;
-  memset(g_before, 0xa5, ARENA);
-  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  memset(g_before, 0xa5, g_arena);
+  for (size_t b = 0; b < g_arena; b += 8) g_before[b] = (unsigned char)rnd();
   if (!bad_strides(&vx)) fill_input(g_before, &vx);
   fill_input(g_before, &vu);
   snprintf(g_case, sizeof g_case, "forward act %d layout %d H %" PRId64 " nd %d %s -> %s", x.d.activation,
@@ -604,8 +609,8 @@ static void case_backward(void) {
     return;
   }
   if (x.with_h && !place(&vh, 15)) return;
-  memset(g_before, 0x5a, ARENA);
-  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  memset(g_before, 0x5a, g_arena);
+  for (size_t b = 0; b < g_arena; b += 8) g_before[b] = (unsigned char)rnd();
   fill_input(g_before, &vdh);
   fill_input(g_before, &vx);
   fill_input(g_before, &vu);
@@ -699,8 +704,8 @@ static void case_quant(void) {
       (x.with_w && !place(&vw, 0)) || (x.with_counts && !place(&vc, 0)) || !place(&vq, 15) ||
       (x.with_scales && !place(&vs, 10)))
     return;
-  memset(g_before, 0xc3, ARENA);
-  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  memset(g_before, 0xc3, g_arena);
+  for (size_t b = 0; b < g_arena; b += 8) g_before[b] = (unsigned char)rnd();
   fill_input(g_before, &vx);
   fill_input(g_before, &vu);
   if (x.with_ts && !misaligned(&vts)) {
@@ -791,8 +796,8 @@ static int place_workspace(view *ws, size_t need, int queried, int *must_refuse)
 }
 
 static void lin_fill(const view *const *v, int n) {
-  memset(g_before, 0x3c, ARENA);
-  for (size_t b = 0; b < ARENA; b += 8) g_before[b] = (unsigned char)rnd();
+  memset(g_before, 0x3c, g_arena);
+  for (size_t b = 0; b < g_arena; b += 8) g_before[b] = (unsigned char)rnd();
   for (int i = 0; i < n; ++i)
     if (v[i] && !v[i]->out && !bad_strides(v[i])) fill_input(g_before, v[i]);
 }
@@ -1051,16 +1056,16 @@ int main(int argc, char **argv) {
     swiglu_glu_linear_args a = {&tx, &tw, NULL, NULL, NULL, &th, NULL, NULL, 0};
     must(swiglu_glu_linear_forward_workspace_size(g_ctx, &d, &a, &ws_max), "workspace query");
   }
-  ARENA_MAX = (2 * ws_max + ((size_t)1 << 18) + 4095) / 4096 * 4096;
-  if (ARENA_MAX < ARENA_ELT) ARENA_MAX = ARENA_ELT;
-  const int lin_every = ARENA_MAX > ((size_t)4 << 20) ? 10 : 1;
-  g_mark = malloc(ARENA_MAX), g_before = malloc(ARENA_MAX), g_after = malloc(ARENA_MAX), g_outmask = malloc(ARENA_MAX);
+  g_arena_max = (2 * ws_max + ((size_t)1 << 18) + 4095) / 4096 * 4096;
+  if (g_arena_max < ARENA_ELT) g_arena_max = ARENA_ELT;
+  const int lin_every = g_arena_max > ((size_t)4 << 20) ? 10 : 1;
+  g_mark = malloc(g_arena_max), g_before = malloc(g_arena_max), g_after = malloc(g_arena_max), g_outmask = malloc(g_arena_max);
   if (!g_mark || !g_before || !g_after || !g_outmask) {
     fprintf(stderr, "out of host memory\n");
     return 1;
   }
   void *dev;
-  must(swiglu_context_malloc(g_ctx, ARENA_MAX, &dev), "malloc");
+  must(swiglu_context_malloc(g_ctx, g_arena_max, &dev), "malloc");
   g_dev = dev;
   /* the GEMM-fused ops' values are compared on the CPU only: a GPU's
    * cuBLASLt may pick another algorithm for another leading dimension */
@@ -1072,7 +1077,7 @@ int main(int argc, char **argv) {
     if (op >= 3 && (i / NOPS) % lin_every) continue;
     const long a = g_accepted, r = g_refused;
     ++per_op[op][2];
-    ARENA = op >= 3 ? ARENA_MAX : ARENA_ELT;
+    g_arena = op >= 3 ? g_arena_max : ARENA_ELT;
     /* one thread but every eighth round: these problems are too small for
      * the elementwise ops to split, and the GEMMs' parallel regions, with
      * CTest running two such processes on two cores, made the test 13x
