@@ -498,12 +498,6 @@ static swiglu_status with_workspace(const swiglu_tensor *ws, size_t ws_bytes, vo
   return SWIGLU_SUCCESS;
 }
 static const swiglu_glu_desc *g_lin_desc;
-static swiglu_status q_glu(const void *a, size_t *n) {
-  return swiglu_glu_linear_forward_workspace_size(g_ctx, g_lin_desc, a, n);
-}
-static swiglu_status q_down(const void *a, size_t *n) {
-  return swiglu_down_proj_forward_workspace_size(g_ctx, g_lin_desc, a, n);
-}
 static void glu_args(const swiglu_tensor *const *t, const op_extra *x, swiglu_glu_linear_args *a) {
   const swiglu_glu_linear_args v = {t[0], t[1], x->sep ? t[2] : NULL, x->with_bias ? t[3] : NULL,
                                     x->with_bias && x->sep ? t[4] : NULL, t[5], x->with_pre ? t[6] : NULL,
@@ -514,28 +508,6 @@ static void down_args(const swiglu_tensor *const *t, const op_extra *x, swiglu_d
   const swiglu_down_proj_args v = {t[0], x->sep ? t[1] : NULL, t[2], x->experts ? x->offsets : NULL,
                                    x->experts, t[3], NULL, 0};
   *a = v;
-}
-static swiglu_status call_glu_linear(const swiglu_tensor *const *t, void *e) {
-  const op_extra *x = e;
-  swiglu_glu_linear_args a;
-  glu_args(t, x, &a);
-  g_lin_desc = &x->d;
-  swiglu_status st = with_workspace(t[7], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_glu, &a);
-  if (st) return st;
-  st = swiglu_glu_linear_forward(g_ctx, &x->d, &a);
-  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
-  return st;
-}
-static swiglu_status call_down(const swiglu_tensor *const *t, void *e) {
-  const op_extra *x = e;
-  swiglu_down_proj_args a;
-  down_args(t, x, &a);
-  g_lin_desc = &x->d;
-  swiglu_status st = with_workspace(t[4], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_down, &a);
-  if (st) return st;
-  st = swiglu_down_proj_forward(g_ctx, &x->d, &a);
-  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
-  return st;
 }
 
 static int draw_lead(int64_t *lead) {
@@ -752,34 +724,28 @@ static void down_bwd_args(const swiglu_tensor *const *t, const op_extra *x, swig
                                             x->sep ? t[5] : NULL, x->with_dw ? t[6] : NULL, x->lin_flags, NULL, 0};
   *a = v;
 }
-static swiglu_status q_glu_bwd(const void *a, size_t *n) {
-  return swiglu_glu_linear_backward_workspace_size(g_ctx, g_lin_desc, a, n);
-}
-static swiglu_status q_down_bwd(const void *a, size_t *n) {
-  return swiglu_down_proj_backward_workspace_size(g_ctx, g_lin_desc, a, n);
-}
-static swiglu_status call_glu_linear_bwd(const swiglu_tensor *const *t, void *e) {
-  const op_extra *x = e;
-  swiglu_glu_linear_backward_args a;
-  bwd_lin_args(t, x, &a);
-  g_lin_desc = &x->d;
-  swiglu_status st = with_workspace(t[12], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_glu_bwd, &a);
-  if (st) return st;
-  st = swiglu_glu_linear_backward(g_ctx, &x->d, &a);
-  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
-  return st;
-}
-static swiglu_status call_down_bwd(const swiglu_tensor *const *t, void *e) {
-  const op_extra *x = e;
-  swiglu_down_proj_backward_args a;
-  down_bwd_args(t, x, &a);
-  g_lin_desc = &x->d;
-  swiglu_status st = with_workspace(t[7], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_down_bwd, &a);
-  if (st) return st;
-  st = swiglu_down_proj_backward(g_ctx, &x->d, &a);
-  if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace);
-  return st;
-}
+
+/* call_NAME: the op on t with the arena's workspace view (t[WS]), or, for the
+ * compact twins, with a workspace of the size the op asks for */
+#define SG_LIN_CALL(name, args_t, build, ws, api)                                                        \
+  static swiglu_status q_##name(const void *a, size_t *n) {                                              \
+    return api##_workspace_size(g_ctx, g_lin_desc, a, n);                                                 \
+  }                                                                                                      \
+  static swiglu_status call_##name(const swiglu_tensor *const *t, void *e) {                             \
+    const op_extra *x = e;                                                                               \
+    args_t a;                                                                                            \
+    build(t, x, &a);                                                                                     \
+    g_lin_desc = &x->d;                                                                                  \
+    swiglu_status st = with_workspace(t[ws], x->ws_bytes, &a.workspace, &a.workspace_bytes, q_##name, &a); \
+    if (st) return st;                                                                                   \
+    st = api(g_ctx, &x->d, &a);                                                                          \
+    if (g_twin) must(swiglu_context_synchronize(g_ctx), "synchronize"), swiglu_context_free(g_ctx, a.workspace); \
+    return st;                                                                                           \
+  }
+SG_LIN_CALL(glu_linear, swiglu_glu_linear_args, glu_args, 7, swiglu_glu_linear_forward)
+SG_LIN_CALL(down, swiglu_down_proj_args, down_args, 4, swiglu_down_proj_forward)
+SG_LIN_CALL(glu_linear_bwd, swiglu_glu_linear_backward_args, bwd_lin_args, 12, swiglu_glu_linear_backward)
+SG_LIN_CALL(down_bwd, swiglu_down_proj_backward_args, down_bwd_args, 7, swiglu_down_proj_backward)
 
 /* The workspace view, after the operands: the size the op asks for, now and
  * then one byte short (must be refused) or more; any alignment. */
