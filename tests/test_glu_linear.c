@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ref64.h"
+#include "open_backend.h"
 
 static swiglu_context *g_ctx;
 static long g_checked, g_failed, g_cases;
@@ -751,15 +752,8 @@ int main(int argc, char **argv) {
      * op says SWIGLU_ERROR_UNSUPPORTED */
     else if (!strcmp(argv[i], "--expect-unsupported")) expect_unsupported = 1;
   }
-  swiglu_status st = swiglu_context_create(&g_ctx, backend, 0);
-  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
-    printf("SKIPPED: backend '%s' is not available here: %s\n", backend, swiglu_last_create_error());
-    return 77;
-  }
-  if (st) { /* a bad backend name or SWIGLU_CPU_ISA: a failure, not a skip */
-    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
-    return 1;
-  }
+  const int rc = t_open_backend(backend, &g_ctx);
+  if (rc) return rc;
   printf("backend %s on %s\n", swiglu_context_backend(g_ctx), swiglu_context_device_name(g_ctx));
   /* Probe: a backend without the GEMM-fused ops reports them unsupported.
    * T = D = H = 1, every tensor its own (never dereferenced) memory. */

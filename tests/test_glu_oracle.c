@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ref64.h"
+#include "open_backend.h"
 
 static const char *const k_act_name[] = {"silu", "gelu_tanh", "gelu_erf", "relu", "silu_gptoss",
                                          "silu_clamped"};
@@ -509,15 +510,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--quick")) quick = 1;
   }
   swiglu_context *ctx;
-  swiglu_status st = swiglu_context_create(&ctx, backend, 0);
-  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
-    printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
-    return 77;
-  }
-  if (st) {
-    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
-    return 1;
-  }
+  const int rc = t_open_backend(backend, &ctx);
+  if (rc) return rc;
   g_ctx = ctx;
   printf("backend %s on %s, seed %llu\n", swiglu_context_backend(ctx),
          swiglu_context_device_name(ctx), (unsigned long long)seed);

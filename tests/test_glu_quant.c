@@ -17,6 +17,7 @@
 
 #include "ref64.h"
 #include "ref_quant.h"
+#include "open_backend.h"
 
 #define SG_WHY 512
 
@@ -601,15 +602,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
     else if (!strcmp(argv[i], "--quick")) quick = 1;
   }
-  swiglu_status st = swiglu_context_create(&ctx, backend, 0);
-  if (st == SWIGLU_ERROR_BACKEND_UNAVAILABLE) {
-    printf("SKIPPED: backend '%s' unavailable here: %s\n", backend, swiglu_last_create_error());
-    return 77;
-  }
-  if (st) {
-    fprintf(stderr, "context: %s: %s\n", swiglu_status_string(st), swiglu_last_create_error());
-    return 1;
-  }
+  const int rc = t_open_backend(backend, &ctx);
+  if (rc) return rc;
   printf("backend %s on %s\n", swiglu_context_backend(ctx), swiglu_context_device_name(ctx));
   t_rng rng = {424242};
   long cases = 0;
